@@ -1,0 +1,188 @@
+//! The all-in-one server: create, lookup and stats in one process, on an embedded
+//! SQLite file and in-process caches, for a laptop (`cargo run --release`).
+//!
+//! It mounts the very same routes and state as the three services; only the
+//! dependencies differ (one SQLite pool, no Redis, one metrics registry).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Compat, from_fn};
+use actix_web::{App, HttpServer, web};
+use common::config::{ServiceKind, Settings};
+use common::db::Engine;
+use common::deps::Deps;
+use common::ids::CodeCodec;
+use create_service::CreateState;
+use lookup_service::LookupState;
+use secrecy::{ExposeSecret, SecretString};
+use tracing_actix_web::TracingLogger;
+
+/// Where the embedded default keeps its code key when `ids.code_key` is unset: next to
+/// the SQLite file, so codes stay stable across restarts.
+fn key_file(settings: &Settings) -> Option<PathBuf> {
+    let url = settings.database.url.as_ref()?.expose_secret().to_string();
+    if Engine::from_url(&url) != Some(Engine::Sqlite) {
+        return None;
+    }
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let dir = Path::new(&path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Some(dir.join("code-key"))
+}
+
+/// Reads the code key file, creating it (owner-only) with 256 random bits if needed.
+fn ensure_code_key(settings: &mut Settings) -> anyhow::Result<()> {
+    if settings.ids.code_key.is_some() {
+        return Ok(());
+    }
+    let Some(path) = key_file(settings) else {
+        anyhow::bail!("configuration key `ids.code_key` is required with PostgreSQL");
+    };
+    if !path.exists() {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let key: [u8; 32] = rand::random();
+        write_private(&path, &hex::encode(key))?;
+    }
+    let key = std::fs::read_to_string(&path)?.trim().to_string();
+    if key.len() < 16 {
+        anyhow::bail!("code key file {} is too short", path.display());
+    }
+    settings.ids.code_key = Some(SecretString::from(key));
+    Ok(())
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Connects (migrating the embedded database) with the all-in-one's defaults.
+pub async fn connect(mut settings: Settings) -> anyhow::Result<Deps> {
+    ensure_code_key(&mut settings)?;
+    Deps::connect(ServiceKind::AllInOne, settings).await
+}
+
+/// A bound, not yet running, all-in-one server.
+pub struct AllInOne {
+    port: u16,
+    server: Server,
+    create: web::Data<CreateState>,
+}
+
+impl AllInOne {
+    pub async fn build(settings: Settings) -> anyhow::Result<AllInOne> {
+        let deps = connect(settings).await?;
+        let settings = deps.settings.clone();
+        let create = web::Data::new(CreateState::build(&deps).await?);
+        let codec: Arc<CodeCodec> = create.codec.clone();
+        let lookup = web::Data::new(LookupState::build(&deps, codec));
+        let readiness = web::Data::new(deps.readiness());
+        let metrics = web::Data::from(deps.metrics.clone());
+        let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
+        let app_create = create.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(common::metrics::track_requests))
+                .wrap(Compat::new(TracingLogger::default()))
+                .app_data(app_create.clone())
+                .app_data(lookup.clone())
+                .app_data(readiness.clone())
+                .app_data(metrics.clone())
+                .app_data(common::http::query_config())
+                .app_data(common::http::path_config())
+                .configure(common::http::ops_routes)
+                .configure(create_service::routes(&settings))
+                .configure(stats_service::routes(&settings))
+                // Last: `/{code}` would otherwise shadow every one-segment path.
+                .configure(lookup_service::routes(&settings))
+                .default_service(web::to(common::http::not_found))
+        })
+        .shutdown_timeout(deps.settings.http.shutdown_timeout_secs)
+        .listen(listener)?;
+        if let Some(workers) = deps.settings.http.workers {
+            server = server.workers(workers);
+        }
+        Ok(AllInOne {
+            port,
+            server: server.run(),
+            create,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/Ctrl-C, then releases the worker-id lease.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        self.create.lease.release().await;
+        Ok(())
+    }
+}
+
+/// `keys create`: mints a key; the caller prints it.
+pub async fn create_key(settings: Settings, tenant: &str, label: &str) -> anyhow::Result<String> {
+    let deps = connect(settings).await?;
+    let key = common::auth::create_key(&deps.db, tenant, label).await?;
+    deps.db.close().await;
+    Ok(key.secret)
+}
+
+/// `keys list`: one line per key (never the key itself, which is not stored).
+pub async fn list_keys(settings: Settings, tenant: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let deps = connect(settings).await?;
+    let keys = common::db::keys::list(deps.db.primary(), tenant).await?;
+    deps.db.close().await;
+    Ok(keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}\t{}\t{}\t{}",
+                k.id,
+                k.tenant_id,
+                if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                },
+                k.label
+            )
+        })
+        .collect())
+}
+
+/// `keys revoke ID`.
+pub async fn revoke_key(settings: Settings, id: i64) -> anyhow::Result<bool> {
+    let deps = connect(settings).await?;
+    let revoked = common::db::keys::revoke(deps.db.primary(), id, common::time::now_ms()).await?;
+    deps.db.close().await;
+    Ok(revoked)
+}

@@ -1,0 +1,153 @@
+//! The all-in-one server on embedded SQLite: one port serves the API, the redirects
+//! and the operational routes; the `keys` subcommand mints working keys; links survive
+//! a restart (the code key persists beside the database).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use common::config::{ServiceKind, Settings};
+use serde_json::{Value, json};
+
+fn settings(dir: &Path) -> Settings {
+    let env = vec![
+        (
+            "SHORTENER__DATABASE__URL".to_string(),
+            format!("sqlite://{}/shortener.db?mode=rwc", dir.display()),
+        ),
+        ("SHORTENER__HTTP__PORT".into(), "0".into()),
+        ("SHORTENER__HTTP__WORKERS".into(), "1".into()),
+        ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
+        ("SHORTENER__TELEMETRY__FILTER".into(), "error".into()),
+    ];
+    Settings::load_from(ServiceKind::AllInOne, None, env).unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+async fn start(dir: &Path) -> (u16, actix_web::dev::ServerHandle, tokio::task::JoinHandle<()>) {
+    let server = shortener::AllInOne::build(settings(dir)).await.unwrap();
+    let port = server.port();
+    let handle = server.handle();
+    let task = tokio::spawn(async move {
+        server.run_until_stopped().await.unwrap();
+    });
+    (port, handle, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_port_serves_create_follow_and_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, handle, task) = start(dir.path()).await;
+    let http = client();
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Anonymous creation is on in the embedded default.
+    let created: Value = http
+        .post(format!("{base}/api/v1/links"))
+        .json(&json!({"url": "https://example.com/embedded"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = created["code"].as_str().unwrap();
+    assert_eq!(created["short_url"], format!("http://127.0.0.1:8080/{code}"));
+    let follow = http.get(format!("{base}/{code}")).send().await.unwrap();
+    assert_eq!(follow.status(), 302);
+    assert_eq!(
+        follow.headers()["location"].to_str().unwrap(),
+        "https://example.com/embedded"
+    );
+
+    // Fixed paths are not shadowed by `/{code}`.
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/api/v1/openapi.json", 200),
+        ("/api/v1/links", 401),
+        ("/nosuchcode", 404),
+    ] {
+        let answer = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(answer.status(), status, "{path}");
+    }
+    // Links to the server itself are refused.
+    let own = http
+        .post(format!("{base}/api/v1/links"))
+        .json(&json!({"url": "http://127.0.0.1:8080/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 422);
+    handle.stop(true).await;
+    task.await.unwrap();
+
+    // Restart on the same data directory: the link and its code still work.
+    let (port, handle, task) = start(dir.path()).await;
+    let follow = http
+        .get(format!("http://127.0.0.1:{port}/{code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow.status(), 302);
+    handle.stop(true).await;
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_create_prints_a_working_key_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/shortener.db?mode=rwc", dir.path().display());
+    let output = Command::new(env!("CARGO_BIN_EXE_shortener"))
+        .args(["keys", "create", "--tenant", "demo"])
+        .env("SHORTENER__DATABASE__URL", &db_url)
+        .env("SHORTENER__TELEMETRY__FILTER", "error")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let key = stdout.lines().last().unwrap().trim().to_string();
+    assert!(key.starts_with("sk_") && key.len() == 46, "last line: {key}");
+
+    let list = Command::new(env!("CARGO_BIN_EXE_shortener"))
+        .args(["keys", "list"])
+        .env("SHORTENER__DATABASE__URL", &db_url)
+        .env("SHORTENER__TELEMETRY__FILTER", "error")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(list.stdout).unwrap();
+    assert!(listed.contains("demo") && listed.contains("active"));
+    assert!(!listed.contains(&key), "keys are never shown again");
+
+    let (port, handle, task) = start(dir.path()).await;
+    let http = client();
+    let created = http
+        .post(format!("http://127.0.0.1:{port}/api/v1/links"))
+        .bearer_auth(&key)
+        .json(&json!({"url": "https://example.com/keyed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mine: Value = http
+        .get(format!("http://127.0.0.1:{port}/api/v1/links"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"][0]["url"], "https://example.com/keyed");
+    handle.stop(true).await;
+    task.await.unwrap();
+}

@@ -1,0 +1,223 @@
+//! Every SQL statement on the `links` table.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
+
+use super::StoreError;
+use crate::time::now_ms;
+
+/// Columns in the order [`LinkRecord::from_row`] reads them (a macro so statements
+/// stay compile-time constants).
+macro_rules! columns {
+    () => {
+        "code, id, tenant_id, url, redirect_status, tags, max_visits, \
+         expires_at, created_at, updated_at, disabled_at, deleted_at"
+    };
+}
+
+/// Most rows per multi-row INSERT: 10 parameters each stays far below both engines'
+/// parameter limits (PostgreSQL 65535, SQLite 32766).
+const INSERT_CHUNK: usize = 500;
+
+/// A link as stored. Built only from validated input (create-service) or from a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRecord {
+    pub code: String,
+    pub id: i64,
+    pub tenant_id: String,
+    pub url: String,
+    pub redirect_status: u16,
+    pub tags: Vec<String>,
+    pub max_visits: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub disabled_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+}
+
+/// What a follower of the link gets, derived from the record at a given instant.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Active,
+    Disabled,
+    Expired,
+    Deleted,
+}
+
+impl LinkRecord {
+    pub fn state_at(&self, now_ms: i64) -> LinkState {
+        if self.deleted_at.is_some() {
+            LinkState::Deleted
+        } else if self.disabled_at.is_some() {
+            LinkState::Disabled
+        } else if self.expires_at.is_some_and(|at| at <= now_ms) {
+            LinkState::Expired
+        } else {
+            LinkState::Active
+        }
+    }
+
+    fn from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
+        let tags: String = row.try_get(5)?;
+        let status: i64 = row.try_get(4)?;
+        Ok(LinkRecord {
+            code: row.try_get(0)?,
+            id: row.try_get(1)?,
+            tenant_id: row.try_get(2)?,
+            url: row.try_get(3)?,
+            redirect_status: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt(format!("redirect_status {status}")))?,
+            tags: serde_json::from_str(&tags)
+                .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
+            max_visits: row.try_get(6)?,
+            expires_at: row.try_get(7)?,
+            created_at: row.try_get(8)?,
+            updated_at: row.try_get(9)?,
+            disabled_at: row.try_get(10)?,
+            deleted_at: row.try_get(11)?,
+        })
+    }
+
+    fn tags_json(&self) -> String {
+        serde_json::to_string(&self.tags).unwrap_or_else(|_| "[]".to_string())
+    }
+}
+
+/// Inserts `links`; returns, in input order, whether each row was inserted (`false`
+/// means its code was already taken). Takes a connection so a create can share a
+/// transaction with its idempotency record.
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    links: &[LinkRecord],
+) -> Result<Vec<bool>, StoreError> {
+    let mut inserted = std::collections::HashSet::new();
+    for chunk in links.chunks(INSERT_CHUNK) {
+        // sqlx's QueryBuilder writes `?` placeholders for the Any driver, which
+        // PostgreSQL rejects; spell out `$n`, which both engines accept.
+        let mut sql = String::from(
+            "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
+             expires_at, created_at, updated_at) VALUES ",
+        );
+        for row in 0..chunk.len() {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            let first = row * 10;
+            let params: Vec<String> = (1..=10).map(|i| format!("${}", first + i)).collect();
+            sql.push('(');
+            sql.push_str(&params.join(", "));
+            sql.push(')');
+        }
+        // A taken code is an expected outcome (alias conflict), not an error that
+        // should abort the rest of a bulk request.
+        sql.push_str(" ON CONFLICT (code) DO NOTHING RETURNING code");
+        // Only placeholders were spliced in: nothing from the request.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for link in chunk {
+            query = query
+                .bind(link.code.clone())
+                .bind(link.id)
+                .bind(link.tenant_id.clone())
+                .bind(link.url.clone())
+                .bind(i64::from(link.redirect_status))
+                .bind(link.tags_json())
+                .bind(link.max_visits)
+                .bind(link.expires_at)
+                .bind(link.created_at)
+                .bind(link.updated_at);
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        for row in rows {
+            let code: String = row.try_get(0)?;
+            inserted.insert(code);
+        }
+    }
+    Ok(links.iter().map(|l| inserted.contains(&l.code)).collect())
+}
+
+/// The link stored under `code`, whoever owns it.
+pub async fn get<'c, E>(executor: E, code: &str) -> Result<Option<LinkRecord>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let sql = concat!("SELECT ", columns!(), " FROM links WHERE code = $1");
+    let row = sqlx::query(sql).bind(code).fetch_optional(executor).await?;
+    row.as_ref().map(LinkRecord::from_row).transpose()
+}
+
+/// One page of a tenant's live links, newest first, strictly older than `before_id`.
+pub async fn list_for_tenant(
+    pool: &AnyPool,
+    tenant_id: &str,
+    before_id: Option<i64>,
+    limit: u32,
+) -> Result<Vec<LinkRecord>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
+         ORDER BY id DESC LIMIT $3"
+    );
+    let rows = sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(LinkRecord::from_row).collect()
+}
+
+/// Writes the mutable fields of `link` if the row still has `expected_updated_at`
+/// (optimistic concurrency: two concurrent edits never silently overwrite each
+/// other). Returns false when the row changed meanwhile or is gone.
+pub async fn update(
+    pool: &AnyPool,
+    link: &LinkRecord,
+    expected_updated_at: i64,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE links SET url = $1, redirect_status = $2, tags = $3, max_visits = $4, \
+         expires_at = $5, disabled_at = $6, updated_at = $7 \
+         WHERE code = $8 AND tenant_id = $9 AND deleted_at IS NULL AND updated_at = $10",
+    )
+    .bind(link.url.clone())
+    .bind(i64::from(link.redirect_status))
+    .bind(link.tags_json())
+    .bind(link.max_visits)
+    .bind(link.expires_at)
+    .bind(link.disabled_at)
+    .bind(link.updated_at)
+    .bind(link.code.clone())
+    .bind(link.tenant_id.clone())
+    .bind(expected_updated_at)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Marks the tenant's link deleted. Returns false if there was no live link to delete.
+pub async fn soft_delete(pool: &AnyPool, tenant_id: &str, code: &str) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let result = sqlx::query(
+        "UPDATE links SET deleted_at = $1, updated_at = $1 \
+         WHERE code = $2 AND tenant_id = $3 AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(code)
+    .bind(tenant_id)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Number of rows, for tests and operators.
+pub async fn count(pool: &AnyPool) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) FROM links")
+        .fetch_one(pool)
+        .await?;
+    Ok(row.try_get(0)?)
+}

@@ -1,0 +1,68 @@
+//! The dependencies a service is built from: settings, database pools, Redis and the
+//! metrics registry. Built once per process, so the all-in-one binary hands the same
+//! pools to create, lookup and stats.
+
+use std::sync::Arc;
+
+use crate::config::{ServiceKind, Settings};
+use crate::db::Database;
+use crate::metrics::Metrics;
+use crate::redis::RedisCluster;
+
+#[derive(Clone)]
+pub struct Deps {
+    pub kind: ServiceKind,
+    pub settings: Arc<Settings>,
+    pub db: Database,
+    pub redis: Option<RedisCluster>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("kind", &self.kind)
+            .field("db", &self.db)
+            .field("redis", &self.redis.is_some())
+            .finish()
+    }
+}
+
+impl Deps {
+    /// Connects the pools (lazily) and applies migrations when configured to.
+    pub async fn connect(kind: ServiceKind, settings: Settings) -> anyhow::Result<Deps> {
+        let db = Database::connect(&settings.database)?;
+        if settings.database.migrate_on_start {
+            db.migrate().await?;
+        }
+        let redis = RedisCluster::from_settings(&settings.redis)?;
+        Ok(Deps {
+            kind,
+            metrics: Metrics::new(kind.name()),
+            settings: Arc::new(settings),
+            db,
+            redis,
+        })
+    }
+
+    /// The readiness checks every service shares: the primary must answer; Redis is
+    /// reported but optional (every caller degrades without it).
+    pub fn readiness(&self) -> crate::health::Readiness {
+        let db = self.db.clone();
+        let mut readiness = crate::health::Readiness::default().with(crate::health::Check::new(
+            "database-primary",
+            true,
+            move || {
+                let db = db.clone();
+                async move { db.ping_primary().await.map_err(|e| e.to_string()) }
+            },
+        ));
+        if let Some(redis) = self.redis.clone() {
+            readiness = readiness.with(crate::health::Check::new("redis", false, move || {
+                let redis = redis.clone();
+                async move { redis.ping().await.map_err(|e| e.to_string()) }
+            }));
+        }
+        readiness
+    }
+}

@@ -1,0 +1,166 @@
+//! HTTP plumbing every service shares: extractor error bodies, the client address,
+//! the operational routes, and binding a server that tests can start on port 0.
+
+use std::net::{IpAddr, TcpListener};
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::problem::Problem;
+
+/// JSON bodies up to `limit` bytes; every way a body can be wrong becomes a problem.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| json_problem(&err).into())
+}
+
+fn json_problem(err: &JsonPayloadError) -> Problem {
+    match err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+        )
+        .detail(format!("the body must not exceed {limit} bytes")),
+        JsonPayloadError::ContentType => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        )
+        .detail("send `Content-Type: application/json`"),
+        JsonPayloadError::Deserialize(e) if e.is_data() => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "Request body does not match the schema",
+        )
+        .detail(e.to_string()),
+        JsonPayloadError::Deserialize(e) => {
+            Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON")
+                .detail(e.to_string())
+        }
+        other => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Unreadable request body",
+        )
+        .detail(other.to_string()),
+    }
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "Invalid query parameters",
+        )
+        .detail(err.to_string())
+        .into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req| {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+            .detail(err.to_string())
+            .into()
+    })
+}
+
+/// Fallback for routes that do not exist.
+pub async fn not_found() -> HttpResponse {
+    Problem::not_found().to_response()
+}
+
+/// The client's address: the trusted proxy header when one is configured, else the
+/// TCP peer. A malformed header falls back to the peer rather than to "no address".
+pub fn client_ip(req: &HttpRequest, trusted_header: Option<&str>) -> Option<IpAddr> {
+    if let Some(name) = trusted_header
+        && let Some(value) = req.headers().get(name).and_then(|v| v.to_str().ok())
+    {
+        // X-Forwarded-For lists hops left to right; the proxy we trust appended the
+        // address it saw last.
+        if let Some(ip) = value
+            .rsplit(',')
+            .next()
+            .and_then(|last| last.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+    }
+    req.peer_addr().map(|addr| addr.ip())
+}
+
+/// Registers `/healthz`, `/readyz` and `/metrics`; the caller provides
+/// `web::Data<Readiness>` and `web::Data<Metrics>`.
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(crate::health::healthz))
+        .route("/readyz", web::get().to(crate::health::readyz))
+        .route("/metrics", web::get().to(crate::metrics::metrics_handler));
+}
+
+/// Binds `bind:port` (port 0 picks a free one) and reports the port actually bound.
+pub fn bind(bind: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
+    let listener = TcpListener::bind((bind, port))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}:{port}: {e}"))?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// Resolves when the process receives SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn client_ip_prefers_trusted_header() {
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.1:5000".parse().expect("addr"))
+            .insert_header(("X-Forwarded-For", "198.51.100.1, 203.0.113.9"))
+            .to_http_request();
+        assert_eq!(
+            client_ip(&req, Some("X-Forwarded-For")),
+            Some("203.0.113.9".parse().expect("ip"))
+        );
+        assert_eq!(client_ip(&req, None), Some("10.0.0.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn unknown_fields_are_422_and_syntax_errors_400() {
+        let data = serde_json::from_str::<serde_json::Value>("{").expect_err("syntax");
+        assert_eq!(
+            json_problem(&JsonPayloadError::Deserialize(data)).status,
+            400
+        );
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct S {
+            a: u8,
+        }
+        let data = serde_json::from_str::<S>(r#"{"a":1,"b":2}"#).expect_err("unknown");
+        assert_eq!(
+            json_problem(&JsonPayloadError::Deserialize(data)).status,
+            422
+        );
+    }
+}

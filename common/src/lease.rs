@@ -1,0 +1,214 @@
+//! The Snowflake worker-id lease: a row in the primary database that a process renews
+//! while it generates ids, so two live processes never share a worker id.
+//!
+//! A process takes its configured id (explicit, or the ordinal of its StatefulSet pod
+//! name) and refuses to start when another live process holds it; without either it
+//! takes the lowest free id. The lease is renewed every third of its TTL. If renewal
+//! fails for a whole TTL (database unreachable) or the row was taken over, the lease is
+//! reported invalid and the caller must stop issuing ids: a partitioned process cannot
+//! know whether somebody else now owns its id.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::config::IdSettings;
+use crate::db::{Database, StoreError, leases};
+use crate::ids::WorkerId;
+use crate::time::now_ms;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error(
+        "Snowflake worker id {worker} is held by another live process ({holder}); \
+         two processes must never share a worker id, so this one refuses to start"
+    )]
+    Taken { worker: u16, holder: String },
+    #[error("all 1024 Snowflake worker ids are leased by live processes")]
+    Exhausted,
+    #[error("worker-id lease: {0}")]
+    Store(#[from] StoreError),
+    #[error("invalid worker id: {0}")]
+    Invalid(String),
+}
+
+/// A held lease; renewed in the background until [`WorkerLease::release`].
+pub struct WorkerLease {
+    worker: WorkerId,
+    holder: String,
+    valid: Arc<AtomicBool>,
+    renewed_at: Arc<AtomicI64>,
+    db: Database,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WorkerLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerLease")
+            .field("worker", &self.worker.get())
+            .field("holder", &self.holder)
+            .finish()
+    }
+}
+
+/// Identifies this process in the lease table (shown in the refusal message).
+fn holder_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    let nonce: u32 = rand::random();
+    format!("{host}/pid-{}/{nonce:08x}", std::process::id())
+}
+
+impl WorkerLease {
+    /// Takes the configured worker id, or the lowest free one.
+    pub async fn acquire(db: &Database, settings: &IdSettings) -> Result<WorkerLease, LeaseError> {
+        let ttl_ms = i64::try_from(settings.lease_ttl_secs.saturating_mul(1000)).unwrap_or(30_000);
+        let holder = holder_name();
+        let wanted = match (settings.worker_id, &settings.pod_name) {
+            (Some(id), _) => {
+                Some(WorkerId::new(id).map_err(|e| LeaseError::Invalid(e.to_string()))?)
+            }
+            (None, Some(pod)) => Some(
+                WorkerId::from_pod_name(pod)
+                    .ok_or_else(|| LeaseError::Invalid(format!("pod name `{pod}`")))?,
+            ),
+            (None, None) => None,
+        };
+        let pool = db.primary();
+        let worker = match wanted {
+            Some(worker) => {
+                let now = now_ms();
+                if !leases::try_acquire(pool, worker.get(), &holder, now, now + ttl_ms).await? {
+                    let holder = leases::live(pool, now)
+                        .await?
+                        .into_iter()
+                        .find(|(id, _)| *id == worker.get())
+                        .map(|(_, h)| h)
+                        .unwrap_or_else(|| "unknown".to_string());
+                    return Err(LeaseError::Taken {
+                        worker: worker.get(),
+                        holder,
+                    });
+                }
+                worker
+            }
+            None => Self::acquire_lowest_free(db, &holder, ttl_ms).await?,
+        };
+        tracing::info!(worker = worker.get(), %holder, "Snowflake worker id leased");
+        let valid = Arc::new(AtomicBool::new(true));
+        let renewed_at = Arc::new(AtomicI64::new(now_ms()));
+        let task = tokio::spawn(renew_loop(
+            db.clone(),
+            worker,
+            holder.clone(),
+            ttl_ms,
+            valid.clone(),
+            renewed_at.clone(),
+        ));
+        Ok(WorkerLease {
+            worker,
+            holder,
+            valid,
+            renewed_at,
+            db: db.clone(),
+            task,
+        })
+    }
+
+    async fn acquire_lowest_free(
+        db: &Database,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<WorkerId, LeaseError> {
+        // Another process may win the id we picked between the read and the write:
+        // look again a bounded number of times.
+        for _ in 0..32 {
+            let now = now_ms();
+            let live = leases::live(db.primary(), now).await?;
+            let Some(candidate) = (0..1024u16).find(|id| !live.iter().any(|(l, _)| l == id)) else {
+                return Err(LeaseError::Exhausted);
+            };
+            if leases::try_acquire(db.primary(), candidate, holder, now, now + ttl_ms).await? {
+                return WorkerId::new(candidate).map_err(|e| LeaseError::Invalid(e.to_string()));
+            }
+        }
+        Err(LeaseError::Exhausted)
+    }
+
+    pub fn worker(&self) -> WorkerId {
+        self.worker
+    }
+
+    /// False once the lease may belong to someone else: stop issuing ids.
+    pub fn is_valid(&self) -> bool {
+        self.valid.load(Ordering::Acquire)
+    }
+
+    /// Unix ms of the last successful renewal.
+    pub fn renewed_at(&self) -> i64 {
+        self.renewed_at.load(Ordering::Relaxed)
+    }
+
+    /// Stops renewing and deletes the row, so a restart can take the id at once.
+    pub async fn release(&self) {
+        self.task.abort();
+        self.valid.store(false, Ordering::Release);
+        if let Err(e) = leases::release(self.db.primary(), self.worker.get(), &self.holder).await {
+            tracing::warn!(error = %e, "worker-id lease not released; it expires by itself");
+        }
+    }
+}
+
+async fn renew_loop(
+    db: Database,
+    worker: WorkerId,
+    holder: String,
+    ttl_ms: i64,
+    valid: Arc<AtomicBool>,
+    renewed_at: Arc<AtomicI64>,
+) {
+    let period = Duration::from_millis(u64::try_from(ttl_ms / 3).unwrap_or(10_000));
+    let mut ticker = tokio::time::interval(period);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let now = now_ms();
+        match leases::renew(db.primary(), worker.get(), &holder, now + ttl_ms).await {
+            Ok(true) => {
+                renewed_at.store(now, Ordering::Relaxed);
+                if !valid.swap(true, Ordering::AcqRel) {
+                    tracing::info!(worker = worker.get(), "worker-id lease renewed again");
+                }
+            }
+            Ok(false) => {
+                // Our row expired and someone took it over: try to take it back once it
+                // is free again, never share it meanwhile.
+                valid.store(false, Ordering::Release);
+                tracing::error!(worker = worker.get(), "worker-id lease lost; ids paused");
+                if let Ok(true) =
+                    leases::try_acquire(db.primary(), worker.get(), &holder, now, now + ttl_ms)
+                        .await
+                {
+                    renewed_at.store(now, Ordering::Relaxed);
+                    valid.store(true, Ordering::Release);
+                }
+            }
+            Err(e) => {
+                // Keep the lease only while our last renewal is younger than the TTL,
+                // with one renewal period of margin for clock differences.
+                if now - renewed_at.load(Ordering::Relaxed) > ttl_ms - ttl_ms / 3 {
+                    valid.store(false, Ordering::Release);
+                    tracing::error!(error = %e, worker = worker.get(), "worker-id lease unrenewable; ids paused");
+                } else {
+                    tracing::warn!(error = %e, worker = worker.get(), "worker-id lease renewal failed");
+                }
+            }
+        }
+    }
+}

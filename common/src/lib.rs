@@ -1,0 +1,30 @@
+//! Shared library of the shortener.
+//!
+//! Every service (create, lookup, stats) and the all-in-one binary are built from this
+//! crate's pieces, so behaviour that users can observe (URL rules, code shapes, error
+//! bodies, metrics names, configuration keys) is defined exactly once:
+//!
+//! - [`config`]: layered, typed settings (`defaults → file → SHORTENER__SECTION__KEY`).
+//! - [`ids`]: Snowflake ids, the worker-id lease, and the public code codec.
+//! - [`links`]: domain types at the edge (`LongUrl`, `Alias`, link records).
+//! - [`db`]: connection pools (primary + replicas) over PostgreSQL or embedded SQLite,
+//!   migrations, and the stores that hold every SQL statement.
+//! - [`auth`], [`ratelimit`]: API keys and GCRA rate limiting.
+//! - [`problem`]: RFC 9457 problem+json errors.
+//! - [`telemetry`], [`metrics`], [`health`], [`http`]: what every service exposes.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod deps;
+pub mod health;
+pub mod http;
+pub mod ids;
+pub mod lease;
+pub mod links;
+pub mod metrics;
+pub mod problem;
+pub mod ratelimit;
+pub mod redis;
+pub mod telemetry;
+pub mod time;

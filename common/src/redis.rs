@@ -1,0 +1,110 @@
+//! The Redis Cluster client: a deadpool pool of cluster connections with a deadline on
+//! every call. Each pooled connection is a multiplexed cluster client, so a small pool
+//! carries many concurrent requests.
+
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_redis::Runtime;
+use deadpool_redis::cluster::{Config, Pool};
+use secrecy::ExposeSecret;
+
+use crate::config::RedisSettings;
+
+pub use deadpool_redis::redis;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("redis call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("redis pool: {0}")]
+    Pool(String),
+    #[error("redis: {0}")]
+    Command(#[from] redis::RedisError),
+}
+
+/// Redis Cluster access with a per-call deadline and a key prefix per deployment.
+#[derive(Clone)]
+pub struct RedisCluster {
+    pool: Pool,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl RedisCluster {
+    /// `None` when no Redis is configured. Connects lazily.
+    pub fn from_settings(settings: &RedisSettings) -> anyhow::Result<Option<RedisCluster>> {
+        if settings.urls.is_empty() {
+            return Ok(None);
+        }
+        let urls: Vec<String> = settings
+            .urls
+            .iter()
+            .map(|u| u.expose_secret().to_string())
+            .collect();
+        let mut config = Config::from_urls(urls);
+        config.pool = Some(deadpool_redis::PoolConfig {
+            max_size: settings.pool_size,
+            timeouts: deadpool_redis::Timeouts {
+                wait: Some(Duration::from_millis(settings.timeout_ms)),
+                create: Some(Duration::from_millis(settings.timeout_ms.max(500))),
+                recycle: Some(Duration::from_millis(settings.timeout_ms)),
+            },
+            ..Default::default()
+        });
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| anyhow::anyhow!("configuration key `redis.urls`: {e}"))?;
+        Ok(Some(RedisCluster {
+            pool,
+            prefix: settings.key_prefix.clone(),
+            timeout: Duration::from_millis(settings.timeout_ms),
+        }))
+    }
+
+    /// `prefix + suffix`: every key this deployment writes.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `f` on a pooled connection under the call deadline.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(deadpool_redis::cluster::Connection) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
+        let work = async {
+            let conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| RedisError::Pool(e.to_string()))?;
+            f(conn).await.map_err(RedisError::from)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| RedisError::Timeout(self.timeout))?
+    }
+
+    /// A round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        self.call(
+            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+        )
+        .await
+        .map(drop)
+    }
+}

@@ -1,0 +1,98 @@
+//! The create-service error enum, mapped to problem+json in one place.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use common::db::StoreError;
+use common::problem::Problem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input that breaks a rule; the problem says which.
+    #[error("{0}")]
+    Invalid(Problem),
+    #[error("authentication: {0}")]
+    Auth(Problem),
+    #[error("anonymous creation is disabled")]
+    AnonymousDisabled,
+    #[error("not found")]
+    NotFound,
+    #[error("alias `{0}` is taken")]
+    AliasTaken(String),
+    #[error("idempotency key reused with a different request")]
+    IdempotencyMismatch,
+    #[error("rate limited ({limit})")]
+    RateLimited {
+        limit: &'static str,
+        retry_after: Duration,
+    },
+    #[error("edited concurrently")]
+    Conflict,
+    /// The id generator may not issue ids right now (lease lost, clock stepped back).
+    #[error("id generation paused: {0}")]
+    IdsPaused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn problem(&self) -> Problem {
+        match self {
+            ApiError::Invalid(p) | ApiError::Auth(p) => p.clone(),
+            ApiError::AnonymousDisabled => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Missing or invalid API key",
+            )
+            .detail("this server requires an API key to create links"),
+            ApiError::NotFound => Problem::not_found().detail("no such link"),
+            ApiError::AliasTaken(alias) => {
+                Problem::new(StatusCode::CONFLICT, "alias-taken", "Alias already taken")
+                    .detail(format!("the alias `{alias}` is already in use"))
+                    .field("alias", "already in use")
+            }
+            ApiError::IdempotencyMismatch => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+            )
+            .detail("this Idempotency-Key was already used with a different request body"),
+            ApiError::RateLimited { limit, retry_after } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            )
+            .detail(format!("the {limit} limit was reached"))
+            .retry_after(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            ApiError::Conflict => Problem::new(
+                StatusCode::CONFLICT,
+                "edit-conflict",
+                "Link changed meanwhile",
+            )
+            .detail("the link was edited concurrently; fetch it and retry"),
+            ApiError::IdsPaused(_) => {
+                Problem::unavailable("link creation is paused on this instance; retry shortly")
+            }
+            ApiError::Store(StoreError::Unavailable(_)) => {
+                Problem::unavailable("the database is unavailable; retry shortly")
+            }
+            ApiError::Store(_) => Problem::internal(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.problem().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Store(e) => tracing::error!(error = ?e, "store call failed"),
+            ApiError::IdsPaused(why) => tracing::error!(reason = %why, "id generation paused"),
+            _ => {}
+        }
+        self.problem().to_response()
+    }
+}

@@ -1,0 +1,151 @@
+//! `POST /api/v1/links/bulk`: up to 1000 links in one request, one result per item.
+//!
+//! Items are validated one by one; the valid ones are written in multi-row
+//! statements inside one transaction. A bad item never sinks the others: it gets its
+//! own problem in the result list, in input order.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use common::db::{StoreError, links};
+use common::problem::Problem;
+use common::time::now_ms;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::model::{CreateLinkRequest, LinkView};
+use crate::state::CreateState;
+
+pub const MAX_BULK_ITEMS: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    pub items: Vec<CreateLinkRequest>,
+}
+
+/// The outcome of one item: `status` is what a single create would have answered.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BulkItemResult {
+    pub index: usize,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BulkResponse {
+    pub created: usize,
+    pub failed: usize,
+    pub results: Vec<BulkItemResult>,
+}
+
+fn failed(index: usize, problem: &Problem) -> BulkItemResult {
+    BulkItemResult {
+        index,
+        status: problem.status,
+        link: None,
+        error: serde_json::to_value(problem).ok(),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/links/bulk",
+    tag = "links",
+    request_body = BulkRequest,
+    responses(
+        (status = 200, description = "One result per item, in input order", body = BulkResponse),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than 1000 items or an invalid body", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []))
+)]
+pub async fn create_bulk(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    body: web::Json<BulkRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, true).await?;
+    let items = body.into_inner().items;
+    if items.is_empty() || items.len() > MAX_BULK_ITEMS {
+        return Err(ApiError::Invalid(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-bulk-size",
+                "Invalid number of items",
+            )
+            .detail(format!(
+                "a bulk request holds 1–{MAX_BULK_ITEMS} items, this one has {}",
+                items.len()
+            )),
+        ));
+    }
+
+    let now = now_ms();
+    let mut results: Vec<Option<BulkItemResult>> = Vec::with_capacity(items.len());
+    let mut records = Vec::new();
+    let mut positions = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match item.validate(&state.url_policy, now) {
+            Ok(valid) => {
+                // Two items of one request asking for the same alias: the first wins.
+                let dup = valid.alias.as_ref().is_some_and(|a| {
+                    records
+                        .iter()
+                        .any(|r: &links::LinkRecord| r.code == a.as_str())
+                });
+                if dup {
+                    results.push(Some(failed(
+                        index,
+                        &ApiError::AliasTaken(item.alias.clone().unwrap_or_default()).problem(),
+                    )));
+                    continue;
+                }
+                records.push(super::new_record(&state, &caller, valid)?);
+                positions.push(index);
+                results.push(None);
+            }
+            Err(errors) => results.push(Some(failed(index, &errors.into_problem()))),
+        }
+    }
+
+    let pool = state.deps.db.primary();
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let inserted = links::insert_many(&mut tx, &records).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+
+    let mut created = 0;
+    for ((record, index), ok) in records.iter().zip(positions).zip(inserted) {
+        let result = if ok {
+            created += 1;
+            BulkItemResult {
+                index,
+                status: 201,
+                link: Some(super::view(&state, record)),
+                error: None,
+            }
+        } else {
+            failed(index, &ApiError::AliasTaken(record.code.clone()).problem())
+        };
+        if let Some(slot) = results.get_mut(index) {
+            *slot = Some(result);
+        }
+    }
+    let results: Vec<BulkItemResult> = results.into_iter().flatten().collect();
+    state
+        .deps
+        .metrics
+        .links_created
+        .with_label_values(&["bulk"])
+        .inc_by(created as u64);
+    Ok(HttpResponse::Ok().json(BulkResponse {
+        created,
+        failed: results.len() - created,
+        results,
+    }))
+}

@@ -1,0 +1,143 @@
+//! `POST /api/v1/links`: create one link, idempotently when asked to.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, web};
+use common::db::{StoreError, idempotency, links};
+use common::problem::Problem;
+use common::time::now_ms;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::model::{CreateLinkRequest, LinkView};
+use crate::state::CreateState;
+
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The `Idempotency-Key` header, if present and well formed.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().filter(|k| {
+        (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic())
+    });
+    key.map(|k| Some(k.to_string())).ok_or_else(|| {
+        ApiError::Invalid(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key",
+            )
+            .detail(format!(
+                "the key must be 1–{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            )),
+        )
+    })
+}
+
+fn replay(stored: &idempotency::StoredResponse) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED))
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .insert_header(("Idempotent-Replayed", "true"))
+        .body(stored.body.clone())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/links",
+    tag = "links",
+    request_body = CreateLinkRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response")),
+    responses(
+        (status = 201, description = "Created", body = LinkView),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Alias taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid link", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []))
+)]
+pub async fn create_link(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    body: web::Json<CreateLinkRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, true).await?;
+    let idem_key = idempotency_key(&req)?;
+    let request = body.into_inner();
+    let tenant = caller.tenant_id().to_string();
+    let request_hash = hex::encode(Sha256::digest(
+        serde_json::to_vec(&request).unwrap_or_default(),
+    ));
+    let pool = state.deps.db.primary();
+
+    if let Some(key) = &idem_key
+        && let Some(stored) = idempotency::get(pool, &tenant, key).await?
+    {
+        return if stored.request_hash == request_hash {
+            Ok(replay(&stored))
+        } else {
+            Err(ApiError::IdempotencyMismatch)
+        };
+    }
+
+    let valid = request
+        .validate(&state.url_policy, now_ms())
+        .map_err(|e| ApiError::Invalid(e.into_problem()))?;
+    let is_alias = valid.alias.is_some();
+    let record = super::new_record(&state, &caller, valid)?;
+    let view = super::view(&state, &record);
+    let body = serde_json::to_string(&view)
+        .map_err(|_| ApiError::Store(StoreError::Corrupt("view".into())))?;
+
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let inserted = links::insert_many(&mut tx, std::slice::from_ref(&record)).await?;
+    if !inserted.first().copied().unwrap_or(false) {
+        drop(tx);
+        // A concurrent retry of this very request may have taken the alias.
+        if let Some(key) = &idem_key
+            && let Some(stored) = idempotency::get(pool, &tenant, key).await?
+            && stored.request_hash == request_hash
+        {
+            return Ok(replay(&stored));
+        }
+        return Err(ApiError::AliasTaken(record.code));
+    }
+    if let Some(key) = &idem_key {
+        let stored = idempotency::StoredResponse {
+            request_hash: request_hash.clone(),
+            status: 201,
+            body: body.clone(),
+        };
+        match idempotency::insert(&mut tx, &tenant, key, &stored, now_ms()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                // A concurrent twin committed first: drop our link, answer with theirs.
+                drop(tx);
+                let stored = idempotency::get(pool, &tenant, key)
+                    .await?
+                    .ok_or(ApiError::Conflict)?;
+                return if stored.request_hash == request_hash {
+                    Ok(replay(&stored))
+                } else {
+                    Err(ApiError::IdempotencyMismatch)
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+
+    state
+        .deps
+        .metrics
+        .links_created
+        .with_label_values(&[if is_alias { "alias" } else { "generated" }])
+        .inc();
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, format!("/api/v1/links/{}", record.code)))
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .body(body))
+}

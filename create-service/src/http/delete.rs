@@ -1,0 +1,33 @@
+//! `DELETE /api/v1/links/{code}`: the code answers 410 from now on and is never reused.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use common::db::links;
+use common::problem::Problem;
+
+use crate::error::ApiError;
+use crate::state::CreateState;
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "Generated code or alias")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_link(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    code: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, false).await?;
+    if links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &code).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

@@ -1,0 +1,77 @@
+//! `GET /api/v1/links`: the caller's links, newest first, with cursor pagination.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use common::db::links;
+use common::problem::Problem;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+use crate::model::LinkPage;
+use crate::state::CreateState;
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<u32>,
+}
+
+fn bad_query(detail: &str) -> ApiError {
+    ApiError::Invalid(
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "Invalid query parameters",
+        )
+        .detail(detail),
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/links",
+    tag = "links",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of links", body = LinkPage),
+        (status = 400, description = "Bad cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_links(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, false).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad_query("limit must be between 1 and 1000"));
+    }
+    let before = match &query.cursor {
+        Some(cursor) => Some(
+            cursor
+                .parse::<i64>()
+                .ok()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| bad_query("cursor is not one this API handed out"))?,
+        ),
+        None => None,
+    };
+    // Listing reads the primary: an owner expects to see the link just created.
+    let records =
+        links::list_for_tenant(state.deps.db.primary(), caller.tenant_id(), before, limit).await?;
+    let next_cursor = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.id.to_string()))
+        .flatten();
+    let items = records.iter().map(|r| super::view(&state, r)).collect();
+    Ok(HttpResponse::Ok().json(LinkPage { items, next_cursor }))
+}

@@ -1,0 +1,64 @@
+//! The link API, one endpoint per file.
+
+pub mod bulk;
+pub mod create;
+pub mod delete;
+pub mod get;
+pub mod list;
+pub mod openapi;
+pub mod update;
+
+use common::db::links::LinkRecord;
+use common::time::now_ms;
+
+use crate::error::ApiError;
+use crate::model::LinkView;
+use crate::state::{Caller, CreateState};
+
+/// Builds the record of a validated new link for `caller`.
+pub(crate) fn new_record(
+    state: &CreateState,
+    caller: &Caller,
+    link: crate::model::ValidLink,
+) -> Result<LinkRecord, ApiError> {
+    let id = state.next_id()?;
+    let code = match &link.alias {
+        Some(alias) => alias.as_str().to_string(),
+        None => state.codec.encode(id).as_str().to_string(),
+    };
+    let now = now_ms();
+    Ok(LinkRecord {
+        code,
+        id: i64::try_from(id.as_u64()).map_err(|_| ApiError::IdsPaused("id overflow".into()))?,
+        tenant_id: caller.tenant_id().to_string(),
+        url: link.url.into_string(),
+        redirect_status: link.redirect_status,
+        tags: link.tags,
+        max_visits: link.max_visits,
+        expires_at: link.expires_at,
+        created_at: now,
+        updated_at: now,
+        disabled_at: None,
+        deleted_at: None,
+    })
+}
+
+pub(crate) fn view(state: &CreateState, record: &LinkRecord) -> LinkView {
+    LinkView::from_record(record, state.short_url(&record.code), now_ms())
+}
+
+/// The caller's live link `code`. Another tenant's link is "not found", never
+/// "forbidden": its existence is nobody else's business.
+pub(crate) async fn owned_link(
+    state: &CreateState,
+    caller: &Caller,
+    code: &str,
+) -> Result<LinkRecord, ApiError> {
+    // Management reads go to the primary: an owner who just created or edited a
+    // link must see it as it is now.
+    let record = common::db::links::get(state.deps.db.primary(), code).await?;
+    match record {
+        Some(r) if r.tenant_id == caller.tenant_id() && r.deleted_at.is_none() => Ok(r),
+        _ => Err(ApiError::NotFound),
+    }
+}

@@ -1,0 +1,47 @@
+//! `PATCH /api/v1/links/{code}`: change a link's destination, expiry, limits or state.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use common::db::links;
+use common::problem::Problem;
+use common::time::now_ms;
+
+use crate::error::ApiError;
+use crate::model::{LinkView, UpdateLinkRequest};
+use crate::state::CreateState;
+
+/// Optimistic updates retried this many times before answering 409.
+const ATTEMPTS: usize = 3;
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "Generated code or alias")),
+    request_body = UpdateLinkRequest,
+    responses(
+        (status = 200, description = "The updated link", body = LinkView),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Edited concurrently", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid change", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update_link(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    code: web::Path<String>,
+    body: web::Json<UpdateLinkRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, false).await?;
+    for _ in 0..ATTEMPTS {
+        let current = super::owned_link(&state, &caller, &code).await?;
+        let next = body
+            .apply(&current, &state.url_policy, now_ms())
+            .map_err(|e| ApiError::Invalid(e.into_problem()))?;
+        if links::update(state.deps.db.primary(), &next, current.updated_at).await? {
+            return Ok(HttpResponse::Ok().json(super::view(&state, &next)));
+        }
+    }
+    Err(ApiError::Conflict)
+}

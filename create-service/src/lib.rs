@@ -1,0 +1,19 @@
+//! create-service: the API through which clients create and manage short links.
+//!
+//! Layout:
+//! - [`app`]: [`app::Application`], the server bound to a port (0 in tests), and
+//!   [`app::routes`], which the all-in-one binary mounts beside lookup and stats.
+//! - [`state`]: what handlers share: pools, the Snowflake generator and its lease, the
+//!   code codec, authentication and rate limits.
+//! - [`model`]: request and response bodies and their validation into domain types.
+//! - [`error`]: the service's one error enum and its mapping to problem+json.
+//! - [`http`]: one file per endpoint, each with its OpenAPI annotation.
+
+pub mod app;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod state;
+
+pub use app::{Application, routes};
+pub use state::CreateState;

@@ -1,0 +1,359 @@
+//! Request and response bodies of the link API, and their validation into records.
+//!
+//! Bodies deny unknown fields: a misspelt `expires_at` must be an error, not a link
+//! that never expires. Validation collects every field error before answering, so a
+//! client fixes its request in one round trip.
+
+use actix_web::http::StatusCode;
+use chrono::{DateTime, Utc};
+use common::db::links::{LinkRecord, LinkState};
+use common::links::{Alias, LongUrl, UrlPolicy};
+use common::problem::Problem;
+use common::time::from_ms;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_LEN: usize = 64;
+pub const REDIRECT_STATUSES: [u16; 4] = [301, 302, 307, 308];
+
+/// `POST /api/v1/links`, and each item of a bulk request.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLinkRequest {
+    /// Destination: an http(s) URL of at most 2048 bytes.
+    #[schema(example = "https://example.com/a/long/path?q=1")]
+    pub url: String,
+    /// Custom code: 3–64 characters of `[A-Za-z0-9_-]`.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// When the link stops redirecting (answers 410). Must be in the future.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Redirect at most this many times, then answer 410.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_visits: Option<u64>,
+    /// 301, 302 (default), 307 or 308.
+    #[serde(default)]
+    pub redirect_status: Option<u16>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// `PATCH /api/v1/links/{code}`: absent fields stay as they are; `null` clears
+/// `expires_at` and `max_visits`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLinkRequest {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub max_visits: Option<Option<u64>>,
+    #[serde(default)]
+    pub redirect_status: Option<u16>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// `true` stops the link redirecting (410) without deleting it.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+/// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A link as the API shows it to its owner.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkView {
+    /// Snowflake id, as a string (it does not fit a JSON double).
+    pub id: String,
+    pub code: String,
+    pub short_url: String,
+    pub url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_visits: Option<i64>,
+    pub redirect_status: u16,
+    pub tags: Vec<String>,
+    pub state: LinkState,
+}
+
+impl LinkView {
+    pub fn from_record(record: &LinkRecord, short_url: String, now_ms: i64) -> LinkView {
+        LinkView {
+            id: record.id.to_string(),
+            code: record.code.clone(),
+            short_url,
+            url: record.url.clone(),
+            created_at: from_ms(record.created_at),
+            updated_at: from_ms(record.updated_at),
+            expires_at: record.expires_at.map(from_ms),
+            max_visits: record.max_visits,
+            redirect_status: record.redirect_status,
+            tags: record.tags.clone(),
+            state: record.state_at(now_ms),
+        }
+    }
+}
+
+/// One page of `GET /api/v1/links`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkPage {
+    pub items: Vec<LinkView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The validated fields of a new link, ready for an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidLink {
+    pub url: LongUrl,
+    pub alias: Option<Alias>,
+    pub expires_at: Option<i64>,
+    pub max_visits: Option<i64>,
+    pub redirect_status: u16,
+    pub tags: Vec<String>,
+}
+
+/// Field errors collected while validating one body.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    fn push(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// One problem naming every bad field; its type names the first.
+    pub fn into_problem(self) -> Problem {
+        let first = self.0.first().map(|(f, _)| *f).unwrap_or("body");
+        let detail = self
+            .0
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let slug = format!("invalid-{}", first.replace('_', "-"));
+        let mut problem =
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, &slug, "Invalid link").detail(detail);
+        for (field, message) in self.0 {
+            problem = problem.field(field, message);
+        }
+        problem
+    }
+}
+
+fn check_url(input: &str, policy: &UrlPolicy, errors: &mut FieldErrors) -> Option<LongUrl> {
+    LongUrl::parse(input, policy)
+        .map_err(|e| errors.push("url", e.to_string()))
+        .ok()
+}
+
+fn check_expiry(at: DateTime<Utc>, now_ms: i64, errors: &mut FieldErrors) -> Option<i64> {
+    let ms = at.timestamp_millis();
+    if ms <= now_ms {
+        errors.push("expires_at", "must be in the future");
+        None
+    } else {
+        Some(ms)
+    }
+}
+
+fn check_max_visits(n: u64, errors: &mut FieldErrors) -> Option<i64> {
+    match i64::try_from(n) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            errors.push("max_visits", format!("must be between 1 and {}", i64::MAX));
+            None
+        }
+    }
+}
+
+fn check_status(status: u16, errors: &mut FieldErrors) -> Option<u16> {
+    if REDIRECT_STATUSES.contains(&status) {
+        Some(status)
+    } else {
+        errors.push("redirect_status", "must be one of 301, 302, 307, 308");
+        None
+    }
+}
+
+fn check_tags(tags: &[String], errors: &mut FieldErrors) -> Option<Vec<String>> {
+    if tags.len() > MAX_TAGS {
+        errors.push("tags", format!("at most {MAX_TAGS} tags"));
+        return None;
+    }
+    let mut clean: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let len = tag.chars().count();
+        if len == 0 || len > MAX_TAG_LEN || tag.chars().any(char::is_control) {
+            errors.push(
+                "tags",
+                format!("each tag is 1–{MAX_TAG_LEN} characters without control characters"),
+            );
+            return None;
+        }
+        if !clean.contains(tag) {
+            clean.push(tag.clone());
+        }
+    }
+    Some(clean)
+}
+
+impl CreateLinkRequest {
+    /// Checks every field; `Err` lists each broken rule.
+    pub fn validate(&self, policy: &UrlPolicy, now_ms: i64) -> Result<ValidLink, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let url = check_url(&self.url, policy, &mut errors);
+        let alias = match &self.alias {
+            Some(a) => match Alias::parse(a) {
+                Ok(alias) => Some(alias),
+                Err(e) => {
+                    errors.push("alias", e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
+        let expires_at = self
+            .expires_at
+            .and_then(|at| check_expiry(at, now_ms, &mut errors));
+        let max_visits = self
+            .max_visits
+            .and_then(|n| check_max_visits(n, &mut errors));
+        let redirect_status = check_status(self.redirect_status.unwrap_or(302), &mut errors);
+        let tags = check_tags(self.tags.as_deref().unwrap_or_default(), &mut errors);
+        match (url, redirect_status, tags) {
+            (Some(url), Some(redirect_status), Some(tags)) if errors.is_empty() => Ok(ValidLink {
+                url,
+                alias,
+                expires_at,
+                max_visits,
+                redirect_status,
+                tags,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl UpdateLinkRequest {
+    /// Applies the request to `record` (validated field by field).
+    pub fn apply(
+        &self,
+        record: &LinkRecord,
+        policy: &UrlPolicy,
+        now_ms: i64,
+    ) -> Result<LinkRecord, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let mut next = record.clone();
+        if let Some(url) = &self.url
+            && let Some(url) = check_url(url, policy, &mut errors)
+        {
+            next.url = url.into_string();
+        }
+        match self.expires_at {
+            Some(Some(at)) => next.expires_at = check_expiry(at, now_ms, &mut errors),
+            Some(None) => next.expires_at = None,
+            None => {}
+        }
+        match self.max_visits {
+            Some(Some(n)) => next.max_visits = check_max_visits(n, &mut errors),
+            Some(None) => next.max_visits = None,
+            None => {}
+        }
+        if let Some(status) = self.redirect_status
+            && let Some(status) = check_status(status, &mut errors)
+        {
+            next.redirect_status = status;
+        }
+        if let Some(tags) = &self.tags
+            && let Some(tags) = check_tags(tags, &mut errors)
+        {
+            next.tags = tags;
+        }
+        match self.disabled {
+            Some(true) if next.disabled_at.is_none() => next.disabled_at = Some(now_ms),
+            Some(false) => next.disabled_at = None,
+            _ => {}
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Strictly later than the version it replaces, even within one millisecond,
+        // so the optimistic check in the store can tell versions apart.
+        next.updated_at = now_ms.max(record.updated_at + 1);
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> UrlPolicy {
+        UrlPolicy {
+            own_hosts: vec!["sho.rt".into()],
+            blocked_hosts: vec![],
+            max_len: 2048,
+        }
+    }
+
+    fn request(url: &str) -> CreateLinkRequest {
+        CreateLinkRequest {
+            url: url.into(),
+            alias: None,
+            expires_at: None,
+            max_visits: None,
+            redirect_status: None,
+            tags: None,
+        }
+    }
+
+    #[test]
+    fn collects_every_field_error() {
+        let mut r = request("javascript:alert(1)");
+        r.alias = Some("a".into());
+        r.redirect_status = Some(303);
+        r.max_visits = Some(0);
+        let errors = r.validate(&policy(), 0).expect_err("invalid");
+        let problem = errors.into_problem();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.kind, "/problems/invalid-url");
+        let fields: Vec<_> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["url", "alias", "max_visits", "redirect_status"]);
+    }
+
+    #[test]
+    fn defaults_and_tag_dedup() {
+        let mut r = request("https://example.com/x");
+        r.tags = Some(vec!["a".into(), "b".into(), "a".into()]);
+        let valid = r.validate(&policy(), 0).expect("valid");
+        assert_eq!(valid.redirect_status, 302);
+        assert_eq!(valid.tags, ["a", "b"]);
+    }
+
+    #[test]
+    fn patch_distinguishes_null_from_absent() {
+        let absent: UpdateLinkRequest = serde_json::from_str("{}").expect("json");
+        assert_eq!(absent.expires_at, None);
+        let null: UpdateLinkRequest =
+            serde_json::from_str(r#"{"expires_at": null}"#).expect("json");
+        assert_eq!(null.expires_at, Some(None));
+    }
+}

@@ -1,0 +1,210 @@
+//! What create-service handlers share, and the checks every API request passes through
+//! (authentication, then rate limits).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use common::auth::{Authenticator, Principal};
+use common::config::Settings;
+use common::deps::Deps;
+use common::ids::{CodeCodec, Generator, IdError, SnowflakeId, SystemClock};
+use common::lease::WorkerLease;
+use common::links::UrlPolicy;
+use common::ratelimit::{Decision, Quota, RateLimiter};
+use secrecy::ExposeSecret;
+
+use crate::error::ApiError;
+
+/// Tenant that owns links created without an API key. Nobody can authenticate as it,
+/// so anonymous links can be followed but never edited or deleted.
+pub const ANONYMOUS_TENANT: &str = "~anonymous";
+
+/// Who is making an API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Tenant(Principal),
+    Anonymous,
+}
+
+impl Caller {
+    pub fn tenant_id(&self) -> &str {
+        match self {
+            Caller::Tenant(p) => &p.tenant_id,
+            Caller::Anonymous => ANONYMOUS_TENANT,
+        }
+    }
+}
+
+pub struct CreateState {
+    pub deps: Deps,
+    pub settings: Arc<Settings>,
+    pub generator: Generator,
+    pub lease: WorkerLease,
+    pub codec: Arc<CodeCodec>,
+    pub auth: Authenticator,
+    pub limiter: RateLimiter,
+    pub url_policy: UrlPolicy,
+    /// `public_base_url` without a trailing slash.
+    pub base_url: String,
+}
+
+impl std::fmt::Debug for CreateState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateState")
+            .field("worker", &self.lease.worker().get())
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// The code codec from `ids.code_key`; the all-in-one supplies a key of its own when
+/// the setting is absent, the services refuse to start without one.
+pub fn codec_from(settings: &Settings) -> anyhow::Result<CodeCodec> {
+    let key = settings.ids.code_key.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "configuration key `ids.code_key` is required (set SHORTENER__IDS__CODE_KEY)"
+        )
+    })?;
+    Ok(CodeCodec::new(key.expose_secret().as_bytes()))
+}
+
+impl CreateState {
+    /// Leases a worker id (refusing to start if it is taken) and builds the state.
+    pub async fn build(deps: &Deps) -> anyhow::Result<CreateState> {
+        let settings = deps.settings.clone();
+        let lease = WorkerLease::acquire(&deps.db, &settings.ids).await?;
+        deps.metrics.worker_id.set(i64::from(lease.worker().get()));
+        let generator = Generator::new(
+            lease.worker(),
+            Arc::new(SystemClock),
+            Duration::from_millis(settings.ids.max_clock_backwards_ms),
+        );
+        Ok(CreateState {
+            codec: Arc::new(codec_from(&settings)?),
+            auth: Authenticator::new(deps.db.clone()),
+            limiter: RateLimiter::new(deps.redis.clone()),
+            url_policy: settings.url_policy(),
+            base_url: settings
+                .http
+                .public_base_url
+                .trim_end_matches('/')
+                .to_string(),
+            generator,
+            lease,
+            settings,
+            deps: deps.clone(),
+        })
+    }
+
+    /// Authenticates the request and charges the rate limits: per API key for
+    /// authenticated callers, per client address for anonymous ones and for failed
+    /// authentication (so guessing keys is throttled too).
+    pub async fn caller(
+        &self,
+        req: &HttpRequest,
+        allow_anonymous: bool,
+    ) -> Result<Caller, ApiError> {
+        let auth = self.auth.authenticate(req).await;
+        let limits = &self.settings.rate_limit;
+        match auth {
+            Ok(Some(principal)) => {
+                self.charge(
+                    "per-key",
+                    &format!("key:{}", principal.key_id),
+                    Quota {
+                        per_minute: limits.per_key_per_minute,
+                        burst: limits.per_key_burst,
+                    },
+                )
+                .await?;
+                Ok(Caller::Tenant(principal))
+            }
+            Ok(None) => {
+                self.charge_ip(req).await?;
+                if allow_anonymous && self.settings.links.anonymous_create {
+                    Ok(Caller::Anonymous)
+                } else if allow_anonymous {
+                    Err(ApiError::AnonymousDisabled)
+                } else {
+                    Err(ApiError::Auth(
+                        common::problem::Problem::new(
+                            actix_web::http::StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            "Missing or invalid API key",
+                        )
+                        .detail("send `Authorization: Bearer <key>`"),
+                    ))
+                }
+            }
+            Err(problem) => {
+                if problem.status == 401 {
+                    self.charge_ip(req).await?;
+                }
+                Err(ApiError::Auth(problem))
+            }
+        }
+    }
+
+    async fn charge_ip(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let limits = &self.settings.rate_limit;
+        let ip = common::http::client_ip(req, self.settings.http.client_ip_header.as_deref())
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "unknown".to_string());
+        self.charge(
+            "per-address",
+            &format!("ip:{ip}"),
+            Quota {
+                per_minute: limits.per_ip_per_minute,
+                burst: limits.per_ip_burst,
+            },
+        )
+        .await
+    }
+
+    async fn charge(&self, limit: &'static str, key: &str, quota: Quota) -> Result<(), ApiError> {
+        if !self.settings.rate_limit.enabled {
+            return Ok(());
+        }
+        match self.limiter.check(key, quota).await {
+            Decision::Allow => Ok(()),
+            Decision::Deny(retry_after) => {
+                self.deps
+                    .metrics
+                    .ratelimited
+                    .with_label_values(&[limit])
+                    .inc();
+                Err(ApiError::RateLimited { limit, retry_after })
+            }
+        }
+    }
+
+    /// A fresh Snowflake id, unless this instance may not issue ids right now.
+    pub fn next_id(&self) -> Result<SnowflakeId, ApiError> {
+        if !self.lease.is_valid() {
+            return Err(ApiError::IdsPaused("worker-id lease not held".into()));
+        }
+        let before = self.generator.stats();
+        let id = self.generator.next_id().map_err(|e| match e {
+            IdError::ClockMovedBackwards { .. } => ApiError::IdsPaused(e.to_string()),
+            other => ApiError::IdsPaused(other.to_string()),
+        });
+        let after = self.generator.stats();
+        let waits = &self.deps.metrics.id_waits;
+        waits.with_label_values(&["sequence_exhausted"]).inc_by(
+            after
+                .sequence_exhaustion_waits
+                .saturating_sub(before.sequence_exhaustion_waits),
+        );
+        waits.with_label_values(&["clock_backwards"]).inc_by(
+            after
+                .clock_backwards_waits
+                .saturating_sub(before.clock_backwards_waits),
+        );
+        id
+    }
+
+    pub fn short_url(&self, code: &str) -> String {
+        format!("{}/{code}", self.base_url)
+    }
+}

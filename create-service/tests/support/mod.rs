@@ -1,0 +1,269 @@
+//! Test harness: the real create-service and lookup-service, started through their
+//! libraries on port 0, over embedded SQLite or the shared PostgreSQL bed (primary +
+//! streaming replica, Redis Cluster).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use common::config::{ServiceKind, Settings};
+use common::db::Database;
+use common::deps::Deps;
+use common::ids::CodeCodec;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const CODE_KEY: &str = "test-code-key-0123456789";
+pub const PUBLIC_BASE: &str = "http://sho.rt";
+
+pub enum Backing {
+    Sqlite(tempfile::TempDir),
+    Postgres(test_kit::TestDb),
+}
+
+pub struct Harness {
+    pub engine: &'static str,
+    pub create: create_service::app::Running,
+    pub lookup_port: u16,
+    lookup: actix_web::dev::ServerHandle,
+    pub db: Database,
+    pub http: reqwest::Client,
+    /// Keys of two tenants, `acme` and `globex`.
+    pub key: String,
+    pub other_key: String,
+    pub env: Vec<(String, String)>,
+    pub backing: Backing,
+}
+
+/// A JSON answer: status, headers, body (Null when empty or not JSON).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with this status and type.
+    pub fn assert_problem(&self, status: u16, kind: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("/problems/{kind}"),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+}
+
+fn env_pairs(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+impl Harness {
+    pub async fn sqlite(overrides: &[(&str, &str)]) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/links.db?mode=rwc", dir.path().display());
+        let env = env_pairs(&[("SHORTENER__DATABASE__URL", url)]);
+        Self::start("sqlite", env, overrides, Backing::Sqlite(dir)).await
+    }
+
+    pub async fn postgres(overrides: &[(&str, &str)]) -> Harness {
+        let bed = test_kit::bed().await;
+        let db = bed.fresh_database().await;
+        let env = env_pairs(&[
+            ("SHORTENER__DATABASE__URL", db.primary_url.clone()),
+            ("SHORTENER__DATABASE__REPLICA_URLS", db.replica_url.clone()),
+            ("SHORTENER__REDIS__URLS", bed.redis_urls().join(",")),
+            ("SHORTENER__REDIS__KEY_PREFIX", bed.fresh_prefix()),
+        ]);
+        Self::start("postgres", env, overrides, Backing::Postgres(db)).await
+    }
+
+    async fn start(
+        engine: &'static str,
+        mut env: Vec<(String, String)>,
+        overrides: &[(&str, &str)],
+        backing: Backing,
+    ) -> Harness {
+        env.extend(env_pairs(&[
+            ("SHORTENER__HTTP__BIND", "127.0.0.1".into()),
+            ("SHORTENER__HTTP__PORT", "0".into()),
+            ("SHORTENER__HTTP__WORKERS", "2".into()),
+            ("SHORTENER__HTTP__PUBLIC_BASE_URL", PUBLIC_BASE.into()),
+            ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS", "1".into()),
+            ("SHORTENER__DATABASE__MIGRATE_ON_START", "true".into()),
+            ("SHORTENER__IDS__CODE_KEY", CODE_KEY.into()),
+            ("SHORTENER__TELEMETRY__FILTER", "error".into()),
+        ]));
+        for (k, v) in overrides {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let create_settings = Settings::load_from(ServiceKind::Create, None, env.clone()).unwrap();
+        common::telemetry::init(&create_settings.telemetry);
+        let deps = Deps::connect(ServiceKind::Create, create_settings.clone())
+            .await
+            .unwrap();
+        let db = deps.db.clone();
+        let create = create_service::Application::build_with(deps)
+            .await
+            .unwrap()
+            .spawn();
+
+        let lookup_settings = Settings::load_from(ServiceKind::Lookup, None, env.clone()).unwrap();
+        let lookup_deps = Deps::connect(ServiceKind::Lookup, lookup_settings)
+            .await
+            .unwrap();
+        let codec = Arc::new(CodeCodec::new(CODE_KEY.as_bytes()));
+        let (lookup_port, lookup) = lookup_service::Application::build_with(lookup_deps, codec)
+            .unwrap()
+            .spawn();
+
+        let key = common::auth::create_key(&db, "acme", "tests")
+            .await
+            .unwrap()
+            .secret;
+        let other_key = common::auth::create_key(&db, "globex", "tests")
+            .await
+            .unwrap()
+            .secret;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        Harness {
+            engine,
+            create,
+            lookup_port,
+            lookup,
+            db,
+            http,
+            key,
+            other_key,
+            env,
+            backing,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.create.stop().await;
+        lookup_service::app::stop(self.lookup).await;
+        self.db.close().await;
+    }
+
+    pub fn create_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.create.port)
+    }
+
+    pub fn lookup_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.lookup_port)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// A call to create-service with `key` as bearer (None: anonymous).
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, self.create_url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Creates a link as `acme`; panics unless 201.
+    pub async fn create_link(&self, body: Value) -> Value {
+        let answer = self
+            .api(Method::POST, "/api/v1/links", Some(&self.key), Some(body))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body
+    }
+
+    /// Follows `/{code}` on lookup-service (no redirect following).
+    pub async fn follow(&self, code: &str) -> Answer {
+        self.send(self.http.get(self.lookup_url(&format!("/{code}"))))
+            .await
+    }
+
+    /// Follows `code` until it answers `status`, for checks after an edit: lookup reads
+    /// a streaming replica, so an edit shows there after the replication lag (a few
+    /// ms on loopback). Panics after two seconds.
+    pub async fn follow_until(&self, code: &str, status: u16) -> Answer {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let answer = self.follow(code).await;
+            if answer.status.as_u16() == status || std::time::Instant::now() > deadline {
+                assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn count_links(&self) -> i64 {
+        common::db::links::count(self.db.primary()).await.unwrap()
+    }
+}
+
+/// Runs a scenario `async fn NAME(h: &Harness)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let h = $crate::support::Harness::sqlite(&[]).await;
+                    super::$name(&h).await;
+                    h.stop().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let h = $crate::support::Harness::postgres(&[]).await;
+                    super::$name(&h).await;
+                    h.stop().await;
+                }
+            }
+        )+
+    };
+}

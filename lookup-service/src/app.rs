@@ -1,0 +1,100 @@
+//! Building and running lookup-service: the redirect route (shared with the
+//! all-in-one) and a server bound to a port, which tests start on port 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compat, from_fn};
+use actix_web::{App, HttpServer, web};
+use common::config::{ServiceKind, Settings};
+use common::deps::Deps;
+use common::ids::CodeCodec;
+use tracing_actix_web::TracingLogger;
+
+use crate::resolve::LookupState;
+
+/// Mounts `GET|HEAD /{code}`; register it after every fixed path. Needs
+/// `web::Data<LookupState>` in the app.
+pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
+    let lookup = web::Data::new(settings.lookup.clone());
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::resource("/{code}")
+                .app_data(lookup)
+                .route(web::get().to(crate::redirect::follow))
+                .route(web::head().to(crate::redirect::follow)),
+        );
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let deps = Deps::connect(ServiceKind::Lookup, settings).await?;
+        let key = deps.settings.ids.code_key.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "configuration key `ids.code_key` is required (set SHORTENER__IDS__CODE_KEY)"
+            )
+        })?;
+        let codec = Arc::new(CodeCodec::new(
+            secrecy::ExposeSecret::expose_secret(key).as_bytes(),
+        ));
+        Self::build_with(deps, codec)
+    }
+
+    pub fn build_with(deps: Deps, codec: Arc<CodeCodec>) -> anyhow::Result<Application> {
+        let settings = deps.settings.clone();
+        let state = web::Data::new(LookupState::build(&deps, codec));
+        let readiness = web::Data::new(deps.readiness());
+        let metrics = web::Data::from(deps.metrics.clone());
+        let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
+        let app_settings = settings.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(common::metrics::track_requests))
+                .wrap(Compat::new(TracingLogger::default()))
+                .app_data(state.clone())
+                .app_data(readiness.clone())
+                .app_data(metrics.clone())
+                .app_data(common::http::path_config())
+                .configure(common::http::ops_routes)
+                .configure(routes(&app_settings))
+                .default_service(web::to(common::http::not_found))
+        })
+        .shutdown_timeout(settings.http.shutdown_timeout_secs)
+        .listen(listener)?;
+        if let Some(workers) = settings.http.workers {
+            server = server.workers(workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        Ok(())
+    }
+
+    /// For tests: serve in the background; the handle stops the server.
+    pub fn spawn(self) -> (u16, actix_web::dev::ServerHandle) {
+        let handle = self.server.handle();
+        tokio::spawn(self.server);
+        (self.port, handle)
+    }
+}
+
+/// Stops a spawned server, draining in-flight requests.
+pub async fn stop(handle: actix_web::dev::ServerHandle) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), handle.stop(true)).await;
+}
