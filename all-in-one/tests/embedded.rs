@@ -32,7 +32,13 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn start(dir: &Path) -> (u16, actix_web::dev::ServerHandle, tokio::task::JoinHandle<()>) {
+async fn start(
+    dir: &Path,
+) -> (
+    u16,
+    actix_web::dev::ServerHandle,
+    tokio::task::JoinHandle<()>,
+) {
     let server = shortener::AllInOne::build(settings(dir)).await.unwrap();
     let port = server.port();
     let handle = server.handle();
@@ -60,7 +66,10 @@ async fn one_port_serves_create_follow_and_ops() {
         .await
         .unwrap();
     let code = created["code"].as_str().unwrap();
-    assert_eq!(created["short_url"], format!("http://127.0.0.1:8080/{code}"));
+    assert_eq!(
+        created["short_url"],
+        format!("http://127.0.0.1:8080/{code}")
+    );
     let follow = http.get(format!("{base}/{code}")).send().await.unwrap();
     assert_eq!(follow.status(), 302);
     assert_eq!(
@@ -116,7 +125,10 @@ async fn keys_create_prints_a_working_key_last() {
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let key = stdout.lines().last().unwrap().trim().to_string();
-    assert!(key.starts_with("sk_") && key.len() == 46, "last line: {key}");
+    assert!(
+        key.starts_with("sk_") && key.len() == 46,
+        "last line: {key}"
+    );
 
     let list = Command::new(env!("CARGO_BIN_EXE_shortener"))
         .args(["keys", "list"])

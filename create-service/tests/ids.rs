@@ -21,7 +21,10 @@ const PROCESSES: usize = 4;
 fn settings(db_url: &str, worker: Option<u16>) -> Settings {
     let mut env = vec![
         ("SHORTENER__DATABASE__URL".to_string(), db_url.to_string()),
-        ("SHORTENER__DATABASE__MIGRATE_ON_START".into(), "true".into()),
+        (
+            "SHORTENER__DATABASE__MIGRATE_ON_START".into(),
+            "true".into(),
+        ),
         ("SHORTENER__IDS__CODE_KEY".into(), support::CODE_KEY.into()),
         ("SHORTENER__HTTP__BIND".into(), "127.0.0.1".into()),
         ("SHORTENER__HTTP__PORT".into(), "0".into()),
@@ -39,7 +42,9 @@ async fn lease_conflict_refuses_start(db_url: &str) {
         .unwrap()
         .spawn();
     let second = create_service::Application::build(settings(db_url, Some(5))).await;
-    let error = second.err().expect("a second process with worker id 5 must not start");
+    let error = second
+        .err()
+        .expect("a second process with worker id 5 must not start");
     let message = format!("{error:#}");
     assert!(
         message.contains("worker id 5 is held by another live process"),
@@ -79,7 +84,9 @@ async fn pod_ordinal_becomes_the_worker_id() {
     let mut s = settings(&db.primary_url, None);
     s.ids.pod_name = Some("shortener-create-7".into());
     let deps = Deps::connect(ServiceKind::Create, s).await.unwrap();
-    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids).await.unwrap();
+    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+        .await
+        .unwrap();
     assert_eq!(lease.worker().get(), 7);
     lease.release().await;
 }
@@ -95,8 +102,14 @@ async fn id_child() {
     let deps = Deps::connect(ServiceKind::Create, settings(db_url, None))
         .await
         .unwrap();
-    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids).await.unwrap();
-    let generator = Generator::new(lease.worker(), Arc::new(SystemClock), Duration::from_millis(10));
+    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+        .await
+        .unwrap();
+    let generator = Generator::new(
+        lease.worker(),
+        Arc::new(SystemClock),
+        Duration::from_millis(10),
+    );
     let mut bytes = Vec::with_capacity(IDS_PER_PROCESS * 8);
     for _ in 0..IDS_PER_PROCESS {
         bytes.extend_from_slice(&generator.next_id().unwrap().as_u64().to_le_bytes());
@@ -151,7 +164,10 @@ async fn no_duplicate_ids_across_processes() {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase within a process");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids increase within a process"
+        );
         let worker = SnowflakeId::from_u64(ids[0]).unwrap().worker().get();
         assert!(workers.insert(worker), "worker id {worker} leased twice");
         all.extend(ids);

@@ -22,10 +22,14 @@ const LIMITS: &[(&str, &str)] = &[
 async fn limits_answer_429(h: &Harness) {
     let body = json!({"url": "https://example.com/"});
     for _ in 0..3 {
-        let answer = h.api(Method::POST, "/api/v1/links", None, Some(body.clone())).await;
+        let answer = h
+            .api(Method::POST, "/api/v1/links", None, Some(body.clone()))
+            .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
     }
-    let limited = h.api(Method::POST, "/api/v1/links", None, Some(body.clone())).await;
+    let limited = h
+        .api(Method::POST, "/api/v1/links", None, Some(body.clone()))
+        .await;
     limited.assert_problem(429, "rate-limited");
     // Six a minute: the next slot opens ten seconds later.
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
@@ -34,21 +38,46 @@ async fn limits_answer_429(h: &Harness) {
 
     // Keys have their own budget, independent of the address's.
     for _ in 0..2 {
-        let answer = h.api(Method::POST, "/api/v1/links", Some(&h.key), Some(body.clone())).await;
+        let answer = h
+            .api(
+                Method::POST,
+                "/api/v1/links",
+                Some(&h.key),
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
     }
-    h.api(Method::POST, "/api/v1/links", Some(&h.key), Some(body.clone()))
-        .await
-        .assert_problem(429, "rate-limited");
+    h.api(
+        Method::POST,
+        "/api/v1/links",
+        Some(&h.key),
+        Some(body.clone()),
+    )
+    .await
+    .assert_problem(429, "rate-limited");
     let other = h
-        .api(Method::POST, "/api/v1/links", Some(&h.other_key), Some(body.clone()))
+        .api(
+            Method::POST,
+            "/api/v1/links",
+            Some(&h.other_key),
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(other.status, StatusCode::CREATED);
     assert_eq!(h.count_links().await, 6);
 
     let metrics = h.send(h.http.get(h.create_url("/metrics"))).await;
-    assert!(metrics.text.contains("shortener_rate_limited_total{limit=\"per-address\""));
-    assert!(metrics.text.contains("shortener_rate_limited_total{limit=\"per-key\""));
+    assert!(
+        metrics
+            .text
+            .contains("shortener_rate_limited_total{limit=\"per-address\"")
+    );
+    assert!(
+        metrics
+            .text
+            .contains("shortener_rate_limited_total{limit=\"per-key\"")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

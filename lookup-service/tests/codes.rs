@@ -17,7 +17,10 @@ const KEY: &str = "lookup-test-code-key-42";
 async fn non_canonical_codes_never_reach_storage() {
     // Port 1 on loopback: nothing listens, every connection is refused at once.
     let env = vec![
-        ("SHORTENER__DATABASE__URL", "postgres://nobody@127.0.0.1:1/none"),
+        (
+            "SHORTENER__DATABASE__URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        ),
         ("SHORTENER__DATABASE__ACQUIRE_TIMEOUT_MS", "300"),
         ("SHORTENER__HTTP__BIND", "127.0.0.1"),
         ("SHORTENER__HTTP__PORT", "0"),
@@ -83,7 +86,11 @@ async fn non_canonical_codes_never_reach_storage() {
     }
     // Strings that can exist do go to storage, which is down here.
     for code in [valid.as_str(), "my-alias"] {
-        assert_eq!(status(format!("/{code}")).await.0, 503, "`{code}` must query storage");
+        assert_eq!(
+            status(format!("/{code}")).await.0,
+            503,
+            "`{code}` must query storage"
+        );
     }
     lookup_service::app::stop(handle).await;
 }
