@@ -99,7 +99,10 @@ impl AllInOne {
         let create = web::Data::new(CreateState::build(&deps).await?);
         let codec: Arc<CodeCodec> = create.codec.clone();
         let lookup = web::Data::new(LookupState::build(&deps, codec));
-        let readiness = web::Data::new(deps.readiness());
+        let readiness = web::Data::new(create_service::state::with_lease_check(
+            deps.readiness(),
+            &create,
+        ));
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_create = create.clone();
@@ -143,7 +146,7 @@ impl AllInOne {
     /// Serves until SIGTERM/Ctrl-C, then releases the worker-id lease.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
-        self.create.lease.release().await;
+        self.create.release_lease().await;
         Ok(())
     }
 }

@@ -4,9 +4,15 @@
 //! A process takes its configured id (explicit, or the ordinal of its StatefulSet pod
 //! name) and refuses to start when another live process holds it; without either it
 //! takes the lowest free id. The lease is renewed every third of its TTL. If renewal
-//! fails for a whole TTL (database unreachable) or the row was taken over, the lease is
-//! reported invalid and the caller must stop issuing ids: a partitioned process cannot
-//! know whether somebody else now owns its id.
+//! fails for two thirds of a TTL (database unreachable) the lease is reported invalid
+//! until a renewal succeeds again; if the row was taken over, for good. The caller
+//! stops issuing ids meanwhile: a partitioned process cannot know whether somebody
+//! else now owns its id.
+//!
+//! The row also bounds the timestamps of ids issued under the worker id
+//! (`issued_until`): renewals raise it to the lease expiry, a clean release lowers it
+//! to the newest id actually issued. A new holder starts its generator above it, so
+//! ids stay unique across restarts even when clocks disagree.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -38,6 +44,7 @@ pub enum LeaseError {
 pub struct WorkerLease {
     worker: WorkerId,
     holder: String,
+    floor_ms: u64,
     valid: Arc<AtomicBool>,
     renewed_at: Arc<AtomicI64>,
     db: Database,
@@ -80,27 +87,34 @@ impl WorkerLease {
             ),
             (None, None) => None,
         };
-        let pool = db.primary();
-        let worker = match wanted {
+        let (worker, floor_ms) = match wanted {
             Some(worker) => {
-                let now = now_ms();
-                if !leases::try_acquire(pool, worker.get(), &holder, now, now + ttl_ms).await? {
-                    let holder = leases::live(pool, now)
-                        .await?
-                        .into_iter()
-                        .find(|(id, _)| *id == worker.get())
-                        .map(|(_, h)| h)
-                        .unwrap_or_else(|| "unknown".to_string());
-                    return Err(LeaseError::Taken {
-                        worker: worker.get(),
-                        holder,
-                    });
+                // Retried only when the row changed between our read and our write.
+                let mut outcome = None;
+                for _ in 0..8 {
+                    match Self::try_take(db, worker, &holder, ttl_ms).await? {
+                        Take::Taken(floor) => {
+                            outcome = Some(floor);
+                            break;
+                        }
+                        Take::Held(by) => {
+                            return Err(LeaseError::Taken {
+                                worker: worker.get(),
+                                holder: by,
+                            });
+                        }
+                        Take::Raced => {}
+                    }
                 }
-                worker
+                let floor = outcome.ok_or(LeaseError::Taken {
+                    worker: worker.get(),
+                    holder: "a process that keeps taking it".into(),
+                })?;
+                (worker, floor)
             }
             None => Self::acquire_lowest_free(db, &holder, ttl_ms).await?,
         };
-        tracing::info!(worker = worker.get(), %holder, "Snowflake worker id leased");
+        tracing::info!(worker = worker.get(), %holder, floor_ms, "Snowflake worker id leased");
         let valid = Arc::new(AtomicBool::new(true));
         let renewed_at = Arc::new(AtomicI64::new(now_ms()));
         let task = tokio::spawn(renew_loop(
@@ -114,6 +128,7 @@ impl WorkerLease {
         Ok(WorkerLease {
             worker,
             holder,
+            floor_ms,
             valid,
             renewed_at,
             db: db.clone(),
@@ -121,21 +136,48 @@ impl WorkerLease {
         })
     }
 
+    /// One attempt at `worker`: read the row, then compare-and-set it.
+    async fn try_take(
+        db: &Database,
+        worker: WorkerId,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Take, LeaseError> {
+        let pool = db.primary();
+        let now = now_ms();
+        let seen = leases::get(pool, worker.get()).await?;
+        if let Some(row) = &seen
+            && row.expires_at >= now
+            && row.holder != holder
+        {
+            return Ok(Take::Held(row.holder.clone()));
+        }
+        if leases::try_acquire(pool, worker.get(), holder, seen.as_ref(), now, now + ttl_ms).await?
+        {
+            Ok(Take::Taken(
+                seen.map_or(0, |row| row.issued_until.max(0) as u64),
+            ))
+        } else {
+            Ok(Take::Raced)
+        }
+    }
+
     async fn acquire_lowest_free(
         db: &Database,
         holder: &str,
         ttl_ms: i64,
-    ) -> Result<WorkerId, LeaseError> {
+    ) -> Result<(WorkerId, u64), LeaseError> {
         // Another process may win the id we picked between the read and the write:
         // look again a bounded number of times.
-        for _ in 0..32 {
-            let now = now_ms();
-            let live = leases::live(db.primary(), now).await?;
+        for _ in 0..64 {
+            let live = leases::live(db.primary(), now_ms()).await?;
             let Some(candidate) = (0..1024u16).find(|id| !live.iter().any(|(l, _)| l == id)) else {
                 return Err(LeaseError::Exhausted);
             };
-            if leases::try_acquire(db.primary(), candidate, holder, now, now + ttl_ms).await? {
-                return WorkerId::new(candidate).map_err(|e| LeaseError::Invalid(e.to_string()));
+            let worker =
+                WorkerId::new(candidate).map_err(|e| LeaseError::Invalid(e.to_string()))?;
+            if let Take::Taken(floor) = Self::try_take(db, worker, holder, ttl_ms).await? {
+                return Ok((worker, floor));
             }
         }
         Err(LeaseError::Exhausted)
@@ -143,6 +185,12 @@ impl WorkerLease {
 
     pub fn worker(&self) -> WorkerId {
         self.worker
+    }
+
+    /// Unix ms up to which earlier holders of this worker id may have issued ids:
+    /// the generator must start above it.
+    pub fn floor_ms(&self) -> u64 {
+        self.floor_ms
     }
 
     /// False once the lease may belong to someone else: stop issuing ids.
@@ -155,14 +203,27 @@ impl WorkerLease {
         self.renewed_at.load(Ordering::Relaxed)
     }
 
-    /// Stops renewing and deletes the row, so a restart can take the id at once.
-    pub async fn release(&self) {
+    /// Stops renewing and frees the row, recording the newest id timestamp issued, so
+    /// a restart can take the id at once.
+    pub async fn release(&self, last_issued_ms: u64) {
         self.task.abort();
         self.valid.store(false, Ordering::Release);
-        if let Err(e) = leases::release(self.db.primary(), self.worker.get(), &self.holder).await {
+        let last = i64::try_from(last_issued_ms).unwrap_or(i64::MAX);
+        if let Err(e) =
+            leases::release(self.db.primary(), self.worker.get(), &self.holder, last).await
+        {
             tracing::warn!(error = %e, "worker-id lease not released; it expires by itself");
         }
     }
+}
+
+enum Take {
+    /// Ours now; carries the floor for the generator.
+    Taken(u64),
+    /// A live process holds it.
+    Held(String),
+    /// The row changed between read and write: look again.
+    Raced,
 }
 
 async fn renew_loop(
@@ -182,22 +243,18 @@ async fn renew_loop(
         match leases::renew(db.primary(), worker.get(), &holder, now + ttl_ms).await {
             Ok(true) => {
                 renewed_at.store(now, Ordering::Relaxed);
+                // Still our row: nobody took the id while renewals failed.
                 if !valid.swap(true, Ordering::AcqRel) {
                     tracing::info!(worker = worker.get(), "worker-id lease renewed again");
                 }
             }
             Ok(false) => {
-                // Our row expired and someone took it over: try to take it back once it
-                // is free again, never share it meanwhile.
+                // Our row expired and was taken over: ids issued from now on could
+                // collide with the new holder's. Stay paused for good; readiness fails
+                // and the orchestrator replaces this process.
                 valid.store(false, Ordering::Release);
-                tracing::error!(worker = worker.get(), "worker-id lease lost; ids paused");
-                if let Ok(true) =
-                    leases::try_acquire(db.primary(), worker.get(), &holder, now, now + ttl_ms)
-                        .await
-                {
-                    renewed_at.store(now, Ordering::Relaxed);
-                    valid.store(true, Ordering::Release);
-                }
+                tracing::error!(worker = worker.get(), "worker-id lease lost; ids stopped");
+                return;
             }
             Err(e) => {
                 // Keep the lease only while our last renewal is younger than the TTL,

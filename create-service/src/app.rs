@@ -60,7 +60,7 @@ impl Application {
     pub async fn build_with(deps: Deps) -> anyhow::Result<Application> {
         let settings = deps.settings.clone();
         let state = web::Data::new(CreateState::build(&deps).await?);
-        let readiness = web::Data::new(deps.readiness());
+        let readiness = web::Data::new(crate::state::with_lease_check(deps.readiness(), &state));
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_state = state.clone();
@@ -133,5 +133,5 @@ impl Running {
 }
 
 async fn release(state: web::Data<CreateState>) {
-    state.lease.release().await;
+    state.release_lease().await;
 }

@@ -58,6 +58,27 @@ impl std::fmt::Debug for CreateState {
     }
 }
 
+/// How long a create's `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// Forgets idempotency records past their retention, hourly. Several instances doing
+/// it at once is harmless: the delete is idempotent.
+fn spawn_idempotency_purge(db: common::db::Database) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            ticker.tick().await;
+            let retention = i64::try_from(IDEMPOTENCY_RETENTION.as_millis()).unwrap_or(i64::MAX);
+            let cutoff = common::time::now_ms().saturating_sub(retention);
+            match common::db::idempotency::purge_older_than(db.primary(), cutoff).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency records purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+            }
+        }
+    });
+}
+
 /// The code codec from `ids.code_key`; the all-in-one supplies a key of its own when
 /// the setting is absent, the services refuse to start without one.
 pub fn codec_from(settings: &Settings) -> anyhow::Result<CodeCodec> {
@@ -79,7 +100,9 @@ impl CreateState {
             lease.worker(),
             Arc::new(SystemClock),
             Duration::from_millis(settings.ids.max_clock_backwards_ms),
-        );
+        )
+        .with_floor(lease.floor_ms());
+        spawn_idempotency_purge(deps.db.clone());
         Ok(CreateState {
             codec: Arc::new(codec_from(&settings)?),
             auth: Authenticator::new(deps.db.clone()),
@@ -204,7 +227,35 @@ impl CreateState {
         id
     }
 
+    /// Frees the worker-id lease, recording the newest id issued.
+    pub async fn release_lease(&self) {
+        self.lease.release(self.generator.last_issued_ms()).await;
+    }
+
     pub fn short_url(&self, code: &str) -> String {
         format!("{}/{code}", self.base_url)
     }
+}
+
+/// Adds the worker-id lease to `readiness`: an instance that may not issue ids must
+/// not receive create traffic.
+pub fn with_lease_check(
+    readiness: common::health::Readiness,
+    state: &actix_web::web::Data<CreateState>,
+) -> common::health::Readiness {
+    let state = state.clone();
+    readiness.with(common::health::Check::new(
+        "worker-id-lease",
+        true,
+        move || {
+            let valid = state.lease.is_valid();
+            async move {
+                if valid {
+                    Ok(())
+                } else {
+                    Err("worker-id lease not held; ids paused".to_string())
+                }
+            }
+        },
+    ))
 }

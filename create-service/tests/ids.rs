@@ -88,7 +88,7 @@ async fn pod_ordinal_becomes_the_worker_id() {
         .await
         .unwrap();
     assert_eq!(lease.worker().get(), 7);
-    lease.release().await;
+    lease.release(lease.floor_ms()).await;
 }
 
 /// Child mode of [`no_duplicate_ids_across_processes`]: lease a worker id from the
@@ -134,7 +134,7 @@ async fn id_child() {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    lease.release().await;
+    lease.release(generator.last_issued_ms()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,4 +173,40 @@ async fn no_duplicate_ids_across_processes() {
         all.extend(ids);
     }
     assert_eq!(all.len(), PROCESSES * IDS_PER_PROCESS, "duplicate ids");
+}
+
+/// A successor of a worker id starts above every id its predecessor issued, even when
+/// its own clock is behind the predecessor's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successor_starts_above_predecessor_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/l.db?mode=rwc", dir.path().display());
+    let deps = Deps::connect(ServiceKind::Create, settings(&url, Some(3)))
+        .await
+        .unwrap();
+    let first = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+        .await
+        .unwrap();
+    assert_eq!(first.floor_ms(), 0, "a fresh worker id has no history");
+    let generator = Generator::new(first.worker(), Arc::new(SystemClock), Duration::ZERO)
+        .with_floor(first.floor_ms());
+    let mut newest = 0;
+    for _ in 0..1000 {
+        newest = generator.next_id().unwrap().as_u64();
+    }
+    first.release(generator.last_issued_ms()).await;
+
+    let second = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+        .await
+        .unwrap();
+    let newest_ms = SnowflakeId::from_u64(newest).unwrap().timestamp_ms();
+    assert_eq!(second.floor_ms(), newest_ms);
+    // A clock one second behind the predecessor's is refused, never reused.
+    let behind = common::ids::ManualClock::new(newest_ms - 1000);
+    let lagging = Generator::new(second.worker(), Arc::new(behind.clone()), Duration::ZERO)
+        .with_floor(second.floor_ms());
+    assert!(lagging.next_id().is_err());
+    behind.set(newest_ms + 1);
+    assert!(lagging.next_id().unwrap().as_u64() > newest);
+    second.release(lagging.last_issued_ms()).await;
 }

@@ -64,5 +64,9 @@ CREATE TABLE worker_leases (
     worker_id   BIGINT PRIMARY KEY CHECK (worker_id >= 0 AND worker_id < 1024),
     holder      TEXT   NOT NULL,
     acquired_at BIGINT NOT NULL,
-    expires_at  BIGINT NOT NULL
+    expires_at  BIGINT NOT NULL,
+    -- Upper bound (Unix ms) of the timestamps of ids issued under this worker id so
+    -- far. The next holder never issues an id at or below it, so ids stay unique even
+    -- when its clock is behind the previous holder's.
+    issued_until BIGINT NOT NULL DEFAULT 0
 );

@@ -305,6 +305,23 @@ impl Generator {
         }
     }
 
+    /// Never issues an id whose timestamp is at or below `unix_ms`: the bound up to
+    /// which an earlier holder of this worker id may have issued ids (see the lease).
+    /// If this process's clock is behind it, `next_id` treats that as a clock that
+    /// moved backwards: it waits within the bound, then refuses.
+    #[must_use]
+    pub fn with_floor(self, unix_ms: u64) -> Self {
+        let elapsed = unix_ms.saturating_sub(EPOCH_MS).min(MAX_ELAPSED_MS);
+        self.state
+            .store((elapsed << SEQUENCE_BITS) | MAX_SEQUENCE, Ordering::Release);
+        self
+    }
+
+    /// Unix ms of the newest id issued (or of the floor, before the first).
+    pub fn last_issued_ms(&self) -> u64 {
+        (self.state.load(Ordering::Acquire) >> SEQUENCE_BITS) + EPOCH_MS
+    }
+
     pub fn worker(&self) -> WorkerId {
         self.worker
     }
@@ -726,5 +743,25 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Generator>();
         assert_send_sync::<ManualClock>();
+    }
+
+    #[test]
+    fn floor_is_never_undercut() {
+        let clock = ManualClock::new(EPOCH_MS + 1_000);
+        let generator = Generator::new(
+            WorkerId::new(1).expect("worker"),
+            Arc::new(clock.clone()),
+            Duration::from_millis(5),
+        )
+        .with_floor(EPOCH_MS + 5_000);
+        // The clock is 4 s behind the floor: refused rather than reusing timestamps.
+        assert!(matches!(
+            generator.next_id(),
+            Err(IdError::ClockMovedBackwards { .. })
+        ));
+        clock.set(EPOCH_MS + 5_001);
+        let id = generator.next_id().expect("past the floor");
+        assert_eq!(id.timestamp_ms(), EPOCH_MS + 5_001);
+        assert_eq!(generator.last_issued_ms(), EPOCH_MS + 5_001);
     }
 }
