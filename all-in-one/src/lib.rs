@@ -13,6 +13,7 @@ use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 use common::db::Engine;
 use common::deps::Deps;
+use common::events::{InvalidationSource, LinkEvents};
 use common::ids::CodeCodec;
 use create_service::CreateState;
 use lookup_service::LookupState;
@@ -96,9 +97,16 @@ impl AllInOne {
     pub async fn build(settings: Settings) -> anyhow::Result<AllInOne> {
         let deps = connect(settings).await?;
         let settings = deps.settings.clone();
-        let create = web::Data::new(CreateState::build(&deps).await?);
+        // Edits reach the in-process lookup cache over a channel instead of Redis.
+        let (bus, _) = tokio::sync::broadcast::channel(4096);
+        let create =
+            web::Data::new(CreateState::build(&deps, LinkEvents::Local(bus.clone())).await?);
         let codec: Arc<CodeCodec> = create.codec.clone();
-        let lookup = web::Data::new(LookupState::build(&deps, codec));
+        let lookup = web::Data::new(LookupState::build(
+            &deps,
+            codec,
+            InvalidationSource::Local(bus),
+        ));
         let readiness = web::Data::new(create_service::state::with_lease_check(
             deps.readiness(),
             &create,
@@ -120,7 +128,7 @@ impl AllInOne {
                 .configure(create_service::routes(&settings))
                 .configure(stats_service::routes(&settings))
                 // Last: `/{code}` would otherwise shadow every one-segment path.
-                .configure(lookup_service::routes(&settings))
+                .configure(lookup_service::routes)
                 .default_service(web::to(common::http::not_found))
         })
         .shutdown_timeout(deps.settings.http.shutdown_timeout_secs)

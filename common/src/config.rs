@@ -78,6 +78,19 @@ max_url_bytes = 2048
 
 [lookup]
 permanent_max_age_secs = 3600
+l1_max_bytes = 201326592
+l1_ttl_secs = 300
+l1_ttl_jitter_percent = 10
+l1_negative_ttl_secs = 5
+l1_degraded_ttl_secs = 5
+l2_ttl_secs = 3600
+l2_negative_ttl_secs = 30
+breaker_threshold = 5
+breaker_cool_down_ms = 500
+replica_timeout_ms = 150
+replica_lag_bound_ms = 5000
+not_found_per_ip_per_minute = 120
+not_found_burst = 60
 
 [rate_limit]
 enabled = true
@@ -128,6 +141,28 @@ pub struct Settings {
 pub struct LookupSettings {
     /// `Cache-Control: max-age` sent with 301/308 redirects, which browsers keep.
     pub permanent_max_age_secs: u64,
+    /// Upper bound of the local (L1) cache, in approximate bytes of entries.
+    pub l1_max_bytes: u64,
+    /// Lifetime of a local entry; each entry gets ± `l1_ttl_jitter_percent`.
+    pub l1_ttl_secs: u64,
+    pub l1_ttl_jitter_percent: u64,
+    /// Lifetime of a local "no such code" entry.
+    pub l1_negative_ttl_secs: u64,
+    /// Lifetime of local entries while invalidation events may be missed.
+    pub l1_degraded_ttl_secs: u64,
+    /// Lifetime of shared (Redis) entries and of shared "no such code" entries.
+    pub l2_ttl_secs: u64,
+    pub l2_negative_ttl_secs: u64,
+    /// Consecutive Redis failures that open the breaker, and its first cool-down.
+    pub breaker_threshold: u32,
+    pub breaker_cool_down_ms: u64,
+    /// Deadline of one replica query; past it the primary answers.
+    pub replica_timeout_ms: u64,
+    /// Links younger than this are read from the primary when a replica lacks them.
+    pub replica_lag_bound_ms: u64,
+    /// Not-found answers per client address before 429 (scanners).
+    pub not_found_per_ip_per_minute: u32,
+    pub not_found_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -339,6 +374,24 @@ impl Settings {
             return Err(invalid(
                 "http.json_body_limit_bytes",
                 "must be at least links.max_url_bytes",
+            ));
+        }
+        if self.lookup.l1_ttl_jitter_percent > 50 {
+            return Err(invalid(
+                "lookup.l1_ttl_jitter_percent",
+                "must be at most 50",
+            ));
+        }
+        if self.lookup.l1_ttl_secs == 0 || self.lookup.l2_ttl_secs == 0 {
+            return Err(invalid(
+                "lookup.l1_ttl_secs",
+                "cache lifetimes must be at least 1 s",
+            ));
+        }
+        if self.lookup.not_found_per_ip_per_minute == 0 || self.lookup.not_found_burst == 0 {
+            return Err(invalid(
+                "lookup.not_found_per_ip_per_minute",
+                "rate and burst must both be at least 1",
             ));
         }
         if self.redis.timeout_ms == 0 {

@@ -14,9 +14,12 @@
 //! - [`telemetry`], [`metrics`], [`health`], [`http`]: what every service exposes.
 
 pub mod auth;
+pub mod breaker;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod deps;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod ids;

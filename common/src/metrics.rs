@@ -31,7 +31,7 @@ pub struct Metrics {
     pub worker_id: IntGauge,
 }
 
-fn register<T: prometheus::core::Collector + Clone + 'static>(
+pub fn register<T: prometheus::core::Collector + Clone + 'static>(
     registry: &Registry,
     metric: prometheus::Result<T>,
 ) -> T {

@@ -29,6 +29,9 @@ pub struct RedisCluster {
     pool: Pool,
     prefix: String,
     timeout: Duration,
+    /// Seed node URLs (secret: they may carry a password), for connections the pool
+    /// cannot make, such as pub/sub subscriptions.
+    urls: Vec<String>,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -51,7 +54,7 @@ impl RedisCluster {
             .iter()
             .map(|u| u.expose_secret().to_string())
             .collect();
-        let mut config = Config::from_urls(urls);
+        let mut config = Config::from_urls(urls.clone());
         config.pool = Some(deadpool_redis::PoolConfig {
             max_size: settings.pool_size,
             timeouts: deadpool_redis::Timeouts {
@@ -68,12 +71,21 @@ impl RedisCluster {
             pool,
             prefix: settings.key_prefix.clone(),
             timeout: Duration::from_millis(settings.timeout_ms),
+            urls,
         }))
     }
 
     /// `prefix + suffix`: every key this deployment writes.
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn node_urls(&self) -> &[String] {
+        &self.urls
     }
 
     pub fn timeout(&self) -> Duration {

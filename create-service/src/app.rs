@@ -8,6 +8,7 @@ use actix_web::middleware::{Compat, from_fn};
 use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 use common::deps::Deps;
+use common::events::LinkEvents;
 use tracing_actix_web::TracingLogger;
 
 use crate::http;
@@ -58,8 +59,14 @@ impl Application {
     }
 
     pub async fn build_with(deps: Deps) -> anyhow::Result<Application> {
+        let events = crate::state::default_events(&deps);
+        Self::build_with_events(deps, events).await
+    }
+
+    /// Like [`Application::build_with`], with link changes sent to `events`.
+    pub async fn build_with_events(deps: Deps, events: LinkEvents) -> anyhow::Result<Application> {
         let settings = deps.settings.clone();
-        let state = web::Data::new(CreateState::build(&deps).await?);
+        let state = web::Data::new(CreateState::build(&deps, events).await?);
         let readiness = web::Data::new(crate::state::with_lease_check(deps.readiness(), &state));
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;

@@ -8,7 +8,8 @@ use actix_web::HttpRequest;
 use common::auth::{Authenticator, Principal};
 use common::config::Settings;
 use common::deps::Deps;
-use common::ids::{CodeCodec, Generator, IdError, SnowflakeId, SystemClock};
+use common::events::LinkEvents;
+use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
 use common::links::UrlPolicy;
 use common::ratelimit::{Decision, Quota, RateLimiter};
@@ -44,6 +45,8 @@ pub struct CreateState {
     pub codec: Arc<CodeCodec>,
     pub auth: Authenticator,
     pub limiter: RateLimiter,
+    /// Where link changes go: Redis write-through and invalidation, or in process.
+    pub events: LinkEvents,
     pub url_policy: UrlPolicy,
     /// `public_base_url` without a trailing slash.
     pub base_url: String,
@@ -55,6 +58,17 @@ impl std::fmt::Debug for CreateState {
             .field("worker", &self.lease.worker().get())
             .field("base_url", &self.base_url)
             .finish()
+    }
+}
+
+/// The events of a standalone create-service: through Redis when it has one.
+pub fn default_events(deps: &Deps) -> LinkEvents {
+    match &deps.redis {
+        Some(redis) => LinkEvents::redis(
+            redis.clone(),
+            Duration::from_secs(deps.settings.lookup.l2_ttl_secs),
+        ),
+        None => LinkEvents::Disabled,
     }
 }
 
@@ -92,7 +106,7 @@ pub fn codec_from(settings: &Settings) -> anyhow::Result<CodeCodec> {
 
 impl CreateState {
     /// Leases a worker id (refusing to start if it is taken) and builds the state.
-    pub async fn build(deps: &Deps) -> anyhow::Result<CreateState> {
+    pub async fn build(deps: &Deps, events: LinkEvents) -> anyhow::Result<CreateState> {
         let settings = deps.settings.clone();
         let lease = WorkerLease::acquire(&deps.db, &settings.ids).await?;
         deps.metrics.worker_id.set(i64::from(lease.worker().get()));
@@ -107,6 +121,7 @@ impl CreateState {
             codec: Arc::new(codec_from(&settings)?),
             auth: Authenticator::new(deps.db.clone()),
             limiter: RateLimiter::new(deps.redis.clone()),
+            events,
             url_policy: settings.url_policy(),
             base_url: settings
                 .http
@@ -208,10 +223,12 @@ impl CreateState {
             return Err(ApiError::IdsPaused("worker-id lease not held".into()));
         }
         let before = self.generator.stats();
-        let id = self.generator.next_id().map_err(|e| match e {
-            IdError::ClockMovedBackwards { .. } => ApiError::IdsPaused(e.to_string()),
-            other => ApiError::IdsPaused(other.to_string()),
-        });
+        // Refusals (clock stepped back past the bound, clock before the epoch) pause
+        // creation on this instance; they are never the client's fault.
+        let id = self
+            .generator
+            .next_id()
+            .map_err(|e| ApiError::IdsPaused(e.to_string()));
         let after = self.generator.stats();
         let waits = &self.deps.metrics.id_waits;
         waits.with_label_values(&["sequence_exhausted"]).inc_by(

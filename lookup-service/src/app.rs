@@ -9,6 +9,7 @@ use actix_web::middleware::{Compat, from_fn};
 use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 use common::deps::Deps;
+use common::events::InvalidationSource;
 use common::ids::CodeCodec;
 use tracing_actix_web::TracingLogger;
 
@@ -16,16 +17,73 @@ use crate::resolve::LookupState;
 
 /// Mounts `GET|HEAD /{code}`; register it after every fixed path. Needs
 /// `web::Data<LookupState>` in the app.
-pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
-    let lookup = web::Data::new(settings.lookup.clone());
-    move |cfg: &mut web::ServiceConfig| {
-        cfg.service(
-            web::resource("/{code}")
-                .app_data(lookup)
-                .route(web::get().to(crate::redirect::follow))
-                .route(web::head().to(crate::redirect::follow)),
-        );
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/{code}")
+            .route(web::get().to(crate::redirect::follow))
+            .route(web::head().to(crate::redirect::follow)),
+    );
+}
+
+/// Readiness of a lookup instance. The database is reported but not required: with
+/// it down, cached links still redirect, and taking every instance out of rotation
+/// at once would turn a partial outage into a full one.
+pub fn readiness(deps: &Deps, state: &web::Data<LookupState>) -> common::health::Readiness {
+    let db = deps.db.clone();
+    let mut readiness = common::health::Readiness::default().with(common::health::Check::new(
+        "database-primary",
+        false,
+        move || {
+            let db = db.clone();
+            async move { db.ping_primary().await.map_err(|e| e.to_string()) }
+        },
+    ));
+    if !state.replicas.is_empty() {
+        let replicas = state.replicas.clone();
+        readiness = readiness.with(common::health::Check::new("replicas", false, move || {
+            let healthy = replicas.healthy_count();
+            let all = replicas.len();
+            async move {
+                if healthy > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("0 of {all} replicas healthy; reading the primary"))
+                }
+            }
+        }));
     }
+    if deps.redis.is_some() {
+        let tiers = state.tiers.clone();
+        readiness = readiness.with(common::health::Check::new(
+            "redis-breaker",
+            false,
+            move || {
+                let breaker = tiers.breaker_state();
+                async move {
+                    match breaker {
+                        common::breaker::BreakerState::Closed => Ok(()),
+                        other => Err(format!("breaker {}; skipping L2", other.name())),
+                    }
+                }
+            },
+        ));
+        let tiers = state.tiers.clone();
+        readiness = readiness.with(common::health::Check::new(
+            "invalidation-subscription",
+            false,
+            move || {
+                let up = tiers.subscribed();
+                async move {
+                    if up {
+                        Ok(())
+                    } else {
+                        Err("lost; local cache kept short".to_string())
+                    }
+                }
+            },
+        ));
+    }
+    readiness
 }
 
 pub struct Application {
@@ -48,12 +106,24 @@ impl Application {
     }
 
     pub fn build_with(deps: Deps, codec: Arc<CodeCodec>) -> anyhow::Result<Application> {
+        let source = match &deps.redis {
+            Some(redis) => InvalidationSource::Redis(redis.clone()),
+            None => InvalidationSource::None,
+        };
+        Self::build_with_source(deps, codec, source)
+    }
+
+    /// Like [`Application::build_with`], hearing about link changes from `source`.
+    pub fn build_with_source(
+        deps: Deps,
+        codec: Arc<CodeCodec>,
+        source: InvalidationSource,
+    ) -> anyhow::Result<Application> {
         let settings = deps.settings.clone();
-        let state = web::Data::new(LookupState::build(&deps, codec));
-        let readiness = web::Data::new(deps.readiness());
+        let state = web::Data::new(LookupState::build(&deps, codec, source));
+        let readiness = web::Data::new(readiness(&deps, &state));
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
-        let app_settings = settings.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
@@ -63,7 +133,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(common::http::path_config())
                 .configure(common::http::ops_routes)
-                .configure(routes(&app_settings))
+                .configure(routes)
                 .default_service(web::to(common::http::not_found))
         })
         .shutdown_timeout(settings.http.shutdown_timeout_secs)

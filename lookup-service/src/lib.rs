@@ -1,13 +1,18 @@
 //! lookup-service: follows short links. This is the hot path (~99% of traffic).
 //!
-//! - [`resolve`]: turns a path segment into a stored link, touching storage only for
-//!   strings that can be a code or an alias.
+//! - [`resolve`]: turns a path segment into a link, looking up only strings that can
+//!   be a code or an alias.
+//! - [`tiers`]: L1 moka → L2 Redis Cluster (behind a breaker) → replica → primary.
+//! - [`replicas`]: replica rotation, health probes and lag.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
 //! - [`app`]: the server, and the routes the all-in-one mounts.
 
 pub mod app;
+pub mod metrics;
 pub mod redirect;
+pub mod replicas;
 pub mod resolve;
+pub mod tiers;
 
 pub use app::{Application, routes};
 pub use resolve::LookupState;

@@ -6,22 +6,26 @@
 //! - 302/307 carry `Cache-Control: private, max-age=0` so every follow reaches us
 //!   (edits apply at once, clicks are counted); 301/308, which the owner chose to be
 //!   permanent, may be kept for `lookup.permanent_max_age_secs`.
-//! - 404 for codes that do not exist, 410 for expired, disabled or deleted links.
+//! - 404 for codes that do not exist, 410 for expired, disabled or deleted links,
+//!   429 for an address that collects too many 404s (a scanner).
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, LOCATION};
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, web};
 use common::db::links::LinkState;
-use common::links::LongUrl;
 use common::problem::Problem;
+use common::ratelimit::{Decision, Quota};
 use common::time::now_ms;
 
 use crate::resolve::{LookupState, Segment};
+use crate::tiers::Age;
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("private, max-age=0");
 
 fn gone(state: LinkState) -> HttpResponse {
     let why = match state {
         LinkState::Expired => "this link has expired",
-        LinkState::Disabled => "this link has been disabled by its owner",
+        LinkState::Disabled => "this link has been disabled",
         _ => "this link has been deleted",
     };
     Problem::new(StatusCode::GONE, "link-gone", "Link no longer available")
@@ -29,46 +33,65 @@ fn gone(state: LinkState) -> HttpResponse {
         .to_response()
 }
 
-fn not_found() -> HttpResponse {
+async fn not_found(req: &HttpRequest, state: &LookupState) -> HttpResponse {
+    let settings = &state.deps.settings;
+    let ip = common::http::client_ip(req, settings.http.client_ip_header.as_deref())
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let quota = Quota {
+        per_minute: settings.lookup.not_found_per_ip_per_minute,
+        burst: settings.lookup.not_found_burst,
+    };
+    if let Decision::Deny(wait) = state.not_found_limiter.check(&ip, quota).await {
+        state.metrics.not_found_limited.inc();
+        return Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+        )
+        .detail("too many unknown codes from this address")
+        .retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
+        .to_response();
+    }
     Problem::not_found()
         .detail("no link has this code")
         .to_response()
 }
 
 pub async fn follow(
+    req: HttpRequest,
     state: web::Data<LookupState>,
     code: web::Path<String>,
-    settings: web::Data<common::config::LookupSettings>,
 ) -> HttpResponse {
-    let code = code.into_inner();
-    if state.classify(&code) == Segment::Impossible {
-        return not_found();
-    }
-    let record = match state.load(&code).await {
-        Ok(Some(record)) => record,
-        Ok(None) => return not_found(),
+    let age = match state.classify(&code) {
+        Segment::Impossible => return not_found(&req, &state).await,
+        Segment::Generated(age) => age,
+        Segment::Alias => Age::Unknown,
+    };
+    let resolved = match state.tiers.get(&code, age).await {
+        Ok(Some(resolved)) => resolved,
+        Ok(None) => return not_found(&req, &state).await,
         Err(e) => {
-            tracing::error!(error = %e, "link lookup failed");
+            tracing::error!(error = %e, "link lookup failed in every tier");
             return Problem::unavailable("cannot look links up right now").to_response();
         }
     };
-    match record.state_at(now_ms()) {
+    match resolved.entry.state_at(now_ms()) {
         LinkState::Active => {}
         other => return gone(other),
     }
-    let Ok(target) = LongUrl::from_stored(&record.url) else {
-        tracing::error!(code = %record.code, "stored URL failed re-validation; not redirecting");
+    let Some(location) = resolved.location.clone() else {
         return gone(LinkState::Disabled);
     };
-    let status = StatusCode::from_u16(record.redirect_status).unwrap_or(StatusCode::FOUND);
+    let status = StatusCode::from_u16(resolved.entry.redirect_status).unwrap_or(StatusCode::FOUND);
     let cache_control = match status {
         StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT => {
-            format!("public, max-age={}", settings.permanent_max_age_secs)
+            state.permanent_cache_control.clone()
         }
-        _ => "private, max-age=0".to_string(),
+        _ => NO_STORE,
     };
     HttpResponse::build(status)
-        .insert_header((LOCATION, target.as_str()))
+        .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, cache_control))
         .finish()
 }

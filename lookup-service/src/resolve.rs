@@ -1,82 +1,121 @@
-//! From a path segment to a stored link.
+//! From a path segment to a link.
 //!
 //! A segment is looked up only if it can exist: a canonical generated code (decoded
-//! without storage) or a well-formed alias. Everything else is "not found" at once,
-//! so scanners and typos cost no database query.
+//! without storage, and not minted in the future) or a well-formed alias. Everything
+//! else is "not found" at once, so scanners and typos cost no cache or database work.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use common::db::links::{self, LinkRecord};
-use common::db::{Database, StoreError};
+use actix_web::http::header::HeaderValue;
 use common::deps::Deps;
+use common::events::{InvalidationSource, subscribe};
 use common::ids::{CODE_LEN, CodeCodec};
 use common::links::Alias;
+use common::ratelimit::RateLimiter;
+
+use crate::metrics::LookupMetrics;
+use crate::replicas::Replicas;
+use crate::tiers::{Age, Evictor, Tiers};
+
+/// Codes minted by a clock at most this far ahead of ours are still plausible.
+const CLOCK_SKEW_MS: i64 = 60_000;
 
 /// What the lookup handlers share.
 pub struct LookupState {
     pub deps: Deps,
     pub codec: Arc<CodeCodec>,
-    pub db: Database,
+    pub tiers: Arc<Tiers>,
+    pub replicas: Replicas,
+    pub metrics: Arc<LookupMetrics>,
+    /// Per-address budget of 404 answers (in process: a scanner hits one instance
+    /// per connection, and Redis must not sit on the redirect path).
+    pub not_found_limiter: RateLimiter,
+    pub permanent_cache_control: HeaderValue,
 }
 
 impl std::fmt::Debug for LookupState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LookupState").field("db", &self.db).finish()
+        f.debug_struct("LookupState")
+            .field("tiers", &self.tiers)
+            .finish()
     }
 }
 
 /// The shapes a path segment can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Segment {
-    Generated,
+    Generated(Age),
     Alias,
-    /// Neither: cannot exist, answer 404 without a query.
+    /// Neither: cannot exist, answer 404 without any lookup.
     Impossible,
 }
 
 impl LookupState {
-    pub fn build(deps: &Deps, codec: Arc<CodeCodec>) -> LookupState {
+    /// Builds the tiers and starts listening for invalidations from `source`.
+    pub fn build(deps: &Deps, codec: Arc<CodeCodec>, source: InvalidationSource) -> LookupState {
+        let settings = deps.settings.lookup.clone();
+        let metrics = Arc::new(LookupMetrics::new(&deps.metrics));
+        let replicas = Replicas::start(&deps.db);
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let redis = deps.redis.clone();
+        let tiers = Arc::new(Tiers::new(
+            settings.clone(),
+            deps.db.clone(),
+            replicas.clone(),
+            redis,
+            metrics.clone(),
+            subscribed.clone(),
+        ));
+        if matches!(source, InvalidationSource::None) {
+            // Nobody publishes changes, so nobody can miss one: full TTLs apply.
+            subscribed.store(true, std::sync::atomic::Ordering::Release);
+        }
+        subscribe(source, Arc::new(Evictor(tiers.clone())), subscribed);
+        let reporter = tiers.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticker.tick().await;
+                reporter.report().await;
+            }
+        });
+        let permanent_cache_control = HeaderValue::from_str(&format!(
+            "public, max-age={}",
+            settings.permanent_max_age_secs
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=3600"));
         LookupState {
             deps: deps.clone(),
             codec,
-            db: deps.db.clone(),
+            tiers,
+            replicas,
+            metrics,
+            not_found_limiter: RateLimiter::new(None),
+            permanent_cache_control,
         }
     }
 
     pub fn classify(&self, segment: &str) -> Segment {
-        if segment.len() == CODE_LEN && self.codec.decode(segment).is_some() {
-            Segment::Generated
-        } else if Alias::parse(segment).is_ok() {
+        if segment.len() == CODE_LEN {
+            return match self.codec.decode(segment) {
+                Some(id) => {
+                    let minted = i64::try_from(id.timestamp_ms()).unwrap_or(i64::MAX);
+                    if minted > common::time::now_ms().saturating_add(CLOCK_SKEW_MS) {
+                        Segment::Impossible
+                    } else {
+                        Segment::Generated(Age::CreatedAt(minted))
+                    }
+                }
+                // Eleven base62 characters are never an alias (that shape is reserved).
+                None => Segment::Impossible,
+            };
+        }
+        if Alias::parse(segment).is_ok() {
             Segment::Alias
         } else {
             Segment::Impossible
         }
-    }
-
-    /// The link stored under `code`: a replica first, then the primary when the
-    /// replica does not have it (yet) or fails, so a link is followable as soon as
-    /// its create returned.
-    pub async fn load(&self, code: &str) -> Result<Option<LinkRecord>, StoreError> {
-        if !self.db.replicas().is_empty() {
-            match links::get(self.db.replica(), code).await {
-                Ok(Some(link)) => return Ok(Some(link)),
-                Ok(None) => {}
-                Err(e) => {
-                    self.deps
-                        .metrics
-                        .db_errors
-                        .with_label_values(&["replica"])
-                        .inc();
-                    tracing::warn!(error = %e, "replica read failed; reading the primary");
-                }
-            }
-        }
-        links::get(self.db.primary(), code).await.inspect_err(|_| {
-            self.deps
-                .metrics
-                .db_errors
-                .with_label_values(&["primary"])
-                .inc();
-        })
     }
 }

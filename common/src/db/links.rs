@@ -199,19 +199,26 @@ pub async fn update(
     Ok(result.rows_affected() == 1)
 }
 
-/// Marks the tenant's link deleted. Returns false if there was no live link to delete.
-pub async fn soft_delete(pool: &AnyPool, tenant_id: &str, code: &str) -> Result<bool, StoreError> {
+/// Marks the tenant's link deleted; returns it as it now is, or `None` if there was
+/// no live link to delete.
+pub async fn soft_delete(
+    pool: &AnyPool,
+    tenant_id: &str,
+    code: &str,
+) -> Result<Option<LinkRecord>, StoreError> {
     let now = now_ms();
-    let result = sqlx::query(
+    let sql = concat!(
         "UPDATE links SET deleted_at = $1, updated_at = $1 \
-         WHERE code = $2 AND tenant_id = $3 AND deleted_at IS NULL",
-    )
-    .bind(now)
-    .bind(code)
-    .bind(tenant_id)
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected() == 1)
+         WHERE code = $2 AND tenant_id = $3 AND deleted_at IS NULL RETURNING ",
+        columns!()
+    );
+    let row = sqlx::query(sql)
+        .bind(now)
+        .bind(code)
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(LinkRecord::from_row).transpose()
 }
 
 /// Number of rows, for tests and operators.

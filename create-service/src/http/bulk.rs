@@ -43,6 +43,11 @@ pub struct BulkResponse {
     pub results: Vec<BulkItemResult>,
 }
 
+/// Generated codes are always 11 characters, and aliases never have that shape.
+fn code_is_alias(record: &links::LinkRecord) -> bool {
+    record.code.len() != common::ids::CODE_LEN
+}
+
 fn failed(index: usize, problem: &Problem) -> BulkItemResult {
     BulkItemResult {
         index,
@@ -123,6 +128,7 @@ pub async fn create_bulk(
     for ((record, index), ok) in records.iter().zip(positions).zip(inserted) {
         let result = if ok {
             created += 1;
+            state.events.created(record, code_is_alias(record));
             BulkItemResult {
                 index,
                 status: 201,

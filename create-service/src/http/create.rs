@@ -129,6 +129,7 @@ pub async fn create_link(
         }
     }
     tx.commit().await.map_err(StoreError::from)?;
+    state.events.created(&record, is_alias);
 
     state
         .deps

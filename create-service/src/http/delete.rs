@@ -25,9 +25,11 @@ pub async fn delete_link(
     code: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, false).await?;
-    if links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &code).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::NotFound)
+    match links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &code).await? {
+        Some(record) => {
+            state.events.changed(&record);
+            Ok(HttpResponse::NoContent().finish())
+        }
+        None => Err(ApiError::NotFound),
     }
 }

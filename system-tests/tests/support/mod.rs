@@ -9,6 +9,7 @@ use std::sync::Arc;
 use common::config::{ServiceKind, Settings};
 use common::db::Database;
 use common::deps::Deps;
+use common::events::{InvalidationSource, LinkEvents};
 use common::ids::CodeCodec;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -122,7 +123,17 @@ impl Harness {
             .await
             .unwrap();
         let db = deps.db.clone();
-        let create = create_service::Application::build_with(deps)
+        // Without Redis (SQLite), edits reach the lookup over an in-process channel,
+        // as in the all-in-one; with Redis, through the cluster.
+        let bus = deps
+            .redis
+            .is_none()
+            .then(|| tokio::sync::broadcast::channel::<String>(1024).0);
+        let events = match &bus {
+            Some(bus) => LinkEvents::Local(bus.clone()),
+            None => create_service::state::default_events(&deps),
+        };
+        let create = create_service::Application::build_with_events(deps, events)
             .await
             .unwrap()
             .spawn();
@@ -132,9 +143,15 @@ impl Harness {
             .await
             .unwrap();
         let codec = Arc::new(CodeCodec::new(CODE_KEY.as_bytes()));
-        let (lookup_port, lookup) = lookup_service::Application::build_with(lookup_deps, codec)
-            .unwrap()
-            .spawn();
+        let source = match (bus, &lookup_deps.redis) {
+            (Some(bus), _) => InvalidationSource::Local(bus),
+            (None, Some(redis)) => InvalidationSource::Redis(redis.clone()),
+            (None, None) => InvalidationSource::None,
+        };
+        let (lookup_port, lookup) =
+            lookup_service::Application::build_with_source(lookup_deps, codec, source)
+                .unwrap()
+                .spawn();
 
         let key = common::auth::create_key(&db, "acme", "tests")
             .await

@@ -1,0 +1,437 @@
+//! The read tiers of a redirect: L1 (moka, in process) → L2 (Redis Cluster) → L3 (a
+//! healthy read replica) → the primary.
+//!
+//! - L1 is bounded by bytes, entries live `l1_ttl_secs` ± jitter (so a burst of loads
+//!   does not expire in one burst), "no such code" entries only `l1_negative_ttl_secs`,
+//!   and every entry only `l1_degraded_ttl_secs` while invalidation events may be
+//!   missed. Concurrent misses for one code share one load.
+//! - L2 sits behind a circuit breaker with a deadline on every call: Redis slow or down
+//!   means "skip L2", never a failed or stalled redirect. Loads fill L2 with `SET NX`,
+//!   so they never overwrite the newer value create-service writes through on an edit.
+//! - L3 reads a healthy replica under a deadline. A replica that lacks the code is
+//!   trusted only for links older than the replication-lag bound; younger links (and
+//!   aliases, whose age the code does not tell) are read from the primary, so a link
+//!   is followable the moment its create returned. A code invalidated recently is read
+//!   from the primary too, since a lagging replica may still hold its old state.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::HeaderValue;
+use common::breaker::{Breaker, BreakerState};
+use common::cache::{LinkEntry, decode, encode, l2_key};
+use common::config::LookupSettings;
+use common::db::links;
+use common::db::{Database, StoreError};
+use common::links::LongUrl;
+use common::redis::{RedisCluster, redis};
+use futures_util::future::BoxFuture;
+use moka::Expiry;
+
+use crate::metrics::LookupMetrics;
+use crate::replicas::Replicas;
+
+/// A link ready to answer with: the entry and its `Location`, built once per load
+/// from the stored URL re-validated as http(s).
+#[derive(Debug)]
+pub struct Resolved {
+    pub entry: LinkEntry,
+    /// `None` when the stored URL fails re-validation: never redirect to it.
+    pub location: Option<HeaderValue>,
+}
+
+impl Resolved {
+    fn new(entry: LinkEntry) -> Resolved {
+        let location = LongUrl::from_stored(&entry.url)
+            .ok()
+            .and_then(|url| HeaderValue::from_str(url.as_str()).ok());
+        if location.is_none() {
+            tracing::error!(
+                id = entry.id,
+                "stored URL failed re-validation; not redirecting"
+            );
+        }
+        Resolved { entry, location }
+    }
+}
+
+/// A cached answer: a link, or the fact that no link has this code.
+pub type Cached = Option<Arc<Resolved>>;
+
+/// How old a code is, when the code itself tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    CreatedAt(i64),
+    Unknown,
+}
+
+/// Per-entry lifetimes (see the module doc).
+struct Lifetimes {
+    positive: Duration,
+    jitter_percent: u64,
+    negative: Duration,
+    degraded: Duration,
+    subscribed: Arc<AtomicBool>,
+}
+
+impl Expiry<String, Cached> for Lifetimes {
+    fn expire_after_create(&self, _key: &String, value: &Cached, _at: Instant) -> Option<Duration> {
+        let ttl = match value {
+            None => self.negative,
+            Some(_) => {
+                let spread = self.positive.as_millis() as f64 * self.jitter_percent as f64 / 100.0;
+                let offset = (rand::random::<f64>() * 2.0 - 1.0) * spread;
+                Duration::from_millis((self.positive.as_millis() as f64 + offset).max(1.0) as u64)
+            }
+        };
+        if self.subscribed.load(Ordering::Acquire) {
+            Some(ttl)
+        } else {
+            Some(ttl.min(self.degraded))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no database could answer: {0}")]
+    Database(#[from] StoreError),
+}
+
+pub struct Tiers {
+    l1: moka::future::Cache<String, Cached>,
+    redis: Option<RedisCluster>,
+    breaker: Breaker,
+    db: Database,
+    replicas: Replicas,
+    settings: LookupSettings,
+    metrics: Arc<LookupMetrics>,
+    /// Codes invalidated within the replication-lag bound, with their change time.
+    recent: moka::sync::Cache<String, i64>,
+    subscribed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Tiers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tiers")
+            .field("l1_entries", &self.l1.entry_count())
+            .field("redis", &self.redis.is_some())
+            .field("breaker", &self.breaker.state())
+            .finish()
+    }
+}
+
+impl Tiers {
+    pub fn new(
+        settings: LookupSettings,
+        db: Database,
+        replicas: Replicas,
+        redis: Option<RedisCluster>,
+        metrics: Arc<LookupMetrics>,
+        subscribed: Arc<AtomicBool>,
+    ) -> Tiers {
+        let l1 = moka::future::Cache::builder()
+            .max_capacity(settings.l1_max_bytes)
+            .weigher(|code: &String, value: &Cached| {
+                let entry = value.as_ref().map_or(0, |r| r.entry.weight());
+                u32::try_from(code.len() + entry + 64).unwrap_or(u32::MAX)
+            })
+            .expire_after(Lifetimes {
+                positive: Duration::from_secs(settings.l1_ttl_secs),
+                jitter_percent: settings.l1_ttl_jitter_percent,
+                negative: Duration::from_secs(settings.l1_negative_ttl_secs),
+                degraded: Duration::from_secs(settings.l1_degraded_ttl_secs),
+                subscribed: subscribed.clone(),
+            })
+            .build();
+        let transitions = metrics.clone();
+        let breaker = Breaker::new(
+            settings.breaker_threshold,
+            Duration::from_millis(settings.breaker_cool_down_ms),
+            Duration::from_secs(30),
+            move |state: BreakerState| {
+                transitions.breaker_state.set(state.gauge());
+                transitions
+                    .breaker_transitions
+                    .with_label_values(&[state.name()])
+                    .inc();
+                tracing::warn!(state = state.name(), "Redis circuit breaker");
+            },
+        );
+        let recent = moka::sync::Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(Duration::from_millis(settings.replica_lag_bound_ms.max(1)))
+            .build();
+        Tiers {
+            l1,
+            redis,
+            breaker,
+            db,
+            replicas,
+            settings,
+            metrics,
+            recent,
+            subscribed,
+        }
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// The link under `code` through every tier; concurrent callers for one code
+    /// share one load.
+    pub async fn get(&self, code: &str, age: Age) -> Result<Cached, Arc<LoadError>> {
+        if let Some(hit) = self.l1.get(code).await {
+            self.metrics.tier.with_label_values(&["l1", "hit"]).inc();
+            return Ok(hit);
+        }
+        self.metrics.tier.with_label_values(&["l1", "miss"]).inc();
+        self.l1
+            .try_get_with(code.to_string(), self.load(code, age))
+            .await
+    }
+
+    async fn load(&self, code: &str, age: Age) -> Result<Cached, LoadError> {
+        if let Some(found) = self.l2_get(code).await {
+            return Ok(found.map(|entry| Arc::new(Resolved::new(entry))));
+        }
+        let entry = self.db_get(code, age).await?;
+        self.l2_fill(code, entry.as_ref()).await;
+        Ok(entry.map(|entry| Arc::new(Resolved::new(entry))))
+    }
+
+    /// `Some(value)` on an L2 hit (a cached "no such code" included), `None` on a miss,
+    /// an error or an open breaker.
+    async fn l2_get(&self, code: &str) -> Option<Option<LinkEntry>> {
+        let redis = self.redis.as_ref()?;
+        if !self.breaker.allow() {
+            self.metrics
+                .tier
+                .with_label_values(&["l2", "skipped"])
+                .inc();
+            return None;
+        }
+        let key = l2_key(redis.prefix(), code);
+        let started = Instant::now();
+        let result = redis
+            .call(|mut conn| async move {
+                redis::cmd("GET")
+                    .arg(key)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            })
+            .await;
+        self.metrics
+            .load_seconds
+            .with_label_values(&["l2"])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(value) => {
+                self.breaker.success();
+                let decoded = value.as_deref().and_then(decode);
+                let outcome = if decoded.is_some() { "hit" } else { "miss" };
+                self.metrics.tier.with_label_values(&["l2", outcome]).inc();
+                // A value written before a recent edit may be stale: ignore it.
+                match decoded {
+                    Some(Some(entry)) if self.stale(code, Some(&entry)) => None,
+                    Some(None) if self.recent.contains_key(code) => None,
+                    other => other,
+                }
+            }
+            Err(e) => {
+                self.breaker.failure();
+                self.metrics.tier.with_label_values(&["l2", "error"]).inc();
+                tracing::debug!(error = %e, "L2 read failed");
+                None
+            }
+        }
+    }
+
+    /// Fills L2 after a database load, unless a newer value is already there.
+    async fn l2_fill(&self, code: &str, entry: Option<&LinkEntry>) {
+        let Some(redis) = &self.redis else { return };
+        if !self.breaker.allow() {
+            return;
+        }
+        let key = l2_key(redis.prefix(), code);
+        let value = encode(entry);
+        let ttl = if entry.is_some() {
+            self.settings.l2_ttl_secs
+        } else {
+            self.settings.l2_negative_ttl_secs
+        };
+        let result = redis
+            .call(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl.max(1))
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await;
+        match result {
+            Ok(()) => self.breaker.success(),
+            Err(e) => {
+                self.breaker.failure();
+                tracing::debug!(error = %e, "L2 fill failed");
+            }
+        }
+    }
+
+    /// True when `entry` predates an invalidation seen for `code`.
+    fn stale(&self, code: &str, entry: Option<&LinkEntry>) -> bool {
+        match (self.recent.get(code), entry) {
+            (Some(changed_at), Some(entry)) => entry.updated_at < changed_at,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    async fn db_get(&self, code: &str, age: Age) -> Result<Option<LinkEntry>, LoadError> {
+        let recently_changed = self.recent.contains_key(code);
+        if !recently_changed && let Some(replica) = self.replicas.pick() {
+            let started = Instant::now();
+            self.metrics
+                .db_queries
+                .with_label_values(&["replica"])
+                .inc();
+            let deadline = Duration::from_millis(self.settings.replica_timeout_ms);
+            let result = tokio::time::timeout(deadline, links::get(replica.pool(), code)).await;
+            self.metrics
+                .load_seconds
+                .with_label_values(&["replica"])
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(Ok(Some(record))) => {
+                    replica.succeeded();
+                    self.metrics
+                        .tier
+                        .with_label_values(&["replica", "hit"])
+                        .inc();
+                    return Ok(Some(LinkEntry::from_record(&record)));
+                }
+                Ok(Ok(None)) => {
+                    replica.succeeded();
+                    self.metrics
+                        .tier
+                        .with_label_values(&["replica", "miss"])
+                        .inc();
+                    if !self.may_be_lagging(age) {
+                        return Ok(None);
+                    }
+                }
+                Ok(Err(e)) => {
+                    replica.failed();
+                    self.metrics
+                        .tier
+                        .with_label_values(&["replica", "error"])
+                        .inc();
+                    tracing::warn!(error = %e, "replica read failed; reading the primary");
+                }
+                Err(_) => {
+                    replica.failed();
+                    self.metrics
+                        .tier
+                        .with_label_values(&["replica", "error"])
+                        .inc();
+                    tracing::warn!(?deadline, "replica read timed out; reading the primary");
+                }
+            }
+        }
+        let started = Instant::now();
+        self.metrics
+            .db_queries
+            .with_label_values(&["primary"])
+            .inc();
+        let result = links::get(self.db.primary(), code).await;
+        self.metrics
+            .load_seconds
+            .with_label_values(&["primary"])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(record) => {
+                let outcome = if record.is_some() { "hit" } else { "miss" };
+                self.metrics
+                    .tier
+                    .with_label_values(&["primary", outcome])
+                    .inc();
+                Ok(record.as_ref().map(LinkEntry::from_record))
+            }
+            Err(e) => {
+                self.metrics
+                    .tier
+                    .with_label_values(&["primary", "error"])
+                    .inc();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether a replica's "no such code" may just be replication lag.
+    fn may_be_lagging(&self, age: Age) -> bool {
+        let bound = i64::try_from(self.settings.replica_lag_bound_ms)
+            .unwrap_or(i64::MAX)
+            .max(
+                self.replicas
+                    .max_lag_ms()
+                    .saturating_mul(2)
+                    .saturating_add(1000),
+            );
+        match age {
+            Age::CreatedAt(at) => common::time::now_ms().saturating_sub(at) < bound,
+            Age::Unknown => true,
+        }
+    }
+
+    /// Evicts `code` after a change at `updated_at`, and remembers the change so loads
+    /// in the next replication-lag bound do not bring an older state back.
+    pub async fn invalidate(&self, code: &str, updated_at: i64) {
+        self.metrics.invalidations.inc();
+        self.recent.insert(code.to_string(), updated_at);
+        self.l1.invalidate(code).await;
+    }
+
+    /// Forgets every local entry (events may have been missed).
+    pub fn reset(&self) {
+        self.metrics.l1_resets.inc();
+        self.l1.invalidate_all();
+    }
+
+    /// Refreshes the size gauges (called periodically).
+    pub async fn report(&self) {
+        self.l1.run_pending_tasks().await;
+        self.metrics
+            .l1_entries
+            .set(i64::try_from(self.l1.entry_count()).unwrap_or(i64::MAX));
+        self.metrics
+            .l1_bytes
+            .set(i64::try_from(self.l1.weighted_size()).unwrap_or(i64::MAX));
+        self.metrics.replica_lag_ms.set(self.replicas.max_lag_ms());
+        self.metrics
+            .subscription_up
+            .set(i64::from(self.subscribed()));
+    }
+}
+
+/// Adapts [`Tiers`] to the event subscriber.
+pub struct Evictor(pub Arc<Tiers>);
+
+impl common::events::InvalidationHandler for Evictor {
+    fn invalidate(&self, code: String, updated_at: i64) -> BoxFuture<'static, ()> {
+        let tiers = self.0.clone();
+        Box::pin(async move { tiers.invalidate(&code, updated_at).await })
+    }
+
+    fn reset(&self, _connected: bool) {
+        self.0.reset();
+    }
+}
