@@ -288,7 +288,7 @@ async fn session(
                 }
             }
             _ = ping.tick() => {
-                tokio::time::timeout(PING_DEADLINE, sink.ping::<String>())
+                tokio::time::timeout(PING_DEADLINE, sink.ping::<redis::Value>())
                     .await
                     .map_err(|_| timeout_error("ping"))??;
             }

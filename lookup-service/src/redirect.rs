@@ -68,13 +68,15 @@ pub async fn follow(
         Segment::Generated(age) => age,
         Segment::Alias => Age::Unknown,
     };
-    let resolved = match state.tiers.get(&code, age).await {
-        Ok(Some(resolved)) => resolved,
-        Ok(None) => return not_found(&req, &state).await,
+    let cached = match state.tiers.get(&code, age).await {
+        Ok(cached) => cached,
         Err(e) => {
             tracing::error!(error = %e, "link lookup failed in every tier");
             return Problem::unavailable("cannot look links up right now").to_response();
         }
+    };
+    let Some(resolved) = &cached.link else {
+        return not_found(&req, &state).await;
     };
     match resolved.entry.state_at(now_ms()) {
         LinkState::Active => {}

@@ -15,7 +15,7 @@
 //!   from the primary too, since a lagging replica may still hold its old state.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderValue;
@@ -56,8 +56,15 @@ impl Resolved {
     }
 }
 
-/// A cached answer: a link, or the fact that no link has this code.
-pub type Cached = Option<Arc<Resolved>>;
+/// A cached answer: a link, or the fact that no link has this code, stamped with the
+/// invalidation epoch it was loaded in.
+#[derive(Debug)]
+pub struct CachedLink {
+    epoch: u64,
+    pub link: Option<Resolved>,
+}
+
+pub type Cached = Arc<CachedLink>;
 
 /// How old a code is, when the code itself tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +84,7 @@ struct Lifetimes {
 
 impl Expiry<String, Cached> for Lifetimes {
     fn expire_after_create(&self, _key: &String, value: &Cached, _at: Instant) -> Option<Duration> {
-        let ttl = match value {
+        let ttl = match value.link {
             None => self.negative,
             Some(_) => {
                 let spread = self.positive.as_millis() as f64 * self.jitter_percent as f64 / 100.0;
@@ -110,6 +117,9 @@ pub struct Tiers {
     /// Codes invalidated within the replication-lag bound, with their change time.
     recent: moka::sync::Cache<String, i64>,
     subscribed: Arc<AtomicBool>,
+    /// Bumped whenever events may have been missed: entries of an older epoch are
+    /// reloaded before use (and served only if no tier below can answer).
+    epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for Tiers {
@@ -134,7 +144,7 @@ impl Tiers {
         let l1 = moka::future::Cache::builder()
             .max_capacity(settings.l1_max_bytes)
             .weigher(|code: &String, value: &Cached| {
-                let entry = value.as_ref().map_or(0, |r| r.entry.weight());
+                let entry = value.link.as_ref().map_or(0, |r| r.entry.weight());
                 u32::try_from(code.len() + entry + 64).unwrap_or(u32::MAX)
             })
             .expire_after(Lifetimes {
@@ -173,6 +183,7 @@ impl Tiers {
             metrics,
             recent,
             subscribed,
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -187,23 +198,54 @@ impl Tiers {
     /// The link under `code` through every tier; concurrent callers for one code
     /// share one load.
     pub async fn get(&self, code: &str, age: Age) -> Result<Cached, Arc<LoadError>> {
-        if let Some(hit) = self.l1.get(code).await {
-            self.metrics.tier.with_label_values(&["l1", "hit"]).inc();
-            return Ok(hit);
-        }
-        self.metrics.tier.with_label_values(&["l1", "miss"]).inc();
-        self.l1
+        let stale = match self.l1.get(code).await {
+            Some(hit) if hit.epoch == self.epoch.load(Ordering::Acquire) => {
+                self.metrics.tier.with_label_values(&["l1", "hit"]).inc();
+                return Ok(hit);
+            }
+            Some(old) => {
+                // Loaded before events may have been missed: reload, but keep the old
+                // answer for the case where no tier below can give a new one.
+                self.metrics.tier.with_label_values(&["l1", "stale"]).inc();
+                self.l1.invalidate(code).await;
+                Some(old)
+            }
+            None => {
+                self.metrics.tier.with_label_values(&["l1", "miss"]).inc();
+                None
+            }
+        };
+        let loaded = self
+            .l1
             .try_get_with(code.to_string(), self.load(code, age))
-            .await
+            .await;
+        match (loaded, stale) {
+            (Err(e), Some(stale)) => {
+                self.metrics
+                    .tier
+                    .with_label_values(&["l1", "stale-served"])
+                    .inc();
+                tracing::warn!(error = %e, "serving a local entry from before an invalidation gap");
+                Ok(stale)
+            }
+            (result, _) => result,
+        }
     }
 
     async fn load(&self, code: &str, age: Age) -> Result<Cached, LoadError> {
-        if let Some(found) = self.l2_get(code).await {
-            return Ok(found.map(|entry| Arc::new(Resolved::new(entry))));
-        }
-        let entry = self.db_get(code, age).await?;
-        self.l2_fill(code, entry.as_ref()).await;
-        Ok(entry.map(|entry| Arc::new(Resolved::new(entry))))
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let link = match self.l2_get(code).await {
+            Some(found) => found,
+            None => {
+                let entry = self.db_get(code, age).await?;
+                self.l2_fill(code, entry.as_ref()).await;
+                entry
+            }
+        };
+        Ok(Arc::new(CachedLink {
+            epoch,
+            link: link.map(Resolved::new),
+        }))
     }
 
     /// `Some(value)` on an L2 hit (a cached "no such code" included), `None` on a miss,
@@ -400,10 +442,12 @@ impl Tiers {
         self.l1.invalidate(code).await;
     }
 
-    /// Forgets every local entry (events may have been missed).
+    /// Events may have been missed: no local entry is trusted any more. Entries are
+    /// reloaded on their next use rather than dropped, so that with every tier below
+    /// down too (Redis and the database) they still answer ("stale if error").
     pub fn reset(&self) {
         self.metrics.l1_resets.inc();
-        self.l1.invalidate_all();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Refreshes the size gauges (called periodically).

@@ -108,3 +108,28 @@ async fn guessing_keys_is_throttled_per_address() {
         .assert_problem(429, "rate-limited");
     h.stop().await;
 }
+
+/// A scanner collecting 404s from lookup gets 429 once its budget is spent; real
+/// links keep redirecting for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanners_get_429_from_lookup() {
+    let h = Harness::sqlite(&[
+        ("SHORTENER__LOOKUP__NOT_FOUND_PER_IP_PER_MINUTE", "6"),
+        ("SHORTENER__LOOKUP__NOT_FOUND_BURST", "3"),
+    ])
+    .await;
+    let link = h
+        .create_link(json!({"url": "https://example.com/real"}))
+        .await;
+    for probe in ["nope-1", "nope-2", "abcdefghijk"] {
+        h.follow(probe).await.assert_problem(404, "not-found");
+    }
+    let limited = h.follow("nope-4").await;
+    limited.assert_problem(429, "rate-limited");
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(
+        h.follow(link["code"].as_str().unwrap()).await.status,
+        StatusCode::FOUND
+    );
+    h.stop().await;
+}

@@ -21,6 +21,8 @@ pub const PUBLIC_BASE: &str = "http://sho.rt";
 pub enum Backing {
     Sqlite(tempfile::TempDir),
     Postgres(test_kit::TestDb),
+    /// Servers owned by the test itself.
+    Private,
 }
 
 pub struct Harness {
@@ -83,6 +85,65 @@ impl Harness {
         let url = format!("sqlite://{}/links.db?mode=rwc", dir.path().display());
         let env = env_pairs(&[("SHORTENER__DATABASE__URL", url)]);
         Self::start("sqlite", env, overrides, Backing::Sqlite(dir)).await
+    }
+
+    /// On private servers that a test may stop, freeze or kill (never the shared bed).
+    pub async fn on_servers(
+        pg: &test_kit::PgCluster,
+        redis: Option<&test_kit::RedisCluster>,
+        overrides: &[(&str, &str)],
+    ) -> Harness {
+        let mut env = env_pairs(&[
+            ("SHORTENER__DATABASE__URL", pg.primary_url("postgres")),
+            (
+                "SHORTENER__DATABASE__REPLICA_URLS",
+                pg.replica_url("postgres"),
+            ),
+            ("SHORTENER__DATABASE__ACQUIRE_TIMEOUT_MS", "1000".into()),
+        ]);
+        if let Some(redis) = redis {
+            env.extend(env_pairs(&[
+                ("SHORTENER__REDIS__URLS", redis.urls().join(",")),
+                ("SHORTENER__REDIS__KEY_PREFIX", "t:".into()),
+            ]));
+        }
+        Self::start("postgres", env, overrides, Backing::Private).await
+    }
+
+    /// Another lookup instance on the same servers (same settings, own local cache).
+    pub async fn add_lookup(&self) -> (u16, actix_web::dev::ServerHandle) {
+        let settings = Settings::load_from(ServiceKind::Lookup, None, self.env.clone()).unwrap();
+        let deps = Deps::connect(ServiceKind::Lookup, settings).await.unwrap();
+        let codec = Arc::new(CodeCodec::new(CODE_KEY.as_bytes()));
+        lookup_service::Application::build_with(deps, codec)
+            .unwrap()
+            .spawn()
+    }
+
+    /// Sum of every series of metric `name` (exact name, any labels) on `port`.
+    pub async fn metric(&self, port: u16, name: &str) -> f64 {
+        self.metric_where(port, name, "").await
+    }
+
+    /// Like [`Harness::metric`], over the series whose line contains `labels`.
+    pub async fn metric_where(&self, port: u16, name: &str, labels: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                    && l.contains(labels)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     pub async fn postgres(overrides: &[(&str, &str)]) -> Harness {
