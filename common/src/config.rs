@@ -78,6 +78,7 @@ max_url_bytes = 2048
 
 [lookup]
 permanent_max_age_secs = 3600
+l1_enabled = true
 l1_max_bytes = 201326592
 l1_ttl_secs = 300
 l1_ttl_jitter_percent = 10
@@ -141,6 +142,8 @@ pub struct Settings {
 pub struct LookupSettings {
     /// `Cache-Control: max-age` sent with 301/308 redirects, which browsers keep.
     pub permanent_max_age_secs: u64,
+    /// The local (L1) cache; off only to measure the tiers below it.
+    pub l1_enabled: bool,
     /// Upper bound of the local (L1) cache, in approximate bytes of entries.
     pub l1_max_bytes: u64,
     /// Lifetime of a local entry; each entry gets ± `l1_ttl_jitter_percent`.

@@ -198,6 +198,9 @@ impl Tiers {
     /// The link under `code` through every tier; concurrent callers for one code
     /// share one load.
     pub async fn get(&self, code: &str, age: Age) -> Result<Cached, Arc<LoadError>> {
+        if !self.settings.l1_enabled {
+            return self.load(code, age).await.map_err(Arc::new);
+        }
         let stale = match self.l1.get(code).await {
             Some(hit) if hit.epoch == self.epoch.load(Ordering::Acquire) => {
                 self.metrics.tier.with_label_values(&["l1", "hit"]).inc();
