@@ -87,6 +87,36 @@ impl LinkRecord {
     }
 }
 
+/// Inserts one link; `false` when its code is taken. A single plain INSERT (no
+/// RETURNING, no explicit transaction when `conn` is a pool connection) is the cheapest
+/// durable write there is: one round trip, one commit.
+pub async fn insert_one<'c, E>(executor: E, link: &LinkRecord) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let result = sqlx::query(
+        "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
+         expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(link.code.clone())
+    .bind(link.id)
+    .bind(link.tenant_id.clone())
+    .bind(link.url.clone())
+    .bind(i64::from(link.redirect_status))
+    .bind(link.tags_json())
+    .bind(link.max_visits)
+    .bind(link.expires_at)
+    .bind(link.created_at)
+    .bind(link.updated_at)
+    .execute(executor)
+    .await;
+    match result.map_err(StoreError::from) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Inserts `links`; returns, in input order, whether each row was inserted (`false`
 /// means its code was already taken). Takes a connection so a create can share a
 /// transaction with its idempotency record.

@@ -68,15 +68,19 @@ pub async fn create_link(
     let idem_key = idempotency_key(&req)?;
     let request = body.into_inner();
     let tenant = caller.tenant_id().to_string();
-    let request_hash = hex::encode(Sha256::digest(
-        serde_json::to_vec(&request).unwrap_or_default(),
-    ));
     let pool = state.deps.db.primary();
+    // The request's fingerprint matters only to tell a retry from a different request
+    // under the same key.
+    let request_hash = idem_key.as_ref().map(|_| {
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(&request).unwrap_or_default(),
+        ))
+    });
 
-    if let Some(key) = &idem_key
+    if let (Some(key), Some(hash)) = (&idem_key, &request_hash)
         && let Some(stored) = idempotency::get(pool, &tenant, key).await?
     {
-        return if stored.request_hash == request_hash {
+        return if &stored.request_hash == hash {
             Ok(replay(&stored))
         } else {
             Err(ApiError::IdempotencyMismatch)
@@ -92,43 +96,49 @@ pub async fn create_link(
     let body = serde_json::to_string(&view)
         .map_err(|_| ApiError::Store(StoreError::Corrupt("view".into())))?;
 
-    let mut tx = pool.begin().await.map_err(StoreError::from)?;
-    let inserted = links::insert_many(&mut tx, std::slice::from_ref(&record)).await?;
-    if !inserted.first().copied().unwrap_or(false) {
-        drop(tx);
-        // A concurrent retry of this very request may have taken the alias.
-        if let Some(key) = &idem_key
-            && let Some(stored) = idempotency::get(pool, &tenant, key).await?
-            && stored.request_hash == request_hash
-        {
-            return Ok(replay(&stored));
-        }
-        return Err(ApiError::AliasTaken(record.code));
-    }
-    if let Some(key) = &idem_key {
-        let stored = idempotency::StoredResponse {
-            request_hash: request_hash.clone(),
-            status: 201,
-            body: body.clone(),
-        };
-        match idempotency::insert(&mut tx, &tenant, key, &stored, now_ms()).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                // A concurrent twin committed first: drop our link, answer with theirs.
+    match (&idem_key, &request_hash) {
+        (Some(key), Some(hash)) => {
+            // The link and its stored response commit together, or neither does.
+            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            if !links::insert_one(&mut *tx, &record).await? {
                 drop(tx);
-                let stored = idempotency::get(pool, &tenant, key)
-                    .await?
-                    .ok_or(ApiError::Conflict)?;
-                return if stored.request_hash == request_hash {
-                    Ok(replay(&stored))
-                } else {
-                    Err(ApiError::IdempotencyMismatch)
-                };
+                // A concurrent retry of this very request may have taken the alias.
+                if let Some(stored) = idempotency::get(pool, &tenant, key).await?
+                    && &stored.request_hash == hash
+                {
+                    return Ok(replay(&stored));
+                }
+                return Err(ApiError::AliasTaken(record.code));
             }
-            Err(e) => return Err(e.into()),
+            let stored = idempotency::StoredResponse {
+                request_hash: hash.clone(),
+                status: 201,
+                body: body.clone(),
+            };
+            match idempotency::insert(&mut tx, &tenant, key, &stored, now_ms()).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => {
+                    // A concurrent twin committed first: drop our link, answer with theirs.
+                    drop(tx);
+                    let stored = idempotency::get(pool, &tenant, key)
+                        .await?
+                        .ok_or(ApiError::Conflict)?;
+                    return if &stored.request_hash == hash {
+                        Ok(replay(&stored))
+                    } else {
+                        Err(ApiError::IdempotencyMismatch)
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit().await.map_err(StoreError::from)?;
+        }
+        _ => {
+            if !links::insert_one(pool, &record).await? {
+                return Err(ApiError::AliasTaken(record.code));
+            }
         }
     }
-    tx.commit().await.map_err(StoreError::from)?;
     state.events.created(&record, is_alias);
 
     state
