@@ -91,6 +91,7 @@ pub struct AllInOne {
     port: u16,
     server: Server,
     create: web::Data<CreateState>,
+    lookup: web::Data<LookupState>,
 }
 
 impl AllInOne {
@@ -107,6 +108,7 @@ impl AllInOne {
             codec,
             InvalidationSource::Local(bus),
         ));
+        let stats = stats_service::app::start(&deps);
         let readiness = web::Data::new(create_service::state::with_lease_check(
             deps.readiness(),
             &create,
@@ -114,19 +116,21 @@ impl AllInOne {
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_create = create.clone();
+        let app_lookup = lookup.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
                 .wrap(Compat::new(TracingLogger::default()))
                 .app_data(app_create.clone())
-                .app_data(lookup.clone())
+                .app_data(app_lookup.clone())
+                .app_data(stats.clone())
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())
                 .app_data(common::http::query_config())
                 .app_data(common::http::path_config())
                 .configure(common::http::ops_routes)
                 .configure(create_service::routes(&settings))
-                .configure(stats_service::routes(&settings))
+                .configure(stats_service::routes)
                 // Last: `/{code}` would otherwise shadow every one-segment path.
                 .configure(lookup_service::routes)
                 .default_service(web::to(common::http::not_found))
@@ -140,6 +144,7 @@ impl AllInOne {
             port,
             server: server.run(),
             create,
+            lookup,
         })
     }
 
@@ -151,9 +156,11 @@ impl AllInOne {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/Ctrl-C, then releases the worker-id lease.
+    /// Serves until SIGTERM/Ctrl-C, then flushes buffered clicks and releases the
+    /// worker-id lease.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
+        lookup_service::app::flush_clicks(&self.lookup).await;
         self.create.release_lease().await;
         Ok(())
     }

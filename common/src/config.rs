@@ -93,6 +93,17 @@ replica_lag_bound_ms = 5000
 not_found_per_ip_per_minute = 120
 not_found_burst = 60
 
+[stats]
+enabled = true
+flush_interval_ms = 1000
+max_buffered_keys = 500000
+max_pending_batches = 600
+country_header = "CF-IPCountry"
+apply_batch = 32
+consumers = 2
+max_attempts = 5
+poll_ms = 100
+
 [rate_limit]
 enabled = true
 per_key_per_minute = 6000
@@ -133,8 +144,31 @@ pub struct Settings {
     pub ids: IdSettings,
     pub links: LinkSettings,
     pub lookup: LookupSettings,
+    pub stats: StatsSettings,
     pub rate_limit: RateLimitSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsSettings {
+    /// Count clicks in lookup (off only to measure what counting costs).
+    pub enabled: bool,
+    /// How often lookup flushes its aggregated clicks as one batch.
+    pub flush_interval_ms: u64,
+    /// Distinct (code, hour, dimensions) keys buffered per flush before new ones drop.
+    pub max_buffered_keys: u64,
+    /// Batches kept while the queue is unreachable before the oldest drop.
+    pub max_pending_batches: usize,
+    /// Header carrying the client's country from a trusted edge (empty: none).
+    pub country_header: String,
+    /// Batches applied per transaction by stats-service, and consumer tasks.
+    pub apply_batch: i64,
+    pub consumers: usize,
+    /// Failed applications before a batch goes to the dead letters.
+    pub max_attempts: i64,
+    /// Pause between polls of an empty queue.
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -395,6 +429,15 @@ impl Settings {
             return Err(invalid(
                 "lookup.not_found_per_ip_per_minute",
                 "rate and burst must both be at least 1",
+            ));
+        }
+        if self.stats.flush_interval_ms < 10 {
+            return Err(invalid("stats.flush_interval_ms", "must be at least 10"));
+        }
+        if self.stats.apply_batch < 1 || self.stats.max_attempts < 1 {
+            return Err(invalid(
+                "stats.apply_batch",
+                "batch size and attempts must be at least 1",
             ));
         }
         if self.redis.timeout_ms == 0 {

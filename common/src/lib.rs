@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod breaker;
 pub mod cache;
+pub mod clicks;
 pub mod config;
 pub mod db;
 pub mod deps;

@@ -89,6 +89,7 @@ pub fn readiness(deps: &Deps, state: &web::Data<LookupState>) -> common::health:
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<LookupState>,
 }
 
 impl Application {
@@ -124,11 +125,12 @@ impl Application {
         let readiness = web::Data::new(readiness(&deps, &state));
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
+        let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
                 .wrap(Compat::new(TracingLogger::default()))
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())
                 .app_data(common::http::path_config())
@@ -144,6 +146,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            state,
         })
     }
 
@@ -151,20 +154,42 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM/Ctrl-C (actix drains in-flight requests), then flushes
+    /// the clicks still buffered.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
+        flush_clicks(&self.state).await;
         Ok(())
     }
 
     /// For tests: serve in the background; the handle stops the server.
-    pub fn spawn(self) -> (u16, actix_web::dev::ServerHandle) {
+    pub fn spawn(self) -> (u16, Stopper) {
         let handle = self.server.handle();
         tokio::spawn(self.server);
-        (self.port, handle)
+        (
+            self.port,
+            Stopper {
+                handle,
+                state: self.state,
+            },
+        )
     }
 }
 
-/// Stops a spawned server, draining in-flight requests.
-pub async fn stop(handle: actix_web::dev::ServerHandle) {
-    let _ = tokio::time::timeout(Duration::from_secs(5), handle.stop(true)).await;
+/// Stops a spawned server the way SIGTERM would.
+pub struct Stopper {
+    handle: actix_web::dev::ServerHandle,
+    state: web::Data<LookupState>,
+}
+
+/// Stops a spawned server, draining in-flight requests, then flushes clicks.
+pub async fn stop(stopper: Stopper) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), stopper.handle.stop(true)).await;
+    flush_clicks(&stopper.state).await;
+}
+
+pub async fn flush_clicks(state: &LookupState) {
+    if let Some(clicks) = &state.clicks {
+        clicks.drain(Duration::from_secs(10)).await;
+    }
 }

@@ -5,9 +5,11 @@
 //! - [`tiers`]: L1 moka → L2 Redis Cluster (behind a breaker) → replica → primary.
 //! - [`replicas`]: replica rotation, health probes and lag.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
+//! - [`clicks`]: click aggregation and its flushes to the durable queue.
 //! - [`app`]: the server, and the routes the all-in-one mounts.
 
 pub mod app;
+pub mod clicks;
 pub mod metrics;
 pub mod redirect;
 pub mod replicas;

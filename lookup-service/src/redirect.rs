@@ -9,14 +9,16 @@
 //! - 404 for codes that do not exist, 410 for expired, disabled or deleted links,
 //!   429 for an address that collects too many 404s (a scanner).
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
+use common::clicks::{Click, visitor_hash};
 use common::db::links::LinkState;
 use common::problem::Problem;
 use common::ratelimit::{Decision, Quota};
 use common::time::now_ms;
 
+use crate::clicks::ClickRecorder;
 use crate::resolve::{LookupState, Segment};
 use crate::tiers::Age;
 
@@ -92,8 +94,43 @@ pub async fn follow(
         }
         _ => NO_STORE,
     };
+    // A HEAD is a link checker asking, not a person following.
+    if req.method() == Method::GET
+        && let Some(recorder) = &state.clicks
+    {
+        record_click(&req, &state, recorder, &code);
+    }
     HttpResponse::build(status)
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, cache_control))
         .finish()
+}
+
+fn record_click(req: &HttpRequest, state: &LookupState, recorder: &ClickRecorder, code: &str) {
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let user_agent = text("user-agent");
+    let country = match recorder.country_header() {
+        "" => None,
+        name => text(name),
+    };
+    let address =
+        common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_deref())
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+    let now = now_ms();
+    let day = now - now.rem_euclid(common::clicks::DAY_MS);
+    recorder.record(&Click {
+        code,
+        at_ms: now,
+        referer: text("referer"),
+        user_agent,
+        country,
+        visitor: visitor_hash(
+            recorder.visitor_key(),
+            day,
+            &address,
+            user_agent.unwrap_or(""),
+        ),
+    });
 }

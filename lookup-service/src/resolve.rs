@@ -15,6 +15,7 @@ use common::ids::{CODE_LEN, CodeCodec};
 use common::links::Alias;
 use common::ratelimit::RateLimiter;
 
+use crate::clicks::ClickRecorder;
 use crate::metrics::LookupMetrics;
 use crate::replicas::Replicas;
 use crate::tiers::{Age, Evictor, Tiers};
@@ -33,6 +34,8 @@ pub struct LookupState {
     /// per connection, and Redis must not sit on the redirect path).
     pub not_found_limiter: RateLimiter,
     pub permanent_cache_control: HeaderValue,
+    /// Click counting (absent when `stats.enabled` is off).
+    pub clicks: Option<Arc<ClickRecorder>>,
 }
 
 impl std::fmt::Debug for LookupState {
@@ -86,7 +89,23 @@ impl LookupState {
             settings.permanent_max_age_secs
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=3600"));
+        let clicks = deps.settings.stats.enabled.then(|| {
+            let key = deps
+                .settings
+                .ids
+                .code_key
+                .as_ref()
+                .map(|k| secrecy::ExposeSecret::expose_secret(k).as_bytes().to_vec())
+                .unwrap_or_default();
+            ClickRecorder::start(
+                deps.db.clone(),
+                deps.settings.stats.clone(),
+                &key,
+                &deps.metrics,
+            )
+        });
         LookupState {
+            clicks,
             deps: deps.clone(),
             codec,
             tiers,

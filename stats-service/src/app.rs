@@ -5,12 +5,27 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Compat, from_fn};
 use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
+
+use crate::api::StatsState;
 use common::deps::Deps;
 use tracing_actix_web::TracingLogger;
 
-/// Mounts the stats API (none yet beyond the operational routes).
-pub fn routes(_settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
-    |_cfg: &mut web::ServiceConfig| {}
+/// Mounts the stats API. Needs `web::Data<StatsState>` in the app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/api/v1/links/{code}/stats",
+        web::get().to(crate::api::link_stats),
+    );
+}
+
+/// The stats API's state, and the consumers started for it.
+pub fn start(deps: &Deps) -> web::Data<StatsState> {
+    let metrics = crate::consumer::ConsumerMetrics::new(&deps.metrics);
+    crate::consumer::start(deps.db.clone(), deps.settings.stats.clone(), metrics);
+    web::Data::new(StatsState {
+        db: deps.db.clone(),
+        auth: common::auth::Authenticator::new(deps.db.clone()),
+    })
 }
 
 pub struct Application {
@@ -21,19 +36,26 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let deps = Deps::connect(ServiceKind::Stats, settings).await?;
+        Self::build_with(deps)
+    }
+
+    pub fn build_with(deps: Deps) -> anyhow::Result<Application> {
         let settings = deps.settings.clone();
+        let state = start(&deps);
         let readiness = web::Data::new(deps.readiness());
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
-        let app_settings = settings.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
                 .wrap(Compat::new(TracingLogger::default()))
+                .app_data(state.clone())
+                .app_data(common::http::query_config())
+                .app_data(common::http::path_config())
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())
                 .configure(common::http::ops_routes)
-                .configure(routes(&app_settings))
+                .configure(routes)
                 .default_service(web::to(common::http::not_found))
         })
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
@@ -44,6 +66,13 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// For tests: serve in the background; the handle stops the server.
+    pub fn spawn(self) -> (u16, actix_web::dev::ServerHandle) {
+        let handle = self.server.handle();
+        tokio::spawn(self.server);
+        (self.port, handle)
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {

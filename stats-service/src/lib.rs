@@ -1,8 +1,12 @@
-//! stats-service: click counting and the stats API.
+//! stats-service: applies click batches to the counters and answers the stats API.
 //!
-//! This crate currently serves the operational endpoints (`/healthz`, `/readyz`,
-//! `/metrics`) on port 8083; click ingestion and the stats API build on it.
+//! - [`consumer`]: takes batches from the durable queue (the `click_batches` outbox) and
+//!   applies each exactly once.
+//! - [`api`]: `GET /api/v1/links/{code}/stats`, owner only, JSON or CSV.
+//! - [`app`]: the server, and the routes the all-in-one mounts.
 
+pub mod api;
 pub mod app;
+pub mod consumer;
 
 pub use app::{Application, routes};

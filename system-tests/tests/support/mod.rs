@@ -29,7 +29,9 @@ pub struct Harness {
     pub engine: &'static str,
     pub create: create_service::app::Running,
     pub lookup_port: u16,
-    lookup: actix_web::dev::ServerHandle,
+    lookup: lookup_service::app::Stopper,
+    pub stats_port: u16,
+    stats: actix_web::dev::ServerHandle,
     pub db: Database,
     pub http: reqwest::Client,
     /// Keys of two tenants, `acme` and `globex`.
@@ -111,7 +113,7 @@ impl Harness {
     }
 
     /// Another lookup instance on the same servers (same settings, own local cache).
-    pub async fn add_lookup(&self) -> (u16, actix_web::dev::ServerHandle) {
+    pub async fn add_lookup(&self) -> (u16, lookup_service::app::Stopper) {
         let settings = Settings::load_from(ServiceKind::Lookup, None, self.env.clone()).unwrap();
         let deps = Deps::connect(ServiceKind::Lookup, settings).await.unwrap();
         let codec = Arc::new(CodeCodec::new(CODE_KEY.as_bytes()));
@@ -214,6 +216,14 @@ impl Harness {
                 .unwrap()
                 .spawn();
 
+        let stats_settings = Settings::load_from(ServiceKind::Stats, None, env.clone()).unwrap();
+        let stats_deps = Deps::connect(ServiceKind::Stats, stats_settings)
+            .await
+            .unwrap();
+        let (stats_port, stats) = stats_service::Application::build_with(stats_deps)
+            .unwrap()
+            .spawn();
+
         let key = common::auth::create_key(&db, "acme", "tests")
             .await
             .unwrap()
@@ -232,6 +242,8 @@ impl Harness {
             create,
             lookup_port,
             lookup,
+            stats_port,
+            stats,
             db,
             http,
             key,
@@ -244,11 +256,16 @@ impl Harness {
     pub async fn stop(self) {
         self.create.stop().await;
         lookup_service::app::stop(self.lookup).await;
+        self.stats.stop(true).await;
         self.db.close().await;
     }
 
     pub fn create_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.create.port)
+    }
+
+    pub fn stats_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.stats_port)
     }
 
     pub fn lookup_url(&self, path: &str) -> String {

@@ -1,0 +1,358 @@
+//! Every SQL statement on the click tables: the batch outbox, the counters, and the
+//! stats queries.
+
+use std::collections::HashMap;
+
+use sqlx::{Any, AnyConnection, AnyPool, Row};
+
+use super::{Database, Engine, StoreError};
+use crate::clicks::{ClickBatch, DAY_MS, classify_agent};
+
+/// Rows per multi-row upsert (5 parameters each at most).
+const CHUNK: usize = 1000;
+
+/// Queues a batch for stats-service. Idempotent: re-sending a batch whose earlier
+/// attempt did reach the database (the answer was lost) inserts nothing.
+pub async fn enqueue(pool: &AnyPool, batch: &ClickBatch) -> Result<(), StoreError> {
+    let payload =
+        serde_json::to_string(batch).map_err(|e| StoreError::Corrupt(format!("batch: {e}")))?;
+    sqlx::query(
+        "INSERT INTO click_batches (batch_id, created_at, attempts, clicks, payload) \
+         VALUES ($1, $2, 0, $3, $4) ON CONFLICT (batch_id) DO NOTHING",
+    )
+    .bind(batch.batch_id.clone())
+    .bind(batch.created_at)
+    .bind(i64::try_from(batch.clicks()).unwrap_or(i64::MAX))
+    .bind(payload)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The counter rows one or more batches add up to, merged by key so that a multi-row
+/// upsert never touches one row twice.
+#[derive(Debug, Default)]
+struct Deltas {
+    totals: HashMap<String, (i64, i64)>,
+    hours: HashMap<(String, i64), i64>,
+    dims: HashMap<(String, i64, &'static str, String), i64>,
+    visitors: std::collections::HashSet<(String, i64, i64)>,
+}
+
+impl Deltas {
+    fn add(&mut self, batch: &ClickBatch) {
+        for count in &batch.counts {
+            let n = i64::try_from(count.clicks).unwrap_or(i64::MAX);
+            let key = &count.key;
+            let day = key.hour - key.hour.rem_euclid(DAY_MS);
+            let agent = classify_agent(key.user_agent.as_deref());
+            let total = self.totals.entry(key.code.clone()).or_default();
+            total.0 += n;
+            if agent.bot {
+                total.1 += n;
+            }
+            *self.hours.entry((key.code.clone(), key.hour)).or_default() += n;
+            let referrer = key.referrer.clone().unwrap_or_else(|| "(direct)".into());
+            let country = key.country.clone().unwrap_or_else(|| "(unknown)".into());
+            let bot = if agent.bot { "bot" } else { "human" };
+            for (dim, value) in [
+                ("referrer", referrer),
+                ("browser", agent.browser),
+                ("os", agent.os),
+                ("device", agent.device),
+                ("country", country),
+                ("bot", bot.to_string()),
+            ] {
+                *self
+                    .dims
+                    .entry((key.code.clone(), day, dim, value))
+                    .or_default() += n;
+            }
+        }
+        for set in &batch.visitors {
+            for hash in &set.hashes {
+                self.visitors.insert((set.code.clone(), set.day, *hash));
+            }
+        }
+    }
+}
+
+/// `($1, $2, …), ($k, …)` for `rows` rows of `width` parameters.
+fn placeholders(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), StoreError> {
+    let totals: Vec<_> = deltas.totals.iter().collect();
+    for chunk in totals.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO click_totals (code, clicks, bots) VALUES {} \
+             ON CONFLICT (code) DO UPDATE SET clicks = click_totals.clicks + excluded.clicks, \
+             bots = click_totals.bots + excluded.bots",
+            placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+        for (code, (clicks, bots)) in chunk {
+            q = q.bind((*code).clone()).bind(*clicks).bind(*bots);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let hours: Vec<_> = deltas.hours.iter().collect();
+    for chunk in hours.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO click_hours (code, hour, clicks) VALUES {} \
+             ON CONFLICT (code, hour) DO UPDATE SET clicks = click_hours.clicks + excluded.clicks",
+            placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+        for ((code, hour), clicks) in chunk {
+            q = q.bind(code.clone()).bind(*hour).bind(**clicks);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let dims: Vec<_> = deltas.dims.iter().collect();
+    for chunk in dims.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO click_dimensions (code, day, dim, value, clicks) VALUES {} \
+             ON CONFLICT (code, day, dim, value) DO UPDATE \
+             SET clicks = click_dimensions.clicks + excluded.clicks",
+            placeholders(chunk.len(), 5)
+        );
+        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+        for ((code, day, dim, value), clicks) in chunk {
+            q = q
+                .bind(code.clone())
+                .bind(*day)
+                .bind(dim.to_string())
+                .bind(value.clone())
+                .bind(**clicks);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let visitors: Vec<_> = deltas.visitors.iter().collect();
+    for chunk in visitors.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO click_visitors (code, day, visitor) VALUES {} \
+             ON CONFLICT (code, day, visitor) DO NOTHING",
+            placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+        for (code, day, visitor) in chunk {
+            q = q.bind(code.clone()).bind(*day).bind(*visitor);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// What one round of applying did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub batches: u64,
+    pub clicks: u64,
+    pub dead: u64,
+}
+
+/// Applies up to `limit` queued batches in one transaction: counters updated and
+/// batch rows deleted together, so each batch counts exactly once whatever crashes
+/// when. Batches claimed by another consumer are skipped (PostgreSQL `SKIP LOCKED`).
+/// A batch that cannot be applied `max_attempts` times moves to the dead letters.
+pub async fn apply_pending(
+    db: &Database,
+    limit: i64,
+    max_attempts: i64,
+) -> Result<Applied, StoreError> {
+    let pool = db.primary();
+    let claim = match db.engine() {
+        Engine::Postgres => {
+            "SELECT batch_id, payload FROM click_batches WHERE attempts < $1 \
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+        }
+        // One consumer per embedded database; its write transaction is exclusive.
+        Engine::Sqlite => {
+            "SELECT batch_id, payload FROM click_batches WHERE attempts < $1 \
+             ORDER BY created_at LIMIT $2"
+        }
+    };
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(claim)
+        .bind(max_attempts)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Applied::default());
+    }
+    let mut deltas = Deltas::default();
+    let mut applied = Applied::default();
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in &rows {
+        let id: String = row.try_get(0)?;
+        let payload: String = row.try_get(1)?;
+        match serde_json::from_str::<ClickBatch>(&payload) {
+            Ok(batch) => {
+                deltas.add(&batch);
+                applied.batches += 1;
+                applied.clicks += batch.clicks();
+                ids.push(id);
+            }
+            Err(e) => unreadable.push((id, e.to_string())),
+        }
+    }
+    apply_deltas(&mut tx, &deltas).await?;
+    for id in &ids {
+        sqlx::query("DELETE FROM click_batches WHERE batch_id = $1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (id, error) in &unreadable {
+        bury(&mut tx, id, error).await?;
+        applied.dead += 1;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Moves a batch to the dead letters (inside the caller's transaction).
+async fn bury(conn: &mut AnyConnection, batch_id: &str, error: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO dead_click_batches (batch_id, created_at, failed_at, clicks, error, payload) \
+         SELECT batch_id, created_at, $2, clicks, $3, payload FROM click_batches WHERE batch_id = $1 \
+         ON CONFLICT (batch_id) DO NOTHING",
+    )
+    .bind(batch_id)
+    .bind(crate::time::now_ms())
+    .bind(error)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM click_batches WHERE batch_id = $1")
+        .bind(batch_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// After a failed round: count an attempt against every waiting batch that is not
+/// being applied elsewhere, and bury those out of attempts.
+pub async fn record_failure(
+    db: &Database,
+    max_attempts: i64,
+    error: &str,
+) -> Result<u64, StoreError> {
+    let pool = db.primary();
+    sqlx::query("UPDATE click_batches SET attempts = attempts + 1 WHERE attempts < $1")
+        .bind(max_attempts)
+        .execute(pool)
+        .await?;
+    let dead: Vec<String> = sqlx::query("SELECT batch_id FROM click_batches WHERE attempts >= $1")
+        .bind(max_attempts)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut tx = pool.begin().await?;
+    for id in &dead {
+        bury(&mut tx, id, error).await?;
+    }
+    tx.commit().await?;
+    Ok(dead.len() as u64)
+}
+
+/// Batches waiting, and the age of the oldest (ms), for the queue-lag metric.
+pub async fn backlog(pool: &AnyPool, now_ms: i64) -> Result<(i64, i64), StoreError> {
+    let row = sqlx::query("SELECT COUNT(*), MIN(created_at) FROM click_batches")
+        .fetch_one(pool)
+        .await?;
+    let count: i64 = row.try_get(0)?;
+    let oldest: Option<i64> = row.try_get(1)?;
+    Ok((count, oldest.map_or(0, |at| (now_ms - at).max(0))))
+}
+
+pub async fn dead_count(pool: &AnyPool) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) FROM dead_click_batches")
+        .fetch_one(pool)
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// All-time clicks of a code (for `max_visits`).
+pub async fn total(pool: &AnyPool, code: &str) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT clicks FROM click_totals WHERE code = $1")
+        .bind(code)
+        .fetch_optional(pool)
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get(0)?,
+        None => 0,
+    })
+}
+
+/// Hourly buckets of `code` in `[from, to)`.
+pub async fn hours(
+    pool: &AnyPool,
+    code: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT hour, clicks FROM click_hours WHERE code = $1 AND hour >= $2 AND hour < $3 \
+         ORDER BY hour",
+    )
+    .bind(code)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// Clicks per dimension value of `code` over the days in `[from, to)`, largest first.
+pub async fn dimensions(
+    pool: &AnyPool,
+    code: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT dim, value, CAST(SUM(clicks) AS BIGINT) FROM click_dimensions \
+         WHERE code = $1 AND day >= $2 AND day < $3 GROUP BY dim, value \
+         ORDER BY SUM(clicks) DESC, value",
+    )
+    .bind(code)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// Sum over the days in `[from, to)` of each day's distinct visitors.
+pub async fn unique_visitors(
+    pool: &AnyPool,
+    code: &str,
+    from: i64,
+    to: i64,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM click_visitors WHERE code = $1 AND day >= $2 AND day < $3",
+    )
+    .bind(code)
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
+    Ok(row.try_get(0)?)
+}

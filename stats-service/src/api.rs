@@ -1,0 +1,202 @@
+//! `GET /api/v1/links/{code}/stats?from=&to=&granularity=hour|day`: a link's clicks for
+//! its owner, as JSON or (with `Accept: text/csv`) as a CSV time series.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ACCEPT;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use common::auth::Authenticator;
+use common::clicks::{DAY_MS, HOUR_MS};
+use common::db::{Database, StoreError, clicks, links};
+use common::problem::Problem;
+use common::time::{from_ms, now_ms};
+use serde::{Deserialize, Serialize};
+
+/// Longest range answered hour by hour.
+const MAX_HOURS: i64 = 24 * 93;
+/// Longest range at all.
+const MAX_RANGE_MS: i64 = 5 * 366 * DAY_MS;
+
+pub struct StatsState {
+    pub db: Database,
+    pub auth: Authenticator,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub granularity: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Point {
+    pub t: DateTime<Utc>,
+    pub clicks: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Count {
+    pub value: String,
+    pub clicks: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stats {
+    pub code: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub granularity: String,
+    pub total: i64,
+    pub series: Vec<Point>,
+    pub referrers: Vec<Count>,
+    pub browsers: Vec<Count>,
+    pub os: Vec<Count>,
+    pub devices: Vec<Count>,
+    pub countries: Vec<Count>,
+    pub bots: i64,
+    /// Sum over the days in range of each day's distinct visitors.
+    pub unique_visitors: i64,
+}
+
+fn bad(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-query",
+        "Invalid query parameters",
+    )
+    .detail(detail)
+}
+
+fn store_problem(e: StoreError) -> Problem {
+    if e.is_unavailable() {
+        Problem::unavailable("the database is unavailable; retry shortly")
+    } else {
+        tracing::error!(error = ?e, "stats query failed");
+        Problem::internal()
+    }
+}
+
+fn parse_instant(name: &str, value: Option<&String>, default: i64) -> Result<i64, Problem> {
+    match value {
+        None => Ok(default),
+        Some(v) => DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| bad(format!("`{name}` must be an RFC 3339 timestamp"))),
+    }
+}
+
+pub async fn link_stats(
+    req: HttpRequest,
+    state: web::Data<StatsState>,
+    code: web::Path<String>,
+    query: web::Query<StatsQuery>,
+) -> Result<HttpResponse, Problem> {
+    let principal = state.auth.authenticate(&req).await?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Missing or invalid API key",
+        )
+        .detail("send `Authorization: Bearer <key>`")
+    })?;
+    let granularity = query.granularity.as_deref().unwrap_or("day");
+    let step = match granularity {
+        "hour" => HOUR_MS,
+        "day" => DAY_MS,
+        _ => return Err(bad("`granularity` must be `hour` or `day`")),
+    };
+    let now = now_ms();
+    let to = parse_instant("to", query.to.as_ref(), now)?;
+    let from = parse_instant("from", query.from.as_ref(), to - 30 * DAY_MS)?;
+    if from >= to {
+        return Err(bad("`from` must be before `to`"));
+    }
+    if to - from > MAX_RANGE_MS || (step == HOUR_MS && (to - from) / HOUR_MS > MAX_HOURS) {
+        return Err(bad("the range is too long for this granularity"));
+    }
+    // Buckets are whole hours/days: widen the range to them.
+    let from = from - from.rem_euclid(step);
+    let to = to + (step - to.rem_euclid(step)) % step;
+
+    let pool = state.db.primary();
+    let link = links::get(pool, &code).await.map_err(store_problem)?;
+    match link {
+        Some(link) if link.tenant_id == principal.tenant_id && link.deleted_at.is_none() => {}
+        _ => return Err(Problem::not_found().detail("no such link of yours")),
+    }
+    let hours = clicks::hours(pool, &code, from, to)
+        .await
+        .map_err(store_problem)?;
+    let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut t = from;
+    while t < to {
+        buckets.insert(t, 0);
+        t += step;
+    }
+    let mut total = 0;
+    for (hour, n) in hours {
+        total += n;
+        *buckets.entry(hour - hour.rem_euclid(step)).or_default() += n;
+    }
+    let day_from = from - from.rem_euclid(DAY_MS);
+    let dims = clicks::dimensions(pool, &code, day_from, to)
+        .await
+        .map_err(store_problem)?;
+    let pick = |dim: &str| -> Vec<Count> {
+        dims.iter()
+            .filter(|(d, _, _)| d == dim)
+            .map(|(_, value, clicks)| Count {
+                value: value.clone(),
+                clicks: *clicks,
+            })
+            .collect()
+    };
+    let bots = dims
+        .iter()
+        .filter(|(d, v, _)| d == "bot" && v == "bot")
+        .map(|(_, _, n)| n)
+        .sum();
+    let unique_visitors = clicks::unique_visitors(pool, &code, day_from, to)
+        .await
+        .map_err(store_problem)?;
+    let stats = Stats {
+        code: code.into_inner(),
+        from: from_ms(from),
+        to: from_ms(to),
+        granularity: granularity.to_string(),
+        total,
+        series: buckets
+            .into_iter()
+            .map(|(t, clicks)| Point {
+                t: from_ms(t),
+                clicks,
+            })
+            .collect(),
+        referrers: pick("referrer"),
+        browsers: pick("browser"),
+        os: pick("os"),
+        devices: pick("device"),
+        countries: pick("country"),
+        bots,
+        unique_visitors,
+    };
+    let wants_csv = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if wants_csv {
+        let mut csv = String::from("timestamp,clicks\n");
+        for point in &stats.series {
+            csv.push_str(&format!("{},{}\n", point.t.to_rfc3339(), point.clicks));
+        }
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(csv));
+    }
+    Ok(HttpResponse::Ok().json(stats))
+}

@@ -1,0 +1,107 @@
+//! Applies queued click batches to the counters, exactly once each (see
+//! `common::db::clicks::apply_pending`), and exports the queue's lag.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::config::StatsSettings;
+use common::db::{Database, clicks};
+use common::metrics::{Metrics, register};
+use prometheus::{IntCounter, IntGauge};
+
+pub struct ConsumerMetrics {
+    pub batches: IntCounter,
+    pub clicks: IntCounter,
+    pub dead: IntCounter,
+    pub failures: IntCounter,
+    pub backlog: IntGauge,
+    pub lag_ms: IntGauge,
+}
+
+impl ConsumerMetrics {
+    pub fn new(metrics: &Metrics) -> Arc<ConsumerMetrics> {
+        let r = metrics.registry();
+        Arc::new(ConsumerMetrics {
+            batches: register(
+                r,
+                IntCounter::new("stats_batches_applied_total", "Click batches applied."),
+            ),
+            clicks: register(
+                r,
+                IntCounter::new("stats_clicks_applied_total", "Clicks applied."),
+            ),
+            dead: register(
+                r,
+                IntCounter::new(
+                    "stats_batches_dead_total",
+                    "Batches moved to the dead letters.",
+                ),
+            ),
+            failures: register(
+                r,
+                IntCounter::new(
+                    "stats_apply_failures_total",
+                    "Rounds that failed and were retried.",
+                ),
+            ),
+            backlog: register(
+                r,
+                IntGauge::new("stats_queue_batches", "Batches waiting in the queue."),
+            ),
+            lag_ms: register(
+                r,
+                IntGauge::new(
+                    "stats_queue_lag_milliseconds",
+                    "Age of the oldest waiting batch.",
+                ),
+            ),
+        })
+    }
+}
+
+/// Starts `settings.consumers` appliers and a lag reporter.
+pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics>) {
+    for _ in 0..settings.consumers.max(1) {
+        tokio::spawn(run(db.clone(), settings.clone(), metrics.clone()));
+    }
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            ticker.tick().await;
+            if let Ok((count, lag)) = clicks::backlog(db.primary(), common::time::now_ms()).await {
+                metrics.backlog.set(count);
+                metrics.lag_ms.set(lag);
+            }
+        }
+    });
+}
+
+async fn run(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics>) {
+    let idle = Duration::from_millis(settings.poll_ms);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match clicks::apply_pending(&db, settings.apply_batch, settings.max_attempts).await {
+            Ok(applied) => {
+                backoff = Duration::from_millis(100);
+                metrics.batches.inc_by(applied.batches);
+                metrics.clicks.inc_by(applied.clicks);
+                metrics.dead.inc_by(applied.dead);
+                if applied.batches == 0 && applied.dead == 0 {
+                    tokio::time::sleep(idle).await;
+                }
+            }
+            Err(e) => {
+                metrics.failures.inc();
+                tracing::warn!(error = %e, "applying click batches failed; retrying");
+                if !e.is_unavailable()
+                    && let Ok(dead) =
+                        clicks::record_failure(&db, settings.max_attempts, &e.to_string()).await
+                {
+                    metrics.dead.inc_by(dead);
+                }
+                tokio::time::sleep(common::events::jittered(backoff)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

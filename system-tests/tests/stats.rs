@@ -1,0 +1,185 @@
+//! Click counting end to end: redirects through lookup, batches through the queue,
+//! counters applied by stats-service, figures read back from the stats API — exact.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::Harness;
+
+on_both_engines!(
+    counts_are_exact_with_dimensions,
+    stats_api_refuses_bad_requests
+);
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// The stats of `code` once `total` reaches `expected` (polls; panics after 15 s).
+async fn stats_when(h: &Harness, code: &str, expected: i64) -> Value {
+    let path = format!("/api/v1/links/{code}/stats?granularity=hour");
+    for _ in 0..150 {
+        let answer = h
+            .send(h.http.get(h.stats_url(&path)).bearer_auth(&h.key))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        if answer.body["total"].as_i64() == Some(expected) {
+            return answer.body;
+        }
+        assert!(
+            answer.body["total"].as_i64().unwrap() < expected,
+            "overcounted: {}",
+            answer.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("total never reached {expected}");
+}
+
+fn count(stats: &Value, dim: &str, value: &str) -> i64 {
+    stats[dim]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["value"] == value)
+        .map_or(0, |c| c["clicks"].as_i64().unwrap())
+}
+
+async fn counts_are_exact_with_dimensions(h: &Harness) {
+    let link = h
+        .create_link(json!({"url": "https://example.com/counted"}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    let other = h
+        .create_link(json!({"url": "https://example.com/other"}))
+        .await;
+    let follow =
+        |ua: &'static str, referer: Option<&'static str>, country: Option<&'static str>| {
+            let mut request = h
+                .http
+                .get(h.lookup_url(&format!("/{code}")))
+                .header("user-agent", ua);
+            if let Some(referer) = referer {
+                request = request.header("referer", referer);
+            }
+            if let Some(country) = country {
+                request = request.header("cf-ipcountry", country);
+            }
+            async move {
+                let answer = request.send().await.unwrap();
+                assert_eq!(answer.status(), 302);
+            }
+        };
+    for _ in 0..20 {
+        follow(FIREFOX, Some("https://news.example.org/story"), Some("DE")).await;
+    }
+    for _ in 0..15 {
+        follow(IPHONE, None, Some("fr")).await;
+    }
+    for _ in 0..5 {
+        follow(GOOGLEBOT, Some("https://www.google.com/"), None).await;
+    }
+    // Not counted: HEAD requests, other links' clicks.
+    for _ in 0..3 {
+        let head = h
+            .http
+            .head(h.lookup_url(&format!("/{code}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 302);
+    }
+    h.follow(other["code"].as_str().unwrap()).await;
+
+    let stats = stats_when(h, code, 40).await;
+    assert_eq!(stats["bots"], 5);
+    assert_eq!(count(&stats, "referrers", "news.example.org"), 20);
+    assert_eq!(count(&stats, "referrers", "www.google.com"), 5);
+    assert_eq!(count(&stats, "referrers", "(direct)"), 15);
+    assert_eq!(count(&stats, "browsers", "Firefox"), 20);
+    assert_eq!(count(&stats, "browsers", "Safari"), 15);
+    assert_eq!(count(&stats, "os", "Linux"), 20);
+    assert_eq!(count(&stats, "os", "iPhone"), 15);
+    assert_eq!(count(&stats, "devices", "Desktop"), 20);
+    assert_eq!(count(&stats, "devices", "Mobile"), 15);
+    assert_eq!(count(&stats, "devices", "Bot"), 5);
+    assert_eq!(count(&stats, "countries", "DE"), 20);
+    assert_eq!(count(&stats, "countries", "FR"), 15);
+    assert_eq!(count(&stats, "countries", "(unknown)"), 5);
+    // One address, three user agents: three visitors today.
+    assert_eq!(stats["unique_visitors"], 3);
+    let series: i64 = stats["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["clicks"].as_i64().unwrap())
+        .sum();
+    assert_eq!(series, 40);
+    // Settled: nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(stats_when(h, code, 40).await["total"], 40);
+
+    let csv = h
+        .send(
+            h.http
+                .get(h.stats_url(&format!("/api/v1/links/{code}/stats?granularity=day")))
+                .bearer_auth(&h.key)
+                .header("accept", "text/csv"),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.text.starts_with("timestamp,clicks\n"), "{}", csv.text);
+    let csv_total: i64 = csv
+        .text
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(csv_total, 40);
+}
+
+async fn stats_api_refuses_bad_requests(h: &Harness) {
+    let link = h.create_link(json!({"url": "https://example.com/s"})).await;
+    let code = link["code"].as_str().unwrap();
+    let get = |path: String, key: Option<String>| {
+        let mut request = h.http.request(Method::GET, h.stats_url(&path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        h.send(request)
+    };
+    let mine = Some(h.key.clone());
+    get(format!("/api/v1/links/{code}/stats"), None)
+        .await
+        .assert_problem(401, "unauthorized");
+    get(
+        format!("/api/v1/links/{code}/stats"),
+        Some(h.other_key.clone()),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    get("/api/v1/links/no-such-link/stats".into(), mine.clone())
+        .await
+        .assert_problem(404, "not-found");
+    for query in [
+        "granularity=minute",
+        "from=yesterday",
+        "to=2026-13-01T00:00:00Z",
+        "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&granularity=hour",
+        "colour=red",
+    ] {
+        get(format!("/api/v1/links/{code}/stats?{query}"), mine.clone())
+            .await
+            .assert_problem(400, "invalid-query");
+    }
+    let ok = get(format!("/api/v1/links/{code}/stats"), mine).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body["total"], 0);
+    assert_eq!(ok.body["granularity"], "day");
+}
