@@ -1,0 +1,185 @@
+//! lookup-service as a real process under redirect load: SIGTERM flushes every click
+//! it answered; SIGKILL loses at most the clicks of one flush interval, and the test
+//! reports how many.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::config::DatabaseSettings;
+use common::db::Database;
+use common::db::links::{LinkRecord, insert_one};
+use common::ids::{CodeCodec, SnowflakeId};
+use sqlx::Row;
+
+const KEY: &str = "click-test-code-key-0123456789";
+const FLUSH_MS: u64 = 500;
+
+fn start(db_url: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lookup-service"))
+        .env("SHORTENER__DATABASE__URL", db_url)
+        .env("SHORTENER__HTTP__BIND", "127.0.0.1")
+        .env("SHORTENER__HTTP__PORT", port.to_string())
+        .env("SHORTENER__HTTP__WORKERS", "2")
+        .env("SHORTENER__IDS__CODE_KEY", KEY)
+        .env("SHORTENER__STATS__FLUSH_INTERVAL_MS", FLUSH_MS.to_string())
+        .env("SHORTENER__TELEMETRY__FILTER", "error")
+        .spawn()
+        .unwrap()
+}
+
+async fn queued(db: &Database) -> i64 {
+    let row = sqlx::query("SELECT CAST(COALESCE(SUM(clicks), 0) AS BIGINT) FROM click_batches")
+        .fetch_one(db.primary())
+        .await
+        .unwrap();
+    row.try_get(0).unwrap()
+}
+
+/// Follows `codes` from 16 tasks until `stop`; returns the number of 302s received.
+fn load(port: u16, codes: Arc<Vec<String>>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let ok = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let (http, codes, stop, ok) =
+                    (http.clone(), codes.clone(), stop.clone(), ok.clone());
+                tokio::spawn(async move {
+                    let mut i = t;
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        let code = &codes[i % codes.len()];
+                        i += 1;
+                        if let Ok(r) = http
+                            .get(format!("http://127.0.0.1:{port}/{code}"))
+                            .send()
+                            .await
+                            && r.status() == 302
+                        {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        ok.load(Ordering::Relaxed)
+    })
+}
+
+async fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "lookup-service did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_every_click_and_sigkill_loses_at_most_one_interval() {
+    let test_db = test_kit::bed().await.fresh_database().await;
+    let db = Database::connect(&DatabaseSettings {
+        url: Some(test_db.primary_url.clone().into()),
+        replica_urls: vec![],
+        max_connections: 4,
+        acquire_timeout_ms: 5000,
+        statement_timeout_ms: 5000,
+        migrate_on_start: false,
+    })
+    .unwrap();
+    db.migrate().await.unwrap();
+    let codec = CodeCodec::new(KEY.as_bytes());
+    let now = common::time::now_ms();
+    let mut codes = Vec::new();
+    for i in 0..20u64 {
+        let raw = ((now as u64 - common::ids::EPOCH_MS - 3_600_000) << 22) | i;
+        let id = SnowflakeId::from_u64(raw).unwrap();
+        let code = codec.encode(id).as_str().to_string();
+        let record = LinkRecord {
+            code: code.clone(),
+            id: raw as i64,
+            tenant_id: "t".into(),
+            url: format!("https://example.com/{i}"),
+            redirect_status: 302,
+            tags: vec![],
+            max_visits: None,
+            expires_at: None,
+            created_at: now - 3_600_000,
+            updated_at: now - 3_600_000,
+            disabled_at: None,
+            deleted_at: None,
+        };
+        assert!(insert_one(db.primary(), &record).await.unwrap());
+        codes.push(code);
+    }
+    let codes = Arc::new(codes);
+
+    // SIGTERM under load: every answered click is queued.
+    let port = test_kit::free_port();
+    let child = start(&test_db.primary_url, port);
+    wait_ready(port).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = load(port, codes.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = child;
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let answered = sent.await.unwrap();
+    assert!(exit.success(), "lookup exited with {exit:?}");
+    assert!(answered > 500, "load too small: {answered}");
+    assert_eq!(
+        queued(&db).await,
+        answered as i64,
+        "clicks queued after SIGTERM"
+    );
+
+    // SIGKILL under load: what was buffered since the last flush is lost, no more.
+    let before = queued(&db).await;
+    let port = test_kit::free_port();
+    let mut child = start(&test_db.primary_url, port);
+    wait_ready(port).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let sent = load(port, codes.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(2700)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let answered = sent.await.unwrap();
+    let kept = queued(&db).await - before;
+    let lost = answered as i64 - kept;
+    let rate = answered as f64 / elapsed.as_secs_f64();
+    let one_interval = (rate * FLUSH_MS as f64 / 1000.0).ceil() as i64;
+    eprintln!(
+        "SIGKILL: {answered} clicks answered, {kept} queued, {lost} lost \
+         (one {FLUSH_MS} ms flush interval at {rate:.0}/s is {one_interval})"
+    );
+    assert!(lost >= 0, "more clicks queued than answered");
+    // One interval, plus the slack of a flush in flight when the kill landed.
+    assert!(
+        lost <= one_interval * 2,
+        "lost {lost}, one interval is {one_interval}"
+    );
+    db.close().await;
+}
