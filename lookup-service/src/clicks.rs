@@ -86,6 +86,78 @@ impl std::fmt::Debug for ClickRecorder {
     }
 }
 
+/// Visits of links that have a `max_visits`: the larger of the applied total in the
+/// database (re-read at most once a second) and this instance's own count.
+///
+/// Bound: a link with `max_visits = N` redirects at most N times plus the visits other
+/// instances answered in the last flush interval + apply delay + one second (their
+/// clicks are not yet in the applied total), plus requests racing the last visit.
+#[derive(Debug, Default)]
+struct Visits {
+    local: std::sync::atomic::AtomicI64,
+    applied: std::sync::atomic::AtomicI64,
+    read_at: std::sync::atomic::AtomicI64,
+}
+
+pub struct VisitLimiter {
+    visits: moka::future::Cache<String, Arc<Visits>>,
+    db: Database,
+}
+
+impl std::fmt::Debug for VisitLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VisitLimiter").finish()
+    }
+}
+
+const APPLIED_REREAD_MS: i64 = 1000;
+
+impl VisitLimiter {
+    pub fn new(db: Database) -> VisitLimiter {
+        VisitLimiter {
+            visits: moka::future::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+            db,
+        }
+    }
+
+    /// Whether `code` is still under `max_visits`; if so and `count`, counts one
+    /// visit. False means the limit is reached (the redirect answers 410).
+    pub async fn admit(
+        &self,
+        code: &str,
+        max_visits: i64,
+        count: bool,
+        replica: Option<&sqlx::AnyPool>,
+    ) -> bool {
+        let visits = self
+            .visits
+            .get_with_by_ref(code, async { Arc::new(Visits::default()) })
+            .await;
+        let now = common::time::now_ms();
+        if now - visits.read_at.load(Ordering::Relaxed) >= APPLIED_REREAD_MS {
+            visits.read_at.store(now, Ordering::Relaxed);
+            let pool = replica.unwrap_or(self.db.primary());
+            match clicks::total(pool, code).await {
+                Ok(total) => visits.applied.store(total, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(error = %e, "visit total unavailable; using the local count")
+                }
+            }
+        }
+        let local = visits.local.load(Ordering::Relaxed);
+        if local.max(visits.applied.load(Ordering::Relaxed)) >= max_visits {
+            return false;
+        }
+        if count {
+            visits.local.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+}
+
 /// The visitor-hash key, derived from the code key so a deployment has one secret
 /// less to manage (domain-separated: it reveals nothing about the code key).
 pub fn visitor_key(code_key: &[u8]) -> [u8; 16] {

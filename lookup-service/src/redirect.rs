@@ -87,6 +87,18 @@ pub async fn follow(
     let Some(location) = resolved.location.clone() else {
         return gone(LinkState::Disabled);
     };
+    // A HEAD sees the limit but does not count as a visit.
+    let is_get = req.method() == Method::GET;
+    if let Some(max) = resolved.entry.max_visits
+        && !state
+            .visit_limiter
+            .admit(&code, max, is_get, state.replicas.pick().map(|r| r.pool()))
+            .await
+    {
+        return Problem::new(StatusCode::GONE, "link-gone", "Link no longer available")
+            .detail("this link has reached its visit limit")
+            .to_response();
+    }
     let status = StatusCode::from_u16(resolved.entry.redirect_status).unwrap_or(StatusCode::FOUND);
     let cache_control = match status {
         StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT => {
@@ -95,9 +107,7 @@ pub async fn follow(
         _ => NO_STORE,
     };
     // A HEAD is a link checker asking, not a person following.
-    if req.method() == Method::GET
-        && let Some(recorder) = &state.clicks
-    {
+    if is_get && let Some(recorder) = &state.clicks {
         record_click(&req, &state, recorder, &code);
     }
     HttpResponse::build(status)

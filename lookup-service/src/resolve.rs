@@ -15,7 +15,7 @@ use common::ids::{CODE_LEN, CodeCodec};
 use common::links::Alias;
 use common::ratelimit::RateLimiter;
 
-use crate::clicks::ClickRecorder;
+use crate::clicks::{ClickRecorder, VisitLimiter};
 use crate::metrics::LookupMetrics;
 use crate::replicas::Replicas;
 use crate::tiers::{Age, Evictor, Tiers};
@@ -36,6 +36,7 @@ pub struct LookupState {
     pub permanent_cache_control: HeaderValue,
     /// Click counting (absent when `stats.enabled` is off).
     pub clicks: Option<Arc<ClickRecorder>>,
+    pub visit_limiter: VisitLimiter,
 }
 
 impl std::fmt::Debug for LookupState {
@@ -106,6 +107,7 @@ impl LookupState {
         });
         LookupState {
             clicks,
+            visit_limiter: VisitLimiter::new(deps.db.clone()),
             deps: deps.clone(),
             codec,
             tiers,

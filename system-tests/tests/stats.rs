@@ -13,8 +13,39 @@ use support::Harness;
 
 on_both_engines!(
     counts_are_exact_with_dimensions,
-    stats_api_refuses_bad_requests
+    stats_api_refuses_bad_requests,
+    max_visits_answers_gone
 );
+
+async fn max_visits_answers_gone(h: &Harness) {
+    let link = h
+        .create_link(json!({"url": "https://example.com/limited", "max_visits": 5}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    for _ in 0..5 {
+        assert_eq!(h.follow(code).await.status, StatusCode::FOUND);
+    }
+    let gone = h.follow(code).await;
+    gone.assert_problem(410, "link-gone");
+    assert!(gone.text.contains("visit limit"), "{}", gone.text);
+    let head = h
+        .http
+        .head(h.lookup_url(&format!("/{code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 410);
+    // Once the visits are applied, an instance that never saw them refuses too.
+    stats_when(h, code, 5).await;
+    let (port, _other) = h.add_lookup().await;
+    let fresh = h
+        .http
+        .get(format!("http://127.0.0.1:{port}/{code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 410);
+}
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
