@@ -88,11 +88,10 @@ async fn wait_ready(port: u16) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_flushes_every_click_and_sigkill_loses_at_most_one_interval() {
-    let test_db = test_kit::bed().await.fresh_database().await;
+/// Connects to `url`, migrates, and stores 20 links an hour old; returns their codes.
+async fn seed(url: &str) -> (Database, Arc<Vec<String>>) {
     let db = Database::connect(&DatabaseSettings {
-        url: Some(test_db.primary_url.clone().into()),
+        url: Some(url.to_string().into()),
         replica_urls: vec![],
         max_connections: 4,
         acquire_timeout_ms: 5000,
@@ -125,7 +124,13 @@ async fn sigterm_flushes_every_click_and_sigkill_loses_at_most_one_interval() {
         assert!(insert_one(db.primary(), &record).await.unwrap());
         codes.push(code);
     }
-    let codes = Arc::new(codes);
+    (db, Arc::new(codes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_every_click_and_sigkill_loses_at_most_one_interval() {
+    let test_db = test_kit::bed().await.fresh_database().await;
+    let (db, codes) = seed(&test_db.primary_url).await;
 
     // SIGTERM under load: every answered click is queued.
     let port = test_kit::free_port();
@@ -182,4 +187,62 @@ async fn sigterm_flushes_every_click_and_sigkill_loses_at_most_one_interval() {
         "lost {lost}, one interval is {one_interval}"
     );
     db.close().await;
+}
+
+/// The queue (the primary) down for three seconds under load: lookup keeps answering
+/// from its cache, holds the batches, and queues every click once the primary is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_outage_loses_nothing() {
+    let pg = test_kit::PgCluster::start().await.unwrap();
+    let url = pg.primary_url("postgres");
+    let (seeding, codes) = seed(&url).await;
+    seeding.close().await;
+    let port = test_kit::free_port();
+    let mut child = start(&url, port);
+    wait_ready(port).await;
+    // Warm the cache so redirects need no database during the outage.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    for code in codes.iter() {
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/{code}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = load(port, codes.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    pg.kill_primary().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pg.start_primary().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    let answered = sent.await.unwrap() + codes.len() as u64;
+    // Stop the way an orchestrator does, so the last buffer is flushed too.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success());
+    let db = Database::connect(&DatabaseSettings {
+        url: Some(url.clone().into()),
+        replica_urls: vec![],
+        max_connections: 2,
+        acquire_timeout_ms: 5000,
+        statement_timeout_ms: 5000,
+        migrate_on_start: false,
+    })
+    .unwrap();
+    let kept = queued(&db).await;
+    eprintln!("queue outage: {answered} clicks answered, {kept} queued");
+    assert_eq!(kept, answered as i64);
+    drop(pg);
 }
