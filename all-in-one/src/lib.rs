@@ -92,6 +92,7 @@ pub struct AllInOne {
     server: Server,
     create: web::Data<CreateState>,
     lookup: web::Data<LookupState>,
+    consumers: stats_service::consumer::Consumers,
 }
 
 impl AllInOne {
@@ -108,7 +109,7 @@ impl AllInOne {
             codec,
             InvalidationSource::Local(bus),
         ));
-        let stats = stats_service::app::start(&deps);
+        let (stats, consumers) = stats_service::app::start(&deps);
         let readiness = web::Data::new(create_service::state::with_lease_check(
             deps.readiness(),
             &create,
@@ -145,6 +146,7 @@ impl AllInOne {
             server: server.run(),
             create,
             lookup,
+            consumers,
         })
     }
 
@@ -161,6 +163,9 @@ impl AllInOne {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
         lookup_service::app::flush_clicks(&self.lookup).await;
+        // Apply what was just flushed before stopping the appliers.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.consumers.stop().await;
         self.create.release_lease().await;
         Ok(())
     }

@@ -7,6 +7,7 @@ use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 
 use crate::api::StatsState;
+use crate::consumer::Consumers;
 use common::deps::Deps;
 use tracing_actix_web::TracingLogger;
 
@@ -19,18 +20,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The stats API's state, and the consumers started for it.
-pub fn start(deps: &Deps) -> web::Data<StatsState> {
+pub fn start(deps: &Deps) -> (web::Data<StatsState>, Consumers) {
     let metrics = crate::consumer::ConsumerMetrics::new(&deps.metrics);
-    crate::consumer::start(deps.db.clone(), deps.settings.stats.clone(), metrics);
-    web::Data::new(StatsState {
+    let consumers = crate::consumer::start(deps.db.clone(), deps.settings.stats.clone(), metrics);
+    let state = web::Data::new(StatsState {
         db: deps.db.clone(),
         auth: common::auth::Authenticator::new(deps.db.clone()),
-    })
+    });
+    (state, consumers)
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    consumers: Consumers,
 }
 
 impl Application {
@@ -41,7 +44,7 @@ impl Application {
 
     pub fn build_with(deps: Deps) -> anyhow::Result<Application> {
         let settings = deps.settings.clone();
-        let state = start(&deps);
+        let (state, consumers) = start(&deps);
         let readiness = web::Data::new(deps.readiness());
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
@@ -61,22 +64,29 @@ impl Application {
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
         .listen(listener)?
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            consumers,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// For tests: serve in the background; the handle stops the server.
-    pub fn spawn(self) -> (u16, actix_web::dev::ServerHandle) {
+    /// For tests: serve in the background; the handle stops the server, the
+    /// consumers stop separately.
+    pub fn spawn(self) -> (u16, actix_web::dev::ServerHandle, Consumers) {
         let handle = self.server.handle();
         tokio::spawn(self.server);
-        (self.port, handle)
+        (self.port, handle, self.consumers)
     }
 
+    /// Serves until SIGTERM/Ctrl-C, then lets the appliers finish their rounds.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
+        self.consumers.stop().await;
         Ok(())
     }
 }

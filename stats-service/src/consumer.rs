@@ -59,11 +59,43 @@ impl ConsumerMetrics {
     }
 }
 
-/// Starts `settings.consumers` appliers and a lag reporter.
-pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics>) {
-    for _ in 0..settings.consumers.max(1) {
-        tokio::spawn(run(db.clone(), settings.clone(), metrics.clone()));
+/// Running appliers; [`Consumers::stop`] lets each finish its round, then ends them.
+pub struct Consumers {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Consumers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumers")
+            .field("tasks", &self.tasks.len())
+            .finish()
     }
+}
+
+impl Consumers {
+    /// Drains: no new round starts, the current ones commit (or roll back) first.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+/// Starts `settings.consumers` appliers and a lag reporter.
+pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics>) -> Consumers {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tasks = (0..settings.consumers.max(1))
+        .map(|_| {
+            tokio::spawn(run(
+                db.clone(),
+                settings.clone(),
+                metrics.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -74,12 +106,18 @@ pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics
             }
         }
     });
+    Consumers { stop, tasks }
 }
 
-async fn run(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics>) {
+async fn run(
+    db: Database,
+    settings: StatsSettings,
+    metrics: Arc<ConsumerMetrics>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
     let idle = Duration::from_millis(settings.poll_ms);
     let mut backoff = Duration::from_millis(100);
-    loop {
+    while !*stopped.borrow() {
         match clicks::apply_pending(&db, settings.apply_batch, settings.max_attempts).await {
             Ok(applied) => {
                 backoff = Duration::from_millis(100);
@@ -87,7 +125,7 @@ async fn run(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics
                 metrics.clicks.inc_by(applied.clicks);
                 metrics.dead.inc_by(applied.dead);
                 if applied.batches == 0 && applied.dead == 0 {
-                    tokio::time::sleep(idle).await;
+                    let _ = tokio::time::timeout(idle, stopped.changed()).await;
                 }
             }
             Err(e) => {

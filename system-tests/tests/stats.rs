@@ -214,3 +214,60 @@ async fn stats_api_refuses_bad_requests(h: &Harness) {
     assert_eq!(ok.body["total"], 0);
     assert_eq!(ok.body["granularity"], "day");
 }
+
+/// stats-service down for 60 s under redirect load: the batches wait in the queue and,
+/// once it is back, every click is counted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_service_down_a_minute_loses_nothing() {
+    let mut h = Harness::postgres(&[]).await;
+    h.consumers.take().unwrap().stop().await;
+    let link = h
+        .create_link(json!({"url": "https://example.com/busy"}))
+        .await;
+    let code = link["code"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let http = h.http.clone();
+            let url = h.lookup_url(&format!("/{code}"));
+            tokio::spawn(async move {
+                let mut ok = 0i64;
+                while std::time::Instant::now() < deadline {
+                    if http.get(&url).send().await.unwrap().status() == 302 {
+                        ok += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(4)).await;
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for worker in workers {
+        answered += worker.await.unwrap();
+    }
+    let (waiting, lag_ms) = common::db::clicks::backlog(h.db.primary(), common::time::now_ms())
+        .await
+        .unwrap();
+    assert!(
+        waiting > 30,
+        "batches should pile up while stats is down: {waiting}"
+    );
+    assert!(lag_ms > 30_000, "oldest batch waited {lag_ms} ms");
+    let settings = common::config::Settings::load_from(
+        common::config::ServiceKind::Stats,
+        None,
+        h.env.clone(),
+    )
+    .unwrap();
+    let metrics = common::metrics::Metrics::new("stats-restarted");
+    h.consumers = Some(stats_service::consumer::start(
+        h.db.clone(),
+        settings.stats,
+        stats_service::consumer::ConsumerMetrics::new(&metrics),
+    ));
+    eprintln!("{answered} clicks while stats-service was down; {waiting} batches waited");
+    let stats = stats_when(&h, &code, answered).await;
+    assert_eq!(stats["total"], answered);
+    h.stop().await;
+}

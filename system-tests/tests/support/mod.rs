@@ -32,6 +32,8 @@ pub struct Harness {
     lookup: lookup_service::app::Stopper,
     pub stats_port: u16,
     stats: actix_web::dev::ServerHandle,
+    /// stats-service's appliers (taken by tests that stop them).
+    pub consumers: Option<stats_service::consumer::Consumers>,
     pub db: Database,
     pub http: reqwest::Client,
     /// Keys of two tenants, `acme` and `globex`.
@@ -220,7 +222,7 @@ impl Harness {
         let stats_deps = Deps::connect(ServiceKind::Stats, stats_settings)
             .await
             .unwrap();
-        let (stats_port, stats) = stats_service::Application::build_with(stats_deps)
+        let (stats_port, stats, consumers) = stats_service::Application::build_with(stats_deps)
             .unwrap()
             .spawn();
 
@@ -244,6 +246,7 @@ impl Harness {
             lookup,
             stats_port,
             stats,
+            consumers: Some(consumers),
             db,
             http,
             key,
@@ -257,6 +260,9 @@ impl Harness {
         self.create.stop().await;
         lookup_service::app::stop(self.lookup).await;
         self.stats.stop(true).await;
+        if let Some(consumers) = self.consumers {
+            consumers.stop().await;
+        }
         self.db.close().await;
     }
 
