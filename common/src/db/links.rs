@@ -87,6 +87,23 @@ impl LinkRecord {
     }
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds the ten inserted columns of `link`, in the order of every INSERT below.
+fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
+    query
+        .bind(link.code.clone())
+        .bind(link.id)
+        .bind(link.tenant_id.clone())
+        .bind(link.url.clone())
+        .bind(i64::from(link.redirect_status))
+        .bind(link.tags_json())
+        .bind(link.max_visits)
+        .bind(link.expires_at)
+        .bind(link.created_at)
+        .bind(link.updated_at)
+}
+
 /// Inserts one link; `false` when its code is taken. A single plain INSERT (no
 /// RETURNING, no explicit transaction when `conn` is a pool connection) is the cheapest
 /// durable write there is: one round trip, one commit.
@@ -94,22 +111,11 @@ pub async fn insert_one<'c, E>(executor: E, link: &LinkRecord) -> Result<bool, S
 where
     E: Executor<'c, Database = Any>,
 {
-    let result = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
          expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(link.code.clone())
-    .bind(link.id)
-    .bind(link.tenant_id.clone())
-    .bind(link.url.clone())
-    .bind(i64::from(link.redirect_status))
-    .bind(link.tags_json())
-    .bind(link.max_visits)
-    .bind(link.expires_at)
-    .bind(link.created_at)
-    .bind(link.updated_at)
-    .execute(executor)
-    .await;
+    );
+    let result = bind_insert(query, link).execute(executor).await;
     match result.map_err(StoreError::from) {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict(_)) => Ok(false),
@@ -148,17 +154,7 @@ pub async fn insert_many(
         // Only placeholders were spliced in: nothing from the request.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for link in chunk {
-            query = query
-                .bind(link.code.clone())
-                .bind(link.id)
-                .bind(link.tenant_id.clone())
-                .bind(link.url.clone())
-                .bind(i64::from(link.redirect_status))
-                .bind(link.tags_json())
-                .bind(link.max_visits)
-                .bind(link.expires_at)
-                .bind(link.created_at)
-                .bind(link.updated_at);
+            query = bind_insert(query, link);
         }
         let rows = query.fetch_all(&mut *conn).await?;
         for row in rows {
