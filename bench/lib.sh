@@ -107,13 +107,18 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-600}
 # softirq), then "irq+softirq" alone.
 machine_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8; t=0; for(i=2;i<=NF;i++) t+=$i; print b, t, $7+$8}' /proc/stat; }
 # Kernel threads (jbd2 and kworkers doing the fsync work, ksoftirqd, ...).
+# One ps and one awk (a snapshot taken inside a measurement should cost little).
 kthread_ticks() {
-    local t=0 k
-    for k in $(ps -o pid= --ppid 2); do t=$((t + $(proc_ticks "$k"))); done
-    echo "$t"
+    local files
+    files=$(ps -o pid= --ppid 2 | awk '{printf "/proc/%s/stat ", $1}')
+    # shellcheck disable=SC2086 # one path per kernel thread
+    cat $files 2>/dev/null | awk '{t += $14 + $15} END {print t + 0}'
 }
 # User + system ticks of one process (0 when it is gone).
 proc_ticks() { local v; v=$(awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null); echo "${v:-0}"; }
+# This shell and the children it has reaped (cutime, cstime): what a script spent on
+# its own, its load generator included once that has exited.
+self_ticks() { awk '{print $14+$15+$16+$17}' "/proc/$$/stat"; }
 # A process, its reaped children (cutime, cstime) and its live children.
 tree_ticks() {
     local root=$1 t child
