@@ -27,14 +27,8 @@ fn key_file(settings: &Settings) -> Option<PathBuf> {
     if Engine::from_url(&url) != Some(Engine::Sqlite) {
         return None;
     }
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let dir = Path::new(&path)
+    let path = common::db::sqlite_path(&url);
+    let dir = Path::new(path)
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();

@@ -44,8 +44,8 @@ pub fn jittered(base: Duration) -> Duration {
 #[derive(Debug, Clone)]
 pub struct Change {
     code: String,
-    /// Encoded cache value to write through (`None`: delete the key).
-    value: Option<String>,
+    /// Encoded cache value to write through.
+    value: String,
     /// The event telling lookup instances to evict the code (none for a brand-new
     /// generated code, which nobody can have cached).
     event: Option<String>,
@@ -93,7 +93,7 @@ impl LinkEvents {
             LinkEvents::Redis(tx) => {
                 let change = Change {
                     code: record.code.clone(),
-                    value: Some(encode(Some(&LinkEntry::from_record(record)))),
+                    value: encode(Some(&LinkEntry::from_record(record))),
                     event: publish.then(|| encode_event(&record.code, record.updated_at)),
                 };
                 if tx.try_send(change).is_err() {
@@ -132,23 +132,13 @@ async fn apply(
     let value = change.value.clone();
     redis
         .call(|mut conn| async move {
-            match value {
-                Some(value) => {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(value)
-                        .arg("EX")
-                        .arg(ttl)
-                        .query_async::<()>(&mut conn)
-                        .await
-                }
-                None => {
-                    redis::cmd("DEL")
-                        .arg(&key)
-                        .query_async::<()>(&mut conn)
-                        .await
-                }
-            }
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("EX")
+                .arg(ttl)
+                .query_async::<()>(&mut conn)
+                .await
         })
         .await?;
     if let Some(event) = change.event.clone() {

@@ -33,8 +33,6 @@ impl Replica {
         &self.pool
     }
 
-    pub fn succeeded(&self) {}
-
     /// Out of rotation until a probe succeeds.
     pub fn failed(&self) {
         if self.healthy.swap(false, Ordering::AcqRel) {

@@ -357,7 +357,6 @@ impl Tiers {
                 .observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(Ok(Some(record))) => {
-                    replica.succeeded();
                     self.metrics
                         .tier
                         .with_label_values(&["replica", "hit"])
@@ -365,7 +364,6 @@ impl Tiers {
                     return Ok(Some(LinkEntry::from_record(&record)));
                 }
                 Ok(Ok(None)) => {
-                    replica.succeeded();
                     self.metrics
                         .tier
                         .with_label_values(&["replica", "miss"])

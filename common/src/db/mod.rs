@@ -15,7 +15,6 @@ pub mod leases;
 pub mod links;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -104,13 +103,12 @@ impl StoreError {
     }
 }
 
-/// The primary (all writes) and the read replicas (round robin).
+/// The primary (all writes) and the read replicas (rotated by lookup's `Replicas`).
 #[derive(Clone)]
 pub struct Database {
     engine: Engine,
     primary: AnyPool,
     replicas: Arc<Vec<AnyPool>>,
-    next_replica: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Database {
@@ -154,7 +152,6 @@ impl Database {
             engine,
             primary,
             replicas: Arc::new(replicas),
-            next_replica: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -165,15 +162,6 @@ impl Database {
     /// The pool for writes and for reads that must see the latest commit.
     pub fn primary(&self) -> &AnyPool {
         &self.primary
-    }
-
-    /// The next replica in round-robin order, or the primary when there is none.
-    pub fn replica(&self) -> &AnyPool {
-        if self.replicas.is_empty() {
-            return &self.primary;
-        }
-        let i = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
-        self.replicas.get(i).unwrap_or(&self.primary)
     }
 
     pub fn replicas(&self) -> &[AnyPool] {
@@ -243,12 +231,18 @@ fn pool(
         .connect_lazy_with(options))
 }
 
+/// The file path of a `sqlite:` URL (without its `?options`); empty for none.
+pub fn sqlite_path(url: &str) -> &str {
+    url.trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default()
+}
+
 /// SQLite creates the file (with `mode=rwc`) but not its directory.
 fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
+    let path = sqlite_path(url);
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }

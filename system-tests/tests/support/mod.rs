@@ -177,6 +177,10 @@ impl Harness {
             ("SHORTENER__DATABASE__MIGRATE_ON_START", "true".into()),
             ("SHORTENER__IDS__CODE_KEY", CODE_KEY.into()),
             ("SHORTENER__TELEMETRY__FILTER", "error".into()),
+            // Tests that create hundreds of links in a loop are not about limits;
+            // the limit tests set their own.
+            ("SHORTENER__RATE_LIMIT__PER_KEY_PER_MINUTE", "600000".into()),
+            ("SHORTENER__RATE_LIMIT__PER_KEY_BURST", "10000".into()),
         ]));
         for (k, v) in overrides {
             env.retain(|(key, _)| key != k);
