@@ -59,6 +59,8 @@ max_connections = 32
 acquire_timeout_ms = 2000
 statement_timeout_ms = 5000
 migrate_on_start = false
+group_commit_writers = 4
+group_commit_max_rows = 64
 
 [redis]
 urls = []
@@ -126,6 +128,7 @@ public_base_url = "http://127.0.0.1:8080"
 [database]
 url = "sqlite://data/shortener.db?mode=rwc"
 max_connections = 8
+group_commit_writers = 1
 migrate_on_start = true
 
 [links]
@@ -232,6 +235,28 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub migrate_on_start: bool,
+    /// Tasks that write concurrent single creates together, one multi-row INSERT and
+    /// one commit per batch (0: every create is its own INSERT).
+    pub group_commit_writers: usize,
+    /// Most creates one such commit carries.
+    pub group_commit_max_rows: usize,
+}
+
+impl DatabaseSettings {
+    /// A small pool on `url` alone (no replicas, 5 s timeouts), for tools and tests
+    /// that talk to one database directly.
+    pub fn direct(url: &str, max_connections: u32) -> DatabaseSettings {
+        DatabaseSettings {
+            url: Some(url.to_string().into()),
+            replica_urls: vec![],
+            max_connections,
+            acquire_timeout_ms: 5000,
+            statement_timeout_ms: 5000,
+            migrate_on_start: false,
+            group_commit_writers: 0,
+            group_commit_max_rows: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -403,6 +428,18 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if !(1..=crate::db::links::INSERT_CHUNK).contains(&self.database.group_commit_max_rows) {
+            return Err(invalid(
+                "database.group_commit_max_rows",
+                "must be within 1..=512",
+            ));
+        }
+        if self.database.group_commit_writers > self.database.max_connections as usize {
+            return Err(invalid(
+                "database.group_commit_writers",
+                "must be at most database.max_connections",
+            ));
         }
         if !(64..=8192).contains(&self.links.max_url_bytes) {
             return Err(invalid("links.max_url_bytes", "must be within 64..=8192"));

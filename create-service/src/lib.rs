@@ -8,9 +8,11 @@
 //! - [`model`]: request and response bodies and their validation into domain types.
 //! - [`error`]: the service's one error enum and its mapping to problem+json.
 //! - [`http`]: one file per endpoint, each with its OpenAPI annotation.
+//! - [`group_commit`]: concurrent single creates written together, one commit each batch.
 
 pub mod app;
 pub mod error;
+pub mod group_commit;
 pub mod http;
 pub mod model;
 pub mod state;

@@ -16,6 +16,7 @@ use common::ratelimit::{Decision, Quota, RateLimiter};
 use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
+use crate::group_commit::GroupCommit;
 
 /// Tenant that owns links created without an API key. Nobody can authenticate as it,
 /// so anonymous links can be followed but never edited or deleted.
@@ -50,6 +51,9 @@ pub struct CreateState {
     pub url_policy: UrlPolicy,
     /// `public_base_url` without a trailing slash.
     pub base_url: String,
+    /// Where single creates without an idempotency key are written (none: each is
+    /// its own INSERT).
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl std::fmt::Debug for CreateState {
@@ -117,7 +121,16 @@ impl CreateState {
         )
         .with_floor(lease.floor_ms());
         spawn_idempotency_purge(deps.db.clone());
+        let group_commit = (settings.database.group_commit_writers > 0).then(|| {
+            GroupCommit::start(
+                deps.db.primary().clone(),
+                settings.database.group_commit_writers,
+                settings.database.group_commit_max_rows,
+                deps.metrics.registry(),
+            )
+        });
         Ok(CreateState {
+            group_commit,
             codec: Arc::new(codec_from(&settings)?),
             auth: Authenticator::new(deps.db.clone()),
             limiter: RateLimiter::new(deps.redis.clone()),

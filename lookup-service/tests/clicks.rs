@@ -90,15 +90,7 @@ async fn wait_ready(port: u16) {
 
 /// Connects to `url`, migrates, and stores 20 links an hour old; returns their codes.
 async fn seed(url: &str) -> (Database, Arc<Vec<String>>) {
-    let db = Database::connect(&DatabaseSettings {
-        url: Some(url.to_string().into()),
-        replica_urls: vec![],
-        max_connections: 4,
-        acquire_timeout_ms: 5000,
-        statement_timeout_ms: 5000,
-        migrate_on_start: false,
-    })
-    .unwrap();
+    let db = Database::connect(&DatabaseSettings::direct(url, 4)).unwrap();
     db.migrate().await.unwrap();
     let codec = CodeCodec::new(KEY.as_bytes());
     let now = common::time::now_ms();
@@ -232,15 +224,7 @@ async fn queue_outage_loses_nothing() {
         .await
         .unwrap();
     assert!(exit.success());
-    let db = Database::connect(&DatabaseSettings {
-        url: Some(url.clone().into()),
-        replica_urls: vec![],
-        max_connections: 2,
-        acquire_timeout_ms: 5000,
-        statement_timeout_ms: 5000,
-        migrate_on_start: false,
-    })
-    .unwrap();
+    let db = Database::connect(&DatabaseSettings::direct(&url, 2)).unwrap();
     let kept = queued(&db).await;
     eprintln!("queue outage: {answered} clicks answered, {kept} queued");
     assert_eq!(kept, answered as i64);

@@ -31,14 +31,7 @@ fn start(db_url: &str) -> Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_apply_never_loses_or_doubles() {
     let test_db = test_kit::bed().await.fresh_database().await;
-    let settings = DatabaseSettings {
-        url: Some(test_db.primary_url.clone().into()),
-        replica_urls: vec![],
-        max_connections: 4,
-        acquire_timeout_ms: 5000,
-        statement_timeout_ms: 5000,
-        migrate_on_start: false,
-    };
+    let settings = DatabaseSettings::direct(&test_db.primary_url, 4);
     let db = Database::connect(&settings).unwrap();
     db.migrate().await.unwrap();
     // 1500 batches over 12 codes, with uneven counts.

@@ -17,7 +17,7 @@ macro_rules! columns {
 
 /// Most rows per multi-row INSERT: 10 parameters each stays far below both engines'
 /// parameter limits (PostgreSQL 65535, SQLite 32766).
-const INSERT_CHUNK: usize = 500;
+pub const INSERT_CHUNK: usize = 512;
 
 /// A link as stored. Built only from validated input (create-service) or from a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,8 @@ where
 }
 
 /// Inserts `links`; returns, in input order, whether each row was inserted (`false`
-/// means its code was already taken). Takes a connection so a create can share a
+/// means its code was already taken). Codes must be distinct: the caller settles
+/// duplicates within one request or batch. Takes a connection so a create can share a
 /// transaction with its idempotency record.
 pub async fn insert_many(
     conn: &mut AnyConnection,
@@ -132,13 +133,18 @@ pub async fn insert_many(
 ) -> Result<Vec<bool>, StoreError> {
     let mut inserted = std::collections::HashSet::new();
     for chunk in links.chunks(INSERT_CHUNK) {
+        // Every row count would be a statement of its own shape, prepared and cached
+        // per connection. Rounding up to a power of two by repeating the last row
+        // keeps ten shapes at most; the repeats are skipped by ON CONFLICT like any
+        // taken code, and RETURNING names each inserted code once.
+        let rows = chunk.len().next_power_of_two().min(INSERT_CHUNK);
         // sqlx's QueryBuilder writes `?` placeholders for the Any driver, which
         // PostgreSQL rejects; spell out `$n`, which both engines accept.
         let mut sql = String::from(
             "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
              expires_at, created_at, updated_at) VALUES ",
         );
-        for row in 0..chunk.len() {
+        for row in 0..rows {
             if row > 0 {
                 sql.push_str(", ");
             }
@@ -153,8 +159,8 @@ pub async fn insert_many(
         sql.push_str(" ON CONFLICT (code) DO NOTHING RETURNING code");
         // Only placeholders were spliced in: nothing from the request.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for link in chunk {
-            query = bind_insert(query, link);
+        for row in 0..rows {
+            query = bind_insert(query, &chunk[row.min(chunk.len() - 1)]);
         }
         let rows = query.fetch_all(&mut *conn).await?;
         for row in rows {

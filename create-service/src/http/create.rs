@@ -134,7 +134,11 @@ pub async fn create_link(
             tx.commit().await.map_err(StoreError::from)?;
         }
         _ => {
-            if !links::insert_one(pool, &record).await? {
+            let inserted = match &state.group_commit {
+                Some(group) => group.insert(record.clone()).await?,
+                None => links::insert_one(pool, &record).await?,
+            };
+            if !inserted {
                 return Err(ApiError::AliasTaken(record.code));
             }
         }
