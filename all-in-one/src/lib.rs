@@ -18,7 +18,6 @@ use common::ids::CodeCodec;
 use create_service::CreateState;
 use lookup_service::LookupState;
 use secrecy::{ExposeSecret, SecretString};
-use tracing_actix_web::TracingLogger;
 
 /// Where the embedded default keeps its code key when `ids.code_key` is unset: next to
 /// the SQLite file, so codes stay stable across restarts.
@@ -115,7 +114,7 @@ impl AllInOne {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
-                .wrap(Compat::new(TracingLogger::default()))
+                .wrap(Compat::new(common::telemetry::request_tracing()))
                 .app_data(app_create.clone())
                 .app_data(app_lookup.clone())
                 .app_data(stats.clone())

@@ -7,7 +7,8 @@
 //! and are classified by stats-service, off the hot path.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,6 +20,8 @@ pub const DAY_MS: i64 = 86_400_000;
 /// Longest user agent kept; the rest never changes a classification.
 const MAX_UA: usize = 256;
 const SHARDS: usize = 16;
+/// Longest Referer host kept (the DNS limit).
+const MAX_HOST: usize = 253;
 
 /// The dimensions of one click, as lookup sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -70,8 +73,9 @@ impl ClickBatch {
     }
 }
 
-/// The host of a Referer header, lowercased; `None` for none or an unparsable one.
-pub fn referrer_host(referer: Option<&str>) -> Option<String> {
+/// The host of a Referer header as it was sent (the caller lowercases); `None` for
+/// none or an unparsable one.
+fn referrer_host_raw(referer: Option<&str>) -> Option<&str> {
     let referer = referer?;
     let rest = referer
         .strip_prefix("https://")
@@ -80,23 +84,46 @@ pub fn referrer_host(referer: Option<&str>) -> Option<String> {
     let host = host.rsplit('@').next()?;
     let host = host.split(':').next()?;
     (!host.is_empty()
-        && host.len() <= 253
+        && host.len() <= MAX_HOST
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
-    .then(|| host.to_ascii_lowercase())
+    .then_some(host)
+}
+
+/// The host of a Referer header, lowercased; `None` for none or an unparsable one.
+pub fn referrer_host(referer: Option<&str>) -> Option<String> {
+    referrer_host_raw(referer).map(str::to_ascii_lowercase)
+}
+
+/// Two letters from the trusted edge header, as sent (the caller uppercases).
+fn country_raw(value: Option<&str>) -> Option<&str> {
+    let value = value?.trim();
+    (value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic())).then_some(value)
 }
 
 /// Two uppercase letters from the trusted edge header, else `None`.
 pub fn country(value: Option<&str>) -> Option<String> {
-    let value = value?.trim();
-    (value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic()))
-        .then(|| value.to_ascii_uppercase())
+    country_raw(value).map(str::to_ascii_uppercase)
+}
+
+/// The user agent as kept: its first [`MAX_UA`] characters, `None` when empty.
+fn user_agent_kept(user_agent: Option<&str>) -> Option<&str> {
+    let ua = user_agent?;
+    // No more bytes than the limit means no more characters either: skip the walk.
+    let ua = match (ua.len() > MAX_UA)
+        .then(|| ua.char_indices().nth(MAX_UA))
+        .flatten()
+    {
+        Some((end, _)) => &ua[..end],
+        None => ua,
+    };
+    (!ua.is_empty()).then_some(ua)
 }
 
 /// A visitor's hash for one day: keyed by the deployment's secret and the day, so it
 /// cannot be linked across days or reversed without the key.
-pub fn visitor_hash(key: &[u8; 16], day: i64, address: &str, user_agent: &str) -> i64 {
+pub fn visitor_hash(key: &[u8; 16], day: i64, address: Option<IpAddr>, user_agent: &str) -> i64 {
     let mut k0 = [0u8; 8];
     let mut k1 = [0u8; 8];
     k0.copy_from_slice(&key[..8]);
@@ -108,10 +135,99 @@ pub fn visitor_hash(key: &[u8; 16], day: i64, address: &str, user_agent: &str) -
     hasher.finish() as i64
 }
 
+/// The dimensions of buffered clicks of one code, as stored.
+#[derive(Debug)]
+struct Dims {
+    hour: i64,
+    referrer: Option<String>,
+    user_agent: Option<String>,
+    country: Option<String>,
+}
+
+/// The dimensions of one click, borrowed from the request: a click that joins an
+/// existing aggregate (nearly all of them) allocates nothing.
+struct DimsRef<'a> {
+    hour: i64,
+    referrer: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    country: Option<&'a str>,
+}
+
+impl Hash for DimsRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.hour.hash(state);
+        // Hashed as stored (referrer lowercase, country uppercase) without
+        // allocating: a host fits a stack buffer.
+        let mut host = [0u8; MAX_HOST];
+        match self
+            .referrer
+            .and_then(|r| host.get_mut(..r.len()).map(|b| (r, b)))
+        {
+            Some((r, lower)) => {
+                lower.copy_from_slice(r.as_bytes());
+                lower.make_ascii_lowercase();
+                state.write_u8(1);
+                state.write(lower);
+            }
+            None => state.write_u8(0),
+        }
+        self.user_agent.hash(state);
+        match self.country {
+            Some(c) => {
+                state.write_u8(1);
+                for b in c.bytes() {
+                    state.write_u8(b.to_ascii_uppercase());
+                }
+            }
+            None => state.write_u8(0),
+        }
+    }
+}
+
+impl Dims {
+    fn matches(&self, click: &DimsRef<'_>) -> bool {
+        fn same(stored: &Option<String>, seen: Option<&str>, fold: bool) -> bool {
+            match (stored, seen) {
+                (None, None) => true,
+                (Some(a), Some(b)) if fold => a.eq_ignore_ascii_case(b),
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            }
+        }
+        self.hour == click.hour
+            && same(&self.referrer, click.referrer, true)
+            && same(&self.user_agent, click.user_agent, false)
+            && same(&self.country, click.country, true)
+    }
+
+    fn own(click: &DimsRef<'_>) -> Dims {
+        Dims {
+            hour: click.hour,
+            referrer: click.referrer.map(str::to_ascii_lowercase),
+            user_agent: click.user_agent.map(str::to_string),
+            country: click.country.map(str::to_ascii_uppercase),
+        }
+    }
+}
+
+/// Maps of the aggregate, hashed with foldhash seeded per process: its keys come from
+/// requests, so their hashes must not be predictable (colliding on purpose would
+/// only slow a shard down), and every click hashes several of them.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What one code gathered since the last flush.
+#[derive(Debug, Default)]
+struct CodeClicks {
+    /// By a hash of the dimensions; the list settles hash collisions exactly.
+    counts: Map<u64, Vec<(Dims, u64)>>,
+    /// Distinct visitor hashes by day.
+    visitors: Map<i64, HashSet<i64, foldhash::fast::RandomState>>,
+}
+
 #[derive(Default)]
 struct Shard {
-    counts: HashMap<ClickKey, u64>,
-    visitors: HashMap<(String, i64), HashSet<i64>>,
+    codes: Map<String, CodeClicks>,
+    hasher: foldhash::fast::RandomState,
 }
 
 /// The in-memory aggregate between two flushes, bounded by distinct keys.
@@ -158,27 +274,29 @@ impl ClickBuffer {
 
     /// Adds one click; `false` when it had to be dropped (bound reached).
     pub fn record(&self, click: &Click<'_>) -> bool {
-        let key = ClickKey {
-            code: click.code.to_string(),
+        let dims = DimsRef {
             hour: click.at_ms - click.at_ms.rem_euclid(HOUR_MS),
-            referrer: referrer_host(click.referer),
-            user_agent: click
-                .user_agent
-                .map(|ua| ua.chars().take(MAX_UA).collect::<String>())
-                .filter(|ua| !ua.is_empty()),
-            country: country(click.country),
+            referrer: referrer_host_raw(click.referer),
+            user_agent: user_agent_kept(click.user_agent),
+            country: country_raw(click.country),
         };
         let day = click.at_ms - click.at_ms.rem_euclid(DAY_MS);
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        click.code.hash(&mut hasher);
-        let shard = (hasher.finish() as usize) % SHARDS;
+        // Only spreads codes over the locks: a fixed seed is enough.
+        let shard = (foldhash::fast::FixedState::default().hash_one(click.code) as usize) % SHARDS;
         let Some(shard) = self.shards.get(shard) else {
             return false;
         };
         let Ok(mut shard) = shard.lock() else {
             return false;
         };
-        if let Some(n) = shard.counts.get_mut(&key) {
+        let shard = &mut *shard;
+        let hash = shard.hasher.hash_one(&dims);
+        let known = shard
+            .codes
+            .get_mut(click.code)
+            .and_then(|c| c.counts.get_mut(&hash))
+            .and_then(|list| list.iter_mut().find(|(d, _)| d.matches(&dims)));
+        if let Some((_, n)) = known {
             *n += 1;
         } else {
             if self.keys.load(Ordering::Relaxed) >= self.max_keys {
@@ -186,13 +304,18 @@ impl ClickBuffer {
                 return false;
             }
             self.keys.fetch_add(1, Ordering::Relaxed);
-            shard.counts.insert(key, 1);
+            shard
+                .codes
+                .entry(click.code.to_string())
+                .or_default()
+                .counts
+                .entry(hash)
+                .or_default()
+                .push((Dims::own(&dims), 1));
         }
-        shard
-            .visitors
-            .entry((click.code.to_string(), day))
-            .or_default()
-            .insert(click.visitor);
+        if let Some(code) = shard.codes.get_mut(click.code) {
+            code.visitors.entry(day).or_default().insert(click.visitor);
+        }
         true
     }
 
@@ -202,25 +325,30 @@ impl ClickBuffer {
         let mut visitors = Vec::new();
         for shard in &self.shards {
             let taken = match shard.lock() {
-                Ok(mut shard) => std::mem::take(&mut *shard),
+                Ok(mut shard) => std::mem::take(&mut shard.codes),
                 Err(_) => continue,
             };
-            counts.extend(
-                taken
-                    .counts
-                    .into_iter()
-                    .map(|(key, clicks)| ClickCount { key, clicks }),
-            );
-            visitors.extend(
-                taken
-                    .visitors
-                    .into_iter()
-                    .map(|((code, day), set)| Visitors {
-                        code,
+            for (code, clicks) in taken {
+                for (dims, n) in clicks.counts.into_values().flatten() {
+                    counts.push(ClickCount {
+                        key: ClickKey {
+                            code: code.clone(),
+                            hour: dims.hour,
+                            referrer: dims.referrer,
+                            user_agent: dims.user_agent,
+                            country: dims.country,
+                        },
+                        clicks: n,
+                    });
+                }
+                for (day, set) in clicks.visitors {
+                    visitors.push(Visitors {
+                        code: code.clone(),
                         day,
                         hashes: set.into_iter().collect(),
-                    }),
-            );
+                    });
+                }
+            }
         }
         self.keys.store(0, Ordering::Relaxed);
         if counts.is_empty() {
@@ -331,6 +459,45 @@ mod tests {
     }
 
     #[test]
+    fn spellings_of_one_referrer_and_country_share_a_counter() {
+        let buffer = ClickBuffer::new(1000);
+        let long_ua = "é".repeat(MAX_UA + 10);
+        let spellings = [
+            ("https://News.Example.com/x", "de", Some("x")),
+            ("http://news.example.COM:8080/", " DE ", Some("x")),
+            ("https://news.example.com", "dE", Some("x")),
+            ("https://news.example.com", "de", Some(long_ua.as_str())),
+            (
+                "https://news.example.com",
+                "de",
+                Some(&long_ua[..2 * MAX_UA]),
+            ),
+        ];
+        for (referer, country, ua) in spellings {
+            assert!(buffer.record(&Click {
+                code: "abc",
+                at_ms: 0,
+                referer: Some(referer),
+                user_agent: ua,
+                country: Some(country),
+                visitor: 1,
+            }));
+        }
+        let batch = buffer.drain("b".into(), 0).expect("batch");
+        let mut counts: Vec<_> = batch.counts.iter().map(|c| c.clicks).collect();
+        counts.sort_unstable();
+        // Three spellings of one referrer and country; two user agents that are the
+        // same once truncated.
+        assert_eq!(counts, vec![2, 3], "{batch:?}");
+        assert!(batch.counts.iter().all(|c| {
+            c.key.referrer.as_deref() == Some("news.example.com")
+                && c.key.country.as_deref() == Some("DE")
+        }));
+        assert_eq!(batch.visitors.len(), 1);
+        assert_eq!(batch.visitors[0].hashes, vec![1]);
+    }
+
+    #[test]
     fn bound_drops_new_keys_only() {
         let buffer = ClickBuffer::new(1);
         assert!(buffer.record(&click("a", 0, None)));
@@ -363,8 +530,8 @@ mod tests {
         assert!(!firefox.bot);
         let key = [1u8; 16];
         assert_ne!(
-            visitor_hash(&key, 0, "1.2.3.4", "ua"),
-            visitor_hash(&key, DAY_MS, "1.2.3.4", "ua"),
+            visitor_hash(&key, 0, "1.2.3.4".parse().ok(), "ua"),
+            visitor_hash(&key, DAY_MS, "1.2.3.4".parse().ok(), "ua"),
             "a new day, a new hash"
         );
     }

@@ -155,16 +155,16 @@ pub async fn track_requests(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().clone();
+    // Before the call the pattern would cost a second routing of the path; after it,
+    // the request knows which resource matched.
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
-        let status = match &result {
-            Ok(res) => res.status(),
-            Err(e) => e.as_response_error().status_code(),
+        let (status, route) = match &result {
+            Ok(res) => (res.status(), res.request().match_pattern()),
+            Err(e) => (e.as_response_error().status_code(), None),
         };
+        let route = route.unwrap_or_else(|| "unmatched".to_string());
         metrics
             .http_request_duration
             .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])

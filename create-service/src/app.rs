@@ -9,7 +9,6 @@ use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 use common::deps::Deps;
 use common::events::LinkEvents;
-use tracing_actix_web::TracingLogger;
 
 use crate::http;
 use crate::state::CreateState;
@@ -75,7 +74,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
-                .wrap(Compat::new(TracingLogger::default()))
+                .wrap(Compat::new(common::telemetry::request_tracing()))
                 .app_data(app_state.clone())
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())

@@ -11,7 +11,6 @@ use common::config::{ServiceKind, Settings};
 use common::deps::Deps;
 use common::events::InvalidationSource;
 use common::ids::CodeCodec;
-use tracing_actix_web::TracingLogger;
 
 use crate::resolve::LookupState;
 
@@ -129,7 +128,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
-                .wrap(Compat::new(TracingLogger::default()))
+                .wrap(Compat::new(common::telemetry::request_tracing()))
                 .app_data(app_state.clone())
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())

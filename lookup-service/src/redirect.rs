@@ -125,9 +125,7 @@ fn record_click(req: &HttpRequest, state: &LookupState, recorder: &ClickRecorder
         name => text(name),
     };
     let address =
-        common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_deref())
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
+        common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_deref());
     let now = now_ms();
     let day = now - now.rem_euclid(common::clicks::DAY_MS);
     recorder.record(&Click {
@@ -139,7 +137,7 @@ fn record_click(req: &HttpRequest, state: &LookupState, recorder: &ClickRecorder
         visitor: visitor_hash(
             recorder.visitor_key(),
             day,
-            &address,
+            address,
             user_agent.unwrap_or(""),
         ),
     });

@@ -9,7 +9,6 @@ use common::config::{ServiceKind, Settings};
 use crate::api::StatsState;
 use crate::consumer::Consumers;
 use common::deps::Deps;
-use tracing_actix_web::TracingLogger;
 
 /// Mounts the stats API. Needs `web::Data<StatsState>` in the app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -51,7 +50,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
-                .wrap(Compat::new(TracingLogger::default()))
+                .wrap(Compat::new(common::telemetry::request_tracing()))
                 .app_data(state.clone())
                 .app_data(common::http::query_config())
                 .app_data(common::http::path_config())
