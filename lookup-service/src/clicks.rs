@@ -9,6 +9,7 @@
 //! retry after a lost answer cannot count it twice. On shutdown everything buffered is
 //! flushed; a crash loses at most what was buffered since the last flush.
 
+use actix_web::http::header::HeaderName;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +70,7 @@ impl ClickMetrics {
 
 pub struct ClickRecorder {
     buffer: ClickBuffer,
+    country_header: Option<HeaderName>,
     pending: Mutex<VecDeque<ClickBatch>>,
     db: Database,
     settings: StatsSettings,
@@ -185,6 +187,18 @@ impl ClickRecorder {
             instance: format!("{:016x}", rand::random::<u64>()),
             sequence: AtomicU64::new(0),
             visitor_key: visitor_key(code_key),
+            // Parsed once here rather than on every click.
+            country_header: match settings.country_header.as_str() {
+                "" => None,
+                name => HeaderName::try_from(name)
+                    .inspect_err(|_| {
+                        tracing::warn!(
+                            name,
+                            "stats.country_header is not a header name; countries not recorded"
+                        )
+                    })
+                    .ok(),
+            },
             metrics: ClickMetrics::new(metrics),
             settings,
         });
@@ -213,8 +227,9 @@ impl ClickRecorder {
         &self.visitor_key
     }
 
-    pub fn country_header(&self) -> &str {
-        &self.settings.country_header
+    /// The trusted edge header carrying the visitor's country, if one is configured.
+    pub fn country_header(&self) -> Option<&HeaderName> {
+        self.country_header.as_ref()
     }
 
     /// Hot path: one map update.

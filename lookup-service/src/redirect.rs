@@ -9,7 +9,9 @@
 //! - 404 for codes that do not exist, 410 for expired, disabled or deleted links,
 //!   429 for an address that collects too many 404s (a scanner).
 
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION};
+use actix_web::http::header::{
+    CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER, USER_AGENT,
+};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::clicks::{Click, visitor_hash};
@@ -80,7 +82,8 @@ pub async fn follow(
     let Some(resolved) = &cached.link else {
         return not_found(&req, &state).await;
     };
-    match resolved.entry.state_at(now_ms()) {
+    let now = now_ms();
+    match resolved.entry.state_at(now) {
         LinkState::Active => {}
         other => return gone(other),
     }
@@ -108,7 +111,7 @@ pub async fn follow(
     };
     // A HEAD is a link checker asking, not a person following.
     if is_get && let Some(recorder) = &state.clicks {
-        record_click(&req, &state, recorder, &code);
+        record_click(&req, &state, recorder, &code, now);
     }
     HttpResponse::build(status)
         .insert_header((LOCATION, location))
@@ -116,22 +119,24 @@ pub async fn follow(
         .finish()
 }
 
-fn record_click(req: &HttpRequest, state: &LookupState, recorder: &ClickRecorder, code: &str) {
+fn record_click(
+    req: &HttpRequest,
+    state: &LookupState,
+    recorder: &ClickRecorder,
+    code: &str,
+    now: i64,
+) {
     let headers = req.headers();
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let user_agent = text("user-agent");
-    let country = match recorder.country_header() {
-        "" => None,
-        name => text(name),
-    };
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let user_agent = text(&USER_AGENT);
+    let country = recorder.country_header().and_then(text);
     let address =
         common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_deref());
-    let now = now_ms();
     let day = now - now.rem_euclid(common::clicks::DAY_MS);
     recorder.record(&Click {
         code,
         at_ms: now,
-        referer: text("referer"),
+        referer: text(&REFERER),
         user_agent,
         country,
         visitor: visitor_hash(

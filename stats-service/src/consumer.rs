@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::config::StatsSettings;
 use common::db::{Database, clicks};
 use common::metrics::{Metrics, register};
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
 
 pub struct ConsumerMetrics {
     pub batches: IntCounter,
@@ -16,6 +16,7 @@ pub struct ConsumerMetrics {
     pub failures: IntCounter,
     pub backlog: IntGauge,
     pub lag_ms: IntGauge,
+    pub delay: Histogram,
 }
 
 impl ConsumerMetrics {
@@ -53,6 +54,19 @@ impl ConsumerMetrics {
                 IntGauge::new(
                     "stats_queue_lag_milliseconds",
                     "Age of the oldest waiting batch.",
+                ),
+            ),
+            delay: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "stats_batch_delay_seconds",
+                        "From a batch being cut in lookup to its clicks being applied.",
+                    )
+                    .buckets(vec![
+                        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0,
+                        10.0, 30.0, 60.0,
+                    ]),
                 ),
             ),
         })
@@ -124,6 +138,10 @@ async fn run(
                 metrics.batches.inc_by(applied.batches);
                 metrics.clicks.inc_by(applied.clicks);
                 metrics.dead.inc_by(applied.dead);
+                let now = common::time::now_ms();
+                for cut_at in &applied.cut_at {
+                    metrics.delay.observe((now - cut_at).max(0) as f64 / 1000.0);
+                }
                 if applied.batches == 0 && applied.dead == 0 {
                     let _ = tokio::time::timeout(idle, stopped.changed()).await;
                 }

@@ -37,6 +37,9 @@ struct Deltas {
     hours: HashMap<(String, i64), i64>,
     dims: HashMap<(String, i64, &'static str, String), i64>,
     visitors: std::collections::HashSet<(String, i64, i64)>,
+    /// Classified user agents: a round carries thousands of keys but few distinct
+    /// agents, and classifying one is the costliest step of applying a click key.
+    agents: HashMap<Option<String>, crate::clicks::Agent>,
 }
 
 impl Deltas {
@@ -45,7 +48,11 @@ impl Deltas {
             let n = i64::try_from(count.clicks).unwrap_or(i64::MAX);
             let key = &count.key;
             let day = key.hour - key.hour.rem_euclid(DAY_MS);
-            let agent = classify_agent(key.user_agent.as_deref());
+            let agent = self
+                .agents
+                .entry(key.user_agent.clone())
+                .or_insert_with(|| classify_agent(key.user_agent.as_deref()))
+                .clone();
             let total = self.totals.entry(key.code.clone()).or_default();
             total.0 += n;
             if agent.bot {
@@ -88,8 +95,11 @@ fn placeholders(rows: usize, width: usize) -> String {
         .join(", ")
 }
 
+/// Rows go in key order: two consumers whose rounds share counter rows then lock them
+/// in the same order, so one waits for the other instead of deadlocking.
 async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), StoreError> {
-    let totals: Vec<_> = deltas.totals.iter().collect();
+    let mut totals: Vec<_> = deltas.totals.iter().collect();
+    totals.sort_unstable();
     for chunk in totals.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO click_totals (code, clicks, bots) VALUES {} \
@@ -103,7 +113,8 @@ async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), S
         }
         q.execute(&mut *conn).await?;
     }
-    let hours: Vec<_> = deltas.hours.iter().collect();
+    let mut hours: Vec<_> = deltas.hours.iter().collect();
+    hours.sort_unstable();
     for chunk in hours.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO click_hours (code, hour, clicks) VALUES {} \
@@ -116,7 +127,8 @@ async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), S
         }
         q.execute(&mut *conn).await?;
     }
-    let dims: Vec<_> = deltas.dims.iter().collect();
+    let mut dims: Vec<_> = deltas.dims.iter().collect();
+    dims.sort_unstable();
     for chunk in dims.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO click_dimensions (code, day, dim, value, clicks) VALUES {} \
@@ -135,7 +147,8 @@ async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), S
         }
         q.execute(&mut *conn).await?;
     }
-    let visitors: Vec<_> = deltas.visitors.iter().collect();
+    let mut visitors: Vec<_> = deltas.visitors.iter().collect();
+    visitors.sort_unstable();
     for chunk in visitors.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO click_visitors (code, day, visitor) VALUES {} \
@@ -152,11 +165,13 @@ async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), S
 }
 
 /// What one round of applying did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub batches: u64,
     pub clicks: u64,
     pub dead: u64,
+    /// When each applied batch was cut (Unix ms), for the queue-delay figures.
+    pub cut_at: Vec<i64>,
 }
 
 /// Applies up to `limit` queued batches in one transaction: counters updated and
@@ -201,6 +216,7 @@ pub async fn apply_pending(
                 deltas.add(&batch);
                 applied.batches += 1;
                 applied.clicks += batch.clicks();
+                applied.cut_at.push(batch.created_at);
                 ids.push(id);
             }
             Err(e) => unreadable.push((id, e.to_string())),
