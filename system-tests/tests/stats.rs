@@ -171,6 +171,12 @@ async fn counts_are_exact_with_dimensions(h: &Harness) {
     // Settled: nothing more arrives.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(stats_when(h, code, 40).await["total"], 40);
+    // Every applied batch reported how long it waited in the queue.
+    let delay = "shortener_stats_batch_delay_seconds";
+    let batches = h.metric(h.stats_port, &format!("{delay}_count")).await;
+    let waited = h.metric(h.stats_port, &format!("{delay}_sum")).await;
+    assert!(batches >= 1.0, "no batch delay observed");
+    assert!(waited / batches < 10.0, "{waited} s over {batches} batches");
 
     let csv = h
         .send(
