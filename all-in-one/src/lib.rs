@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Compat, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 use common::db::Engine;
@@ -114,7 +114,7 @@ impl AllInOne {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
-                .wrap(Compat::new(common::telemetry::request_tracing()))
+                .wrap(common::telemetry::request_tracing())
                 .app_data(app_create.clone())
                 .app_data(app_lookup.clone())
                 .app_data(stats.clone())

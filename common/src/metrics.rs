@@ -158,16 +158,29 @@ pub async fn track_requests(
     let method = req.method().clone();
     // Before the call the pattern would cost a second routing of the path; after it,
     // the request knows which resource matched.
+    // A resource named after its pattern (the redirect) is labelled without building
+    // the pattern string.
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
         let (status, route) = match &result {
-            Ok(res) => (res.status(), res.request().match_pattern()),
-            Err(e) => (e.as_response_error().status_code(), None),
+            Ok(res) => (
+                res.status(),
+                match res.request().match_name() {
+                    Some(name) => std::borrow::Cow::Borrowed(name),
+                    None => res
+                        .request()
+                        .match_pattern()
+                        .map_or(std::borrow::Cow::Borrowed("unmatched"), Into::into),
+                },
+            ),
+            Err(e) => (
+                e.as_response_error().status_code(),
+                std::borrow::Cow::Borrowed("unmatched"),
+            ),
         };
-        let route = route.unwrap_or_else(|| "unmatched".to_string());
         metrics
             .http_request_duration
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .with_label_values(&[route.as_ref(), method.as_str(), status.as_str()])
             .observe(started.elapsed().as_secs_f64());
     }
     result

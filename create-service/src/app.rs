@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compat, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 use common::deps::Deps;
@@ -74,7 +74,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
-                .wrap(Compat::new(common::telemetry::request_tracing()))
+                .wrap(common::telemetry::request_tracing())
                 .app_data(app_state.clone())
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())

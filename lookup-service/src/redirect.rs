@@ -62,17 +62,15 @@ async fn not_found(req: &HttpRequest, state: &LookupState) -> HttpResponse {
         .to_response()
 }
 
-pub async fn follow(
-    req: HttpRequest,
-    state: web::Data<LookupState>,
-    code: web::Path<String>,
-) -> HttpResponse {
-    let age = match state.classify(&code) {
+pub async fn follow(req: HttpRequest, state: web::Data<LookupState>) -> HttpResponse {
+    // Borrowed from the match, not extracted into a String of its own.
+    let code = req.match_info().get("code").unwrap_or_default();
+    let age = match state.classify(code) {
         Segment::Impossible => return not_found(&req, &state).await,
         Segment::Generated(age) => age,
         Segment::Alias => Age::Unknown,
     };
-    let cached = match state.tiers.get(&code, age).await {
+    let cached = match state.tiers.get(code, age).await {
         Ok(cached) => cached,
         Err(e) => {
             tracing::error!(error = %e, "link lookup failed in every tier");
@@ -95,7 +93,7 @@ pub async fn follow(
     if let Some(max) = resolved.entry.max_visits
         && !state
             .visit_limiter
-            .admit(&code, max, is_get, state.replicas.pick().map(|r| r.pool()))
+            .admit(code, max, is_get, state.replicas.pick().map(|r| r.pool()))
             .await
     {
         return Problem::new(StatusCode::GONE, "link-gone", "Link no longer available")
@@ -111,7 +109,7 @@ pub async fn follow(
     };
     // A HEAD is a link checker asking, not a person following.
     if is_get && let Some(recorder) = &state.clicks {
-        record_click(&req, &state, recorder, &code, now);
+        record_click(&req, &state, recorder, code, now);
     }
     HttpResponse::build(status)
         .insert_header((LOCATION, location))

@@ -36,14 +36,17 @@ use crate::replicas::Replicas;
 /// from the stored URL re-validated as http(s).
 #[derive(Debug)]
 pub struct Resolved {
+    /// The link without its URL (`url` is empty): the URL is kept once, as
+    /// `location`, since a million cached links would otherwise hold it twice.
     pub entry: LinkEntry,
     /// `None` when the stored URL fails re-validation: never redirect to it.
     pub location: Option<HeaderValue>,
 }
 
 impl Resolved {
-    fn new(entry: LinkEntry) -> Resolved {
-        let location = LongUrl::from_stored(&entry.url)
+    fn new(mut entry: LinkEntry) -> Resolved {
+        let url = std::mem::take(&mut entry.url);
+        let location = LongUrl::from_stored(&url)
             .ok()
             .and_then(|url| HeaderValue::from_str(url.as_str()).ok());
         if location.is_none() {
@@ -144,7 +147,9 @@ impl Tiers {
         let l1 = moka::future::Cache::builder()
             .max_capacity(settings.l1_max_bytes)
             .weigher(|code: &String, value: &Cached| {
-                let entry = value.link.as_ref().map_or(0, |r| r.entry.weight());
+                let entry = value.link.as_ref().map_or(0, |r| {
+                    r.entry.weight() + r.location.as_ref().map_or(0, HeaderValue::len)
+                });
                 u32::try_from(code.len() + entry + 64).unwrap_or(u32::MAX)
             })
             .expire_after(Lifetimes {

@@ -2,7 +2,7 @@
 //! server bound to a port, which tests start on port 0.
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compat, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use common::config::{ServiceKind, Settings};
 
@@ -50,7 +50,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(common::metrics::track_requests))
-                .wrap(Compat::new(common::telemetry::request_tracing()))
+                .wrap(common::telemetry::request_tracing())
                 .app_data(state.clone())
                 .app_data(common::http::query_config())
                 .app_data(common::http::path_config())
