@@ -98,68 +98,72 @@ fn placeholders(rows: usize, width: usize) -> String {
 /// Rows go in key order: two consumers whose rounds share counter rows then lock them
 /// in the same order, so one waits for the other instead of deadlocking.
 async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), StoreError> {
-    let mut totals: Vec<_> = deltas.totals.iter().collect();
-    totals.sort_unstable();
-    for chunk in totals.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO click_totals (code, clicks, bots) VALUES {} \
-             ON CONFLICT (code) DO UPDATE SET clicks = click_totals.clicks + excluded.clicks, \
-             bots = click_totals.bots + excluded.bots",
-            placeholders(chunk.len(), 3)
-        );
-        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
-        for (code, (clicks, bots)) in chunk {
-            q = q.bind((*code).clone()).bind(*clicks).bind(*bots);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    let mut hours: Vec<_> = deltas.hours.iter().collect();
-    hours.sort_unstable();
-    for chunk in hours.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO click_hours (code, hour, clicks) VALUES {} \
-             ON CONFLICT (code, hour) DO UPDATE SET clicks = click_hours.clicks + excluded.clicks",
-            placeholders(chunk.len(), 3)
-        );
-        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
-        for ((code, hour), clicks) in chunk {
-            q = q.bind(code.clone()).bind(*hour).bind(**clicks);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    let mut dims: Vec<_> = deltas.dims.iter().collect();
-    dims.sort_unstable();
-    for chunk in dims.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO click_dimensions (code, day, dim, value, clicks) VALUES {} \
-             ON CONFLICT (code, day, dim, value) DO UPDATE \
-             SET clicks = click_dimensions.clicks + excluded.clicks",
-            placeholders(chunk.len(), 5)
-        );
-        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
-        for ((code, day, dim, value), clicks) in chunk {
-            q = q
-                .bind(code.clone())
+    write_rows(
+        conn,
+        deltas.totals.iter().collect(),
+        "INSERT INTO click_totals (code, clicks, bots)",
+        3,
+        "ON CONFLICT (code) DO UPDATE SET clicks = click_totals.clicks + excluded.clicks, \
+         bots = click_totals.bots + excluded.bots",
+        |q, (code, (clicks, bots))| q.bind((*code).clone()).bind(*clicks).bind(*bots),
+    )
+    .await?;
+    write_rows(
+        conn,
+        deltas.hours.iter().collect(),
+        "INSERT INTO click_hours (code, hour, clicks)",
+        3,
+        "ON CONFLICT (code, hour) DO UPDATE SET clicks = click_hours.clicks + excluded.clicks",
+        |q, ((code, hour), clicks)| q.bind(code.clone()).bind(*hour).bind(**clicks),
+    )
+    .await?;
+    write_rows(
+        conn,
+        deltas.dims.iter().collect(),
+        "INSERT INTO click_dimensions (code, day, dim, value, clicks)",
+        5,
+        "ON CONFLICT (code, day, dim, value) DO UPDATE \
+         SET clicks = click_dimensions.clicks + excluded.clicks",
+        |q, ((code, day, dim, value), clicks)| {
+            q.bind(code.clone())
                 .bind(*day)
                 .bind(dim.to_string())
                 .bind(value.clone())
-                .bind(**clicks);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    let mut visitors: Vec<_> = deltas.visitors.iter().collect();
-    visitors.sort_unstable();
-    for chunk in visitors.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO click_visitors (code, day, visitor) VALUES {} \
-             ON CONFLICT (code, day, visitor) DO NOTHING",
-            placeholders(chunk.len(), 3)
-        );
-        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
-        for (code, day, visitor) in chunk {
-            q = q.bind(code.clone()).bind(*day).bind(*visitor);
-        }
-        q.execute(&mut *conn).await?;
+                .bind(**clicks)
+        },
+    )
+    .await?;
+    write_rows(
+        conn,
+        deltas.visitors.iter().collect(),
+        "INSERT INTO click_visitors (code, day, visitor)",
+        3,
+        "ON CONFLICT (code, day, visitor) DO NOTHING",
+        |q, (code, day, visitor)| q.bind(code.clone()).bind(*day).bind(*visitor),
+    )
+    .await
+}
+
+type AnyQuery = sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>;
+
+/// Writes `rows` in key order with multi-row `INSERT`s of at most [`CHUNK`] rows:
+/// `head VALUES (…), (…) tail`, each row bound by `bind`.
+async fn write_rows<T: Ord>(
+    conn: &mut AnyConnection,
+    mut rows: Vec<T>,
+    head: &str,
+    width: usize,
+    tail: &str,
+    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
+) -> Result<(), StoreError> {
+    rows.sort_unstable();
+    for chunk in rows.chunks(CHUNK) {
+        // Only placeholders and the fixed statement parts are spliced in.
+        let sql = format!("{head} VALUES {} {tail}", placeholders(chunk.len(), width));
+        let query = chunk
+            .iter()
+            .fold(sqlx::query::<Any>(sqlx::AssertSqlSafe(sql)), &bind);
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
