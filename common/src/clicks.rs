@@ -67,9 +67,50 @@ pub struct ClickBatch {
     pub visitors: Vec<Visitors>,
 }
 
+/// Partitions of the code space a flush is queued in.
+pub const PARTS: u64 = 8;
+
+/// The partition of `code`: the same in every instance running this build.
+pub fn part_of(code: &str) -> i64 {
+    (foldhash::fast::FixedState::default().hash_one(code) % PARTS) as i64
+}
+
 impl ClickBatch {
     pub fn clicks(&self) -> u64 {
         self.counts.iter().map(|c| c.clicks).sum()
+    }
+
+    /// This batch cut by partition of the code space: one batch per partition that
+    /// has clicks, each with the id `<batch id>.<partition>`, so that a retried flush
+    /// cuts the same batches under the same ids.
+    pub fn parts(&self) -> Vec<(i64, ClickBatch)> {
+        fn part<'a>(
+            parts: &'a mut HashMap<i64, ClickBatch>,
+            whole: &ClickBatch,
+            code: &str,
+        ) -> &'a mut ClickBatch {
+            let n = part_of(code);
+            parts.entry(n).or_insert_with(|| ClickBatch {
+                batch_id: format!("{}.{n}", whole.batch_id),
+                created_at: whole.created_at,
+                counts: Vec::new(),
+                visitors: Vec::new(),
+            })
+        }
+        let mut parts = HashMap::new();
+        for count in &self.counts {
+            part(&mut parts, self, &count.key.code)
+                .counts
+                .push(count.clone());
+        }
+        for visitors in &self.visitors {
+            part(&mut parts, self, &visitors.code)
+                .visitors
+                .push(visitors.clone());
+        }
+        let mut parts: Vec<_> = parts.into_iter().collect();
+        parts.sort_unstable_by_key(|(n, _)| *n);
+        parts
     }
 }
 
@@ -495,6 +536,34 @@ mod tests {
         }));
         assert_eq!(batch.visitors.len(), 1);
         assert_eq!(batch.visitors[0].hashes, vec![1]);
+    }
+
+    #[test]
+    fn parts_cover_the_batch_once() {
+        let buffer = ClickBuffer::new(1000);
+        let codes: Vec<String> = (0..200).map(|i| format!("code{i}")).collect();
+        for (i, code) in codes.iter().enumerate() {
+            for _ in 0..=(i % 3) {
+                assert!(buffer.record(&click(code, 0, Some("ua"))));
+            }
+        }
+        let batch = buffer.drain("b".into(), 5).expect("batch");
+        let parts = batch.parts();
+        assert!(parts.len() > 1 && parts.len() <= PARTS as usize);
+        let clicks: u64 = parts.iter().map(|(_, p)| p.clicks()).sum();
+        assert_eq!(clicks, batch.clicks());
+        let mut seen = HashSet::new();
+        for (n, part) in &parts {
+            assert_eq!(part.batch_id, format!("b.{n}"));
+            assert_eq!(part.created_at, 5);
+            for count in &part.counts {
+                assert_eq!(part_of(&count.key.code), *n);
+                assert!(seen.insert(count.key.code.clone()), "one part per code");
+            }
+            assert!(part.visitors.iter().all(|v| part_of(&v.code) == *n));
+        }
+        assert_eq!(seen.len(), codes.len());
+        assert_eq!(batch.parts(), parts, "a retry cuts the same parts");
     }
 
     #[test]

@@ -11,21 +11,32 @@ use crate::clicks::{ClickBatch, DAY_MS, classify_agent};
 /// Rows per multi-row upsert (5 parameters each at most).
 const CHUNK: usize = 1000;
 
-/// Queues a batch for stats-service. Idempotent: re-sending a batch whose earlier
-/// attempt did reach the database (the answer was lost) inserts nothing.
+/// Queues a batch for stats-service, cut by partition of the code space (see
+/// [`ClickBatch::parts`]), all parts in one statement: a flush is queued whole or not
+/// at all. Idempotent: re-sending a batch whose earlier attempt did reach the
+/// database (the answer was lost) inserts nothing.
 pub async fn enqueue(pool: &AnyPool, batch: &ClickBatch) -> Result<(), StoreError> {
-    let payload =
-        serde_json::to_string(batch).map_err(|e| StoreError::Corrupt(format!("batch: {e}")))?;
-    sqlx::query(
-        "INSERT INTO click_batches (batch_id, created_at, attempts, clicks, payload) \
-         VALUES ($1, $2, 0, $3, $4) ON CONFLICT (batch_id) DO NOTHING",
-    )
-    .bind(batch.batch_id.clone())
-    .bind(batch.created_at)
-    .bind(i64::try_from(batch.clicks()).unwrap_or(i64::MAX))
-    .bind(payload)
-    .execute(pool)
-    .await?;
+    let parts = batch.parts();
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO click_batches (batch_id, created_at, clicks, payload, part) VALUES {} \
+         ON CONFLICT (batch_id) DO NOTHING",
+        placeholders(parts.len(), 5)
+    );
+    let mut query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+    for (part, batch) in &parts {
+        let payload =
+            serde_json::to_string(batch).map_err(|e| StoreError::Corrupt(format!("batch: {e}")))?;
+        query = query
+            .bind(batch.batch_id.clone())
+            .bind(batch.created_at)
+            .bind(i64::try_from(batch.clicks()).unwrap_or(i64::MAX))
+            .bind(payload)
+            .bind(*part);
+    }
+    query.execute(pool).await?;
     Ok(())
 }
 
@@ -189,8 +200,13 @@ pub async fn apply_pending(
 ) -> Result<Applied, StoreError> {
     let pool = db.primary();
     let claim = match db.engine() {
+        // The partition of the oldest batch nobody holds, then that partition's
+        // batches: a concurrent round takes another partition, so the two never wait
+        // on each other's counter rows.
         Engine::Postgres => {
-            "SELECT batch_id, payload FROM click_batches WHERE attempts < $1 \
+            "SELECT batch_id, payload FROM click_batches WHERE attempts < $1 AND part = \
+             (SELECT part FROM click_batches WHERE attempts < $1 \
+              ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
         }
         // One consumer per embedded database; its write transaction is exclusive.
