@@ -156,10 +156,9 @@ pub async fn track_requests(
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().clone();
-    // Before the call the pattern would cost a second routing of the path; after it,
-    // the request knows which resource matched.
-    // A resource named after its pattern (the redirect) is labelled without building
-    // the pattern string.
+    // The route is read after the call: before it, the pattern would cost a second
+    // routing of the path. A resource named after its pattern (the redirect) is
+    // labelled by its name, without building the pattern string.
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
         let (status, route) = match &result {
