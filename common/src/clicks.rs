@@ -6,7 +6,7 @@
 //! and becomes one [`ClickBatch`] with a unique id. User agents travel raw (truncated)
 //! and are classified by stats-service, off the hot path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -251,23 +251,71 @@ impl Dims {
     }
 }
 
-/// Maps of the aggregate, hashed with foldhash seeded per process: its keys come from
-/// requests, so their hashes must not be predictable (colliding on purpose would
-/// only slow a shard down), and every click hashes several of them.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// What one code gathered since the last flush.
-#[derive(Debug, Default)]
-struct CodeClicks {
-    /// By a hash of the dimensions; the list settles hash collisions exactly.
-    counts: Map<u64, Vec<(Dims, u64)>>,
-    /// Distinct visitor hashes by day.
-    visitors: Map<i64, HashSet<i64, foldhash::fast::RandomState>>,
+/// A code, inline when short (every generated code and most aliases): a click
+/// compares it without a load from elsewhere in memory.
+#[derive(Debug)]
+enum CodeKey {
+    Inline(u8, [u8; INLINE_CODE]),
+    Heap(Box<str>),
 }
 
+const INLINE_CODE: usize = 22;
+
+impl CodeKey {
+    fn new(code: &str) -> CodeKey {
+        let mut bytes = [0u8; INLINE_CODE];
+        match bytes.get_mut(..code.len()) {
+            Some(inline) => {
+                inline.copy_from_slice(code.as_bytes());
+                CodeKey::Inline(code.len() as u8, bytes)
+            }
+            None => CodeKey::Heap(code.into()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            CodeKey::Inline(len, bytes) => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            CodeKey::Heap(code) => code.as_bytes(),
+        }
+    }
+
+    fn is(&self, code: &str) -> bool {
+        self.bytes() == code.as_bytes()
+    }
+
+    fn owned(&self) -> String {
+        String::from_utf8_lossy(self.bytes()).into_owned()
+    }
+}
+
+/// One counter of the aggregate: a code with one set of dimensions.
+#[derive(Debug)]
+struct Slot {
+    hash: u64,
+    code: CodeKey,
+    dims: Dims,
+    clicks: u64,
+}
+
+/// One distinct visitor of a code on a day.
+#[derive(Debug)]
+struct VisitorSlot {
+    hash: u64,
+    code: CodeKey,
+    day: i64,
+    visitor: i64,
+}
+
+/// A lock's share of the aggregate. Flat tables, the entries stored in them: a
+/// click that joins an existing counter touches one table group and one entry per
+/// table, which matters once the aggregate no longer fits in the CPU caches.
 #[derive(Default)]
 struct Shard {
-    codes: Map<String, CodeClicks>,
+    counters: hashbrown::HashTable<Slot>,
+    visitors: hashbrown::HashTable<VisitorSlot>,
+    /// Seeded per process: the keys come from requests, so their hashes must not be
+    /// predictable (colliding on purpose would only slow a shard down).
     hasher: foldhash::fast::RandomState,
 }
 
@@ -331,31 +379,38 @@ impl ClickBuffer {
             return false;
         };
         let shard = &mut *shard;
-        let hash = shard.hasher.hash_one(&dims);
-        let known = shard
-            .codes
-            .get_mut(click.code)
-            .and_then(|c| c.counts.get_mut(&hash))
-            .and_then(|list| list.iter_mut().find(|(d, _)| d.matches(&dims)));
-        if let Some((_, n)) = known {
-            *n += 1;
+        let hash = shard.hasher.hash_one((click.code, &dims));
+        let known = shard.counters.find_mut(hash, |slot| {
+            slot.hash == hash && slot.code.is(click.code) && slot.dims.matches(&dims)
+        });
+        if let Some(slot) = known {
+            slot.clicks += 1;
         } else {
             if self.keys.load(Ordering::Relaxed) >= self.max_keys {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
             self.keys.fetch_add(1, Ordering::Relaxed);
-            shard
-                .codes
-                .entry(click.code.to_string())
-                .or_default()
-                .counts
-                .entry(hash)
-                .or_default()
-                .push((Dims::own(&dims), 1));
+            let slot = Slot {
+                hash,
+                code: CodeKey::new(click.code),
+                dims: Dims::own(&dims),
+                clicks: 1,
+            };
+            shard.counters.insert_unique(hash, slot, |slot| slot.hash);
         }
-        if let Some(code) = shard.codes.get_mut(click.code) {
-            code.visitors.entry(day).or_default().insert(click.visitor);
+        let hash = shard.hasher.hash_one((click.code, day, click.visitor));
+        let seen = shard.visitors.find(hash, |v| {
+            v.hash == hash && v.day == day && v.visitor == click.visitor && v.code.is(click.code)
+        });
+        if seen.is_none() {
+            let visitor = VisitorSlot {
+                hash,
+                code: CodeKey::new(click.code),
+                day,
+                visitor: click.visitor,
+            };
+            shard.visitors.insert_unique(hash, visitor, |v| v.hash);
         }
         true
     }
@@ -363,32 +418,30 @@ impl ClickBuffer {
     /// Takes everything buffered so far as one batch (`None` when empty).
     pub fn drain(&self, batch_id: String, now_ms: i64) -> Option<ClickBatch> {
         let mut counts = Vec::new();
-        let mut visitors = Vec::new();
+        let mut visitors: HashMap<(String, i64), Vec<i64>> = HashMap::new();
         for shard in &self.shards {
-            let taken = match shard.lock() {
-                Ok(mut shard) => std::mem::take(&mut shard.codes),
+            let (counters, seen) = match shard.lock() {
+                Ok(mut shard) => (
+                    std::mem::take(&mut shard.counters),
+                    std::mem::take(&mut shard.visitors),
+                ),
                 Err(_) => continue,
             };
-            for (code, clicks) in taken {
-                for (dims, n) in clicks.counts.into_values().flatten() {
-                    counts.push(ClickCount {
-                        key: ClickKey {
-                            code: code.clone(),
-                            hour: dims.hour,
-                            referrer: dims.referrer,
-                            user_agent: dims.user_agent,
-                            country: dims.country,
-                        },
-                        clicks: n,
-                    });
-                }
-                for (day, set) in clicks.visitors {
-                    visitors.push(Visitors {
-                        code: code.clone(),
-                        day,
-                        hashes: set.into_iter().collect(),
-                    });
-                }
+            counts.extend(counters.into_iter().map(|slot| ClickCount {
+                key: ClickKey {
+                    code: slot.code.owned(),
+                    hour: slot.dims.hour,
+                    referrer: slot.dims.referrer,
+                    user_agent: slot.dims.user_agent,
+                    country: slot.dims.country,
+                },
+                clicks: slot.clicks,
+            }));
+            for v in seen {
+                visitors
+                    .entry((v.code.owned(), v.day))
+                    .or_default()
+                    .push(v.visitor);
             }
         }
         self.keys.store(0, Ordering::Relaxed);
@@ -399,7 +452,10 @@ impl ClickBuffer {
             batch_id,
             created_at: now_ms,
             counts,
-            visitors,
+            visitors: visitors
+                .into_iter()
+                .map(|((code, day), hashes)| Visitors { code, day, hashes })
+                .collect(),
         })
     }
 }
@@ -552,7 +608,7 @@ mod tests {
         assert!(parts.len() > 1 && parts.len() <= PARTS as usize);
         let clicks: u64 = parts.iter().map(|(_, p)| p.clicks()).sum();
         assert_eq!(clicks, batch.clicks());
-        let mut seen = HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         for (n, part) in &parts {
             assert_eq!(part.batch_id, format!("b.{n}"));
             assert_eq!(part.created_at, 5);
