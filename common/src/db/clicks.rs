@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
-use super::{Database, Engine, StoreError};
+use super::{AnyQuery, Database, Engine, StoreError, placeholders};
 use crate::clicks::{ClickBatch, DAY_MS, classify_agent};
 
 /// Rows per multi-row upsert (5 parameters each at most).
@@ -95,17 +95,6 @@ impl Deltas {
     }
 }
 
-/// `($1, $2, …), ($k, …)` for `rows` rows of `width` parameters.
-fn placeholders(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Rows go in key order: two consumers whose rounds share counter rows then lock them
 /// in the same order, so one waits for the other instead of deadlocking.
 async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), StoreError> {
@@ -155,8 +144,6 @@ async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), S
     .await
 }
 
-type AnyQuery = sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>;
-
 /// Writes `rows` in key order with multi-row `INSERT`s of at most [`CHUNK`] rows:
 /// `head VALUES (…), (…) tail`, each row bound by `bind`.
 async fn write_rows<T: Ord>(
@@ -165,7 +152,7 @@ async fn write_rows<T: Ord>(
     head: &str,
     width: usize,
     tail: &str,
-    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
+    bind: impl Fn(AnyQuery<'static>, &T) -> AnyQuery<'static>,
 ) -> Result<(), StoreError> {
     rows.sort_unstable();
     for chunk in rows.chunks(CHUNK) {

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use super::StoreError;
+use super::{AnyQuery, StoreError, placeholders};
 use crate::time::now_ms;
 
 /// Columns in the order [`LinkRecord::from_row`] reads them (a macro so statements
@@ -87,8 +87,6 @@ impl LinkRecord {
     }
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
-
 /// Binds the ten inserted columns of `link`, in the order of every INSERT below.
 fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
     query
@@ -144,16 +142,7 @@ pub async fn insert_many(
             "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
              expires_at, created_at, updated_at) VALUES ",
         );
-        for row in 0..rows {
-            if row > 0 {
-                sql.push_str(", ");
-            }
-            let first = row * 10;
-            let params: Vec<String> = (1..=10).map(|i| format!("${}", first + i)).collect();
-            sql.push('(');
-            sql.push_str(&params.join(", "));
-            sql.push(')');
-        }
+        sql.push_str(&placeholders(rows, 10));
         // A taken code is an expected outcome (alias conflict), not an error that
         // should abort the rest of a bulk request.
         sql.push_str(" ON CONFLICT (code) DO NOTHING RETURNING code");

@@ -23,6 +23,21 @@ use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseSettings;
 
+/// A statement on the `Any` driver, as the multi-row writers build and bind them.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// `($1, $2, …), ($k, …)` for `rows` rows of `width` parameters: the `$n` spelling
+/// both engines accept (sqlx's `QueryBuilder` writes `?` for the `Any` driver).
+pub(crate) fn placeholders(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
