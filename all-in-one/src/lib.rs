@@ -125,9 +125,8 @@ impl AllInOne {
                 .configure(common::http::ops_routes)
                 .configure(create_service::routes(&settings))
                 .configure(stats_service::routes)
-                // Last: `/{code}` would otherwise shadow every one-segment path.
-                .configure(lookup_service::routes)
-                .default_service(web::to(common::http::not_found))
+                // Every path no route above claims is a code (or a 404).
+                .default_service(lookup_service::redirect_service())
         })
         .shutdown_timeout(deps.settings.http.shutdown_timeout_secs)
         .listen(listener)?;

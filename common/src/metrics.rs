@@ -4,15 +4,17 @@
 //! Routes are labelled by their pattern (`/{code}`), never by the concrete path, so a
 //! scanner cannot blow up the label cardinality.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Buckets tuned for a redirect service: most answers take well under a millisecond.
@@ -29,6 +31,12 @@ pub struct Metrics {
     pub links_created: IntCounterVec,
     pub ratelimited: IntCounterVec,
     pub worker_id: IntGauge,
+    /// The route label of one-segment paths answered by the app's default service,
+    /// where that service is the redirect.
+    default_route: OnceLock<&'static str>,
+    /// The series of the most frequent answer (a redirect's GET 302), resolved once:
+    /// a labelled lookup hashes three strings under a lock on every request.
+    redirect_found: OnceLock<Histogram>,
 }
 
 pub fn register<T: prometheus::core::Collector + Clone + 'static>(
@@ -124,7 +132,33 @@ impl Metrics {
             links_created,
             ratelimited,
             worker_id,
+            default_route: OnceLock::new(),
+            redirect_found: OnceLock::new(),
         })
+    }
+
+    /// Labels requests for one-segment paths that no route matched with `label`: for
+    /// an app whose default service is the redirect.
+    pub fn label_default_route(&self, label: &'static str) {
+        let _ = self.default_route.set(label);
+    }
+
+    fn observe(&self, route: &str, method: &Method, status: StatusCode, seconds: f64) {
+        if status == StatusCode::FOUND
+            && method == Method::GET
+            && self.default_route.get().is_some_and(|r| *r == route)
+        {
+            self.redirect_found
+                .get_or_init(|| {
+                    self.http_request_duration
+                        .with_label_values(&[route, "GET", "302"])
+                })
+                .observe(seconds);
+        } else {
+            self.http_request_duration
+                .with_label_values(&[route, method.as_str(), status.as_str()])
+                .observe(seconds);
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -148,6 +182,25 @@ pub async fn metrics_handler(metrics: web::Data<Metrics>) -> HttpResponse {
         .body(metrics.render())
 }
 
+/// The route pattern a request matched. Read after routing: a matched resource is
+/// found by its recorded position, and a resource named after its pattern gives the
+/// label without building the pattern string. A one-segment path that nothing matched
+/// (nothing of it was consumed by routing) went to the default service.
+fn route_label<'a>(metrics: &Metrics, req: &'a HttpRequest) -> std::borrow::Cow<'a, str> {
+    if let Some(label) = metrics.default_route.get()
+        && !req.match_info().unprocessed().is_empty()
+        && req.path().rfind('/') == Some(0)
+    {
+        return std::borrow::Cow::Borrowed(label);
+    }
+    match req.match_name() {
+        Some(name) => std::borrow::Cow::Borrowed(name),
+        None => req
+            .match_pattern()
+            .map_or(std::borrow::Cow::Borrowed("unmatched"), Into::into),
+    }
+}
+
 /// Middleware (`actix_web::middleware::from_fn`) that times every request.
 pub async fn track_requests(
     req: ServiceRequest,
@@ -156,31 +209,16 @@ pub async fn track_requests(
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().clone();
-    // The route is read after the call: before it, the pattern would cost a second
-    // routing of the path. A resource named after its pattern (the redirect) is
-    // labelled by its name, without building the pattern string.
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
         let (status, route) = match &result {
-            Ok(res) => (
-                res.status(),
-                match res.request().match_name() {
-                    Some(name) => std::borrow::Cow::Borrowed(name),
-                    None => res
-                        .request()
-                        .match_pattern()
-                        .map_or(std::borrow::Cow::Borrowed("unmatched"), Into::into),
-                },
-            ),
+            Ok(res) => (res.status(), route_label(&metrics, res.request())),
             Err(e) => (
                 e.as_response_error().status_code(),
                 std::borrow::Cow::Borrowed("unmatched"),
             ),
         };
-        metrics
-            .http_request_duration
-            .with_label_values(&[route.as_ref(), method.as_str(), status.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+        metrics.observe(&route, &method, status, started.elapsed().as_secs_f64());
     }
     result
 }

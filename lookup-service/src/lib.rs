@@ -6,7 +6,7 @@
 //! - [`replicas`]: replica rotation, health probes and lag.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
 //! - [`clicks`]: click aggregation and its flushes to the durable queue.
-//! - [`app`]: the server, and the routes the all-in-one mounts.
+//! - [`app`]: the server, and the redirect service the all-in-one mounts.
 
 pub mod app;
 pub mod clicks;
@@ -16,5 +16,5 @@ pub mod replicas;
 pub mod resolve;
 pub mod tiers;
 
-pub use app::{Application, routes};
+pub use app::{Application, REDIRECT_ROUTE, redirect_service};
 pub use resolve::LookupState;

@@ -7,6 +7,8 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaug
 pub struct LookupMetrics {
     /// `tier` l1 | l2 | replica | primary, `result` hit | miss | error | skipped.
     pub tier: IntCounterVec,
+    /// `tier{l1,hit}`, resolved once: it counts nearly every request.
+    pub l1_hits: IntCounter,
     pub load_seconds: HistogramVec,
     pub db_queries: IntCounterVec,
     pub breaker_state: IntGauge,
@@ -23,14 +25,16 @@ pub struct LookupMetrics {
 impl LookupMetrics {
     pub fn new(metrics: &Metrics) -> LookupMetrics {
         let r = metrics.registry();
-        LookupMetrics {
-            tier: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new("lookup_tier_total", "Lookups per cache tier and outcome."),
-                    &["tier", "result"],
-                ),
+        let tier = register(
+            r,
+            IntCounterVec::new(
+                Opts::new("lookup_tier_total", "Lookups per cache tier and outcome."),
+                &["tier", "result"],
             ),
+        );
+        LookupMetrics {
+            l1_hits: tier.with_label_values(&["l1", "hit"]),
+            tier,
             load_seconds: register(
                 r,
                 HistogramVec::new(

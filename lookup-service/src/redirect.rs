@@ -1,5 +1,7 @@
 //! `GET|HEAD /{code}`: the redirect.
 //!
+//! - Served as the default service: a path of one segment is a code; other paths
+//!   answer 404 and other methods 405, both as problem+json.
 //! - 302 by default, or the link's own 301/302/307/308.
 //! - `Location` comes only from the stored URL re-parsed as http(s), never from the
 //!   request.
@@ -10,7 +12,7 @@
 //!   429 for an address that collects too many 404s (a scanner).
 
 use actix_web::http::header::{
-    CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER, USER_AGENT,
+    ALLOW, CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER, USER_AGENT,
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -62,9 +64,29 @@ async fn not_found(req: &HttpRequest, state: &LookupState) -> HttpResponse {
         .to_response()
 }
 
+/// Every path that no fixed route claims: one segment is a code, anything else 404.
 pub async fn follow(req: HttpRequest, state: web::Data<LookupState>) -> HttpResponse {
-    // Borrowed from the match, not extracted into a String of its own.
-    let code = req.match_info().get("code").unwrap_or_default();
+    // The path as sent (percent-escapes intact): a canonical code needs none, so an
+    // escaped one is not a code and answers 404 below without a lookup.
+    let Some(code) = req
+        .path()
+        .strip_prefix('/')
+        .filter(|code| !code.is_empty() && !code.contains('/'))
+    else {
+        return Problem::not_found().to_response();
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut res = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        )
+        .detail("short links answer GET and HEAD")
+        .to_response();
+        res.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
     let age = match state.classify(code) {
         Segment::Impossible => return not_found(&req, &state).await,
         Segment::Generated(age) => age,

@@ -61,6 +61,8 @@ impl LookupState {
     pub fn build(deps: &Deps, codec: Arc<CodeCodec>, source: InvalidationSource) -> LookupState {
         let settings = deps.settings.lookup.clone();
         let metrics = Arc::new(LookupMetrics::new(&deps.metrics));
+        // The redirect is mounted as the default service (see `app::redirect_service`).
+        deps.metrics.label_default_route(crate::app::REDIRECT_ROUTE);
         let replicas = Replicas::start(&deps.db);
         let subscribed = Arc::new(AtomicBool::new(false));
         let redis = deps.redis.clone();

@@ -208,7 +208,7 @@ impl Tiers {
         }
         let stale = match self.l1.get(code).await {
             Some(hit) if hit.epoch == self.epoch.load(Ordering::Acquire) => {
-                self.metrics.tier.with_label_values(&["l1", "hit"]).inc();
+                self.metrics.l1_hits.inc();
                 return Ok(hit);
             }
             Some(old) => {

@@ -634,4 +634,34 @@ async fn openapi_and_ops_endpoints(h: &Harness) {
     h.send(h.http.get(h.create_url("/no/such/route")))
         .await
         .assert_problem(404, "not-found");
+
+    // Lookup: every path no fixed route claims goes to the redirect, which answers
+    // only one-segment paths and only GET and HEAD.
+    let link = h.create_link(json!({"url": "https://example.com/"})).await;
+    let code = link["code"].as_str().unwrap();
+    h.follow_until(code, 302).await;
+    for path in [
+        "/no/such/route".to_string(),
+        format!("/{code}/"),
+        "/".to_string(),
+    ] {
+        h.send(h.http.get(h.lookup_url(&path)))
+            .await
+            .assert_problem(404, "not-found");
+    }
+    let posted = h.send(h.http.post(h.lookup_url(&format!("/{code}")))).await;
+    posted.assert_problem(405, "method-not-allowed");
+    assert_eq!(posted.header("allow"), Some("GET, HEAD"));
+    let metrics = h.send(h.http.get(h.lookup_url("/metrics"))).await;
+    let series = |route: &str, method: &str, status: u16| {
+        metrics.text.lines().any(|line| {
+            line.starts_with(&format!(
+                "shortener_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\",status=\"{status}\""
+            ))
+        })
+    };
+    assert!(series("/{code}", "GET", 302), "{}", metrics.text);
+    assert!(series("/{code}", "POST", 405), "{}", metrics.text);
+    assert!(series("/healthz", "GET", 200), "{}", metrics.text);
+    assert!(series("unmatched", "GET", 404), "{}", metrics.text);
 }
