@@ -86,6 +86,8 @@ pub struct AllInOne {
     create: web::Data<CreateState>,
     lookup: web::Data<LookupState>,
     consumers: stats_service::consumer::Consumers,
+    draining: common::health::Draining,
+    drain_delay: std::time::Duration,
 }
 
 impl AllInOne {
@@ -107,6 +109,7 @@ impl AllInOne {
             deps.readiness(),
             &create,
         ));
+        let draining = readiness.draining();
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_create = create.clone();
@@ -129,6 +132,7 @@ impl AllInOne {
                 .default_service(lookup_service::redirect_service())
         })
         .shutdown_timeout(deps.settings.http.shutdown_timeout_secs)
+        .disable_signals()
         .listen(listener)?;
         if let Some(workers) = deps.settings.http.workers {
             server = server.workers(workers);
@@ -139,6 +143,8 @@ impl AllInOne {
             create,
             lookup,
             consumers,
+            draining,
+            drain_delay: std::time::Duration::from_millis(deps.settings.http.drain_delay_ms),
         })
     }
 
@@ -150,10 +156,10 @@ impl AllInOne {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/Ctrl-C, then flushes buffered clicks and releases the
-    /// worker-id lease.
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// then flushes buffered clicks and releases the worker-id lease.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
         lookup_service::app::flush_clicks(&self.lookup).await;
         // Apply what was just flushed before stopping the appliers.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

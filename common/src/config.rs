@@ -52,6 +52,7 @@ public_base_url = "http://localhost:8080"
 json_body_limit_bytes = 65536
 bulk_body_limit_bytes = 4194304
 shutdown_timeout_secs = 20
+drain_delay_ms = 0
 
 [database]
 replica_urls = []
@@ -100,6 +101,7 @@ enabled = true
 flush_interval_ms = 1000
 max_buffered_keys = 500000
 max_pending_batches = 600
+dedupe_window_secs = 3600
 country_header = "CF-IPCountry"
 apply_batch = 32
 consumers = 2
@@ -163,6 +165,10 @@ pub struct StatsSettings {
     pub max_buffered_keys: u64,
     /// Batches kept while the queue is unreachable before the oldest drop.
     pub max_pending_batches: usize,
+    /// How long the queue remembers a batch after applying it, so that a second copy
+    /// (a retry after a lost answer) is recognised and ignored. Lookup never re-sends
+    /// a batch older than this: it drops it instead, counted as dropped.
+    pub dedupe_window_secs: u64,
     /// Header carrying the client's country from a trusted edge (empty: none).
     pub country_header: String,
     /// Batches applied per transaction by stats-service, and consumer tasks.
@@ -222,6 +228,11 @@ pub struct HttpSettings {
     #[serde(default)]
     pub workers: Option<usize>,
     pub shutdown_timeout_secs: u64,
+    /// After SIGTERM, how long readiness fails while new requests are still served,
+    /// before the listener closes: for load balancers that learn of a stopping
+    /// instance only from its readiness. Kubernetes removes the endpoint itself (the
+    /// Helm chart's preStop pause covers its propagation), so the default is 0.
+    pub drain_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

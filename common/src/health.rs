@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -38,10 +39,26 @@ impl Check {
     }
 }
 
+/// Set once the process starts shutting down: from then on readiness fails, so load
+/// balancers stop sending new requests while the ones in flight finish.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The readiness checks of one service.
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<Check>,
+    draining: Draining,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +76,11 @@ impl Readiness {
     pub fn with(mut self, check: Check) -> Readiness {
         self.checks.push(check);
         self
+    }
+
+    /// The flag that fails this readiness when shutdown starts.
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
     }
 
     async fn run(&self) -> (bool, Vec<CheckReport>) {
@@ -86,6 +108,10 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`.
 pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    if readiness.draining.is_started() {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "draining", "checks": [] }));
+    }
     let (ready, checks) = readiness.run().await;
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not ready" },

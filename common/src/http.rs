@@ -110,6 +110,32 @@ pub fn bind(bind: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
     Ok((listener, port))
 }
 
+/// Runs `server` (built with `disable_signals`) until SIGTERM or Ctrl-C, then stops
+/// in the order a rolling update needs: readiness fails at once; requests are still
+/// served for `drain_delay`, while load balancers take the instance out; then the
+/// listener closes and in-flight requests finish (up to the server's shutdown
+/// timeout). What the service buffers is flushed by its caller after this returns.
+pub async fn serve_until_signal(
+    server: actix_web::dev::Server,
+    draining: crate::health::Draining,
+    drain_delay: std::time::Duration,
+) -> std::io::Result<()> {
+    let handle = server.handle();
+    let stopper = tokio::spawn(async move {
+        shutdown_signal().await;
+        draining.start();
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis() as u64,
+            "shutting down: readiness fails, in-flight requests finish"
+        );
+        tokio::time::sleep(drain_delay).await;
+        handle.stop(true).await;
+    });
+    let result = server.await;
+    stopper.abort();
+    result
+}
+
 /// Resolves when the process receives SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     #[cfg(unix)]

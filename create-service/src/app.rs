@@ -48,6 +48,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<CreateState>,
+    draining: common::health::Draining,
+    drain_delay: std::time::Duration,
 }
 
 impl Application {
@@ -67,6 +69,7 @@ impl Application {
         let settings = deps.settings.clone();
         let state = web::Data::new(CreateState::build(&deps, events).await?);
         let readiness = web::Data::new(crate::state::with_lease_check(deps.readiness(), &state));
+        let draining = readiness.draining();
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_state = state.clone();
@@ -85,6 +88,7 @@ impl Application {
                 .default_service(web::to(common::http::not_found))
         })
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
+        .disable_signals()
         .listen(listener)?;
         if let Some(workers) = settings.http.workers {
             server = server.workers(workers);
@@ -93,6 +97,8 @@ impl Application {
             port,
             server: server.run(),
             state,
+            draining,
+            drain_delay: std::time::Duration::from_millis(settings.http.drain_delay_ms),
         })
     }
 
@@ -100,10 +106,10 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/Ctrl-C (actix drains in-flight requests), then releases
-    /// the worker-id lease so a replacement can take it at once.
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// then releases the worker-id lease so a replacement can take it at once.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
         release(self.state).await;
         Ok(())
     }

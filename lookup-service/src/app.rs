@@ -90,6 +90,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<LookupState>,
+    draining: common::health::Draining,
+    drain_delay: Duration,
 }
 
 impl Application {
@@ -123,6 +125,7 @@ impl Application {
         let settings = deps.settings.clone();
         let state = web::Data::new(LookupState::build(&deps, codec, source));
         let readiness = web::Data::new(readiness(&deps, &state));
+        let draining = readiness.draining();
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_state = state.clone();
@@ -138,6 +141,7 @@ impl Application {
                 .default_service(redirect_service())
         })
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
+        .disable_signals()
         .listen(listener)?;
         if let Some(workers) = settings.http.workers {
             server = server.workers(workers);
@@ -146,6 +150,8 @@ impl Application {
             port,
             server: server.run(),
             state,
+            draining,
+            drain_delay: Duration::from_millis(settings.http.drain_delay_ms),
         })
     }
 
@@ -153,10 +159,10 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/Ctrl-C (actix drains in-flight requests), then flushes
-    /// the clicks still buffered.
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// then flushes the clicks still buffered.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
         flush_clicks(&self.state).await;
         Ok(())
     }

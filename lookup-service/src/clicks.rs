@@ -250,7 +250,16 @@ impl ClickRecorder {
         if let Some(batch) = self.buffer.drain(id, common::time::now_ms()) {
             pending.push_back(batch);
         }
-        while pending.len() > self.settings.max_pending_batches {
+        // Past the dedupe window a copy that did reach the queue may be forgotten
+        // there, so re-sending could count it twice: drop it instead, counted.
+        let window_ms = i64::try_from(self.settings.dedupe_window_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let oldest_allowed = common::time::now_ms().saturating_sub(window_ms);
+        while pending.len() > self.settings.max_pending_batches
+            || pending
+                .front()
+                .is_some_and(|b| b.created_at < oldest_allowed)
+        {
             if let Some(lost) = pending.pop_front() {
                 self.metrics.dropped.inc_by(lost.clicks());
                 tracing::error!(

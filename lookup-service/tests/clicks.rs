@@ -1,6 +1,7 @@
-//! lookup-service as a real process under redirect load: SIGTERM flushes every click
-//! it answered; SIGKILL loses at most the clicks of one flush interval, and the test
-//! reports how many.
+//! lookup-service as a real process under redirect load: SIGTERM fails readiness at
+//! once, keeps serving through the drain delay and flushes every click it answered;
+//! SIGKILL loses at most the clicks of one flush interval, and the test reports how
+//! many.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +20,12 @@ const KEY: &str = "click-test-code-key-0123456789";
 const FLUSH_MS: u64 = 500;
 
 fn start(db_url: &str, port: u16) -> Child {
+    start_with(db_url, port, &[])
+}
+
+fn start_with(db_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_lookup-service"))
+        .envs(env.iter().copied())
         .env("SHORTENER__DATABASE__URL", db_url)
         .env("SHORTENER__HTTP__BIND", "127.0.0.1")
         .env("SHORTENER__HTTP__PORT", port.to_string())
@@ -178,6 +184,70 @@ async fn sigterm_flushes_every_click_and_sigkill_loses_at_most_one_interval() {
         lost <= one_interval * 2,
         "lost {lost}, one interval is {one_interval}"
     );
+    db.close().await;
+}
+
+/// SIGTERM with a drain delay: readiness answers 503 "draining" at once while
+/// redirects are still served, then the process exits cleanly, clicks queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_readiness_then_drains() {
+    let test_db = test_kit::bed().await.fresh_database().await;
+    let (db, codes) = seed(&test_db.primary_url).await;
+    let port = test_kit::free_port();
+    let mut child = start_with(
+        &test_db.primary_url,
+        port,
+        &[("SHORTENER__HTTP__DRAIN_DELAY_MS", "1500")],
+    );
+    wait_ready(port).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let ready = http.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+    assert_eq!(
+        http.get(url(&format!("/{}", codes[0])))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        302
+    );
+
+    let signalled = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let draining = http.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(draining.status(), 503);
+    let body: serde_json::Value = draining.json().await.unwrap();
+    assert_eq!(body["status"], "draining");
+    // Still serving: load balancers that read readiness move away first.
+    assert_eq!(
+        http.get(url(&format!("/{}", codes[1])))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        302
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "lookup exited with {exit:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1500),
+        "stopped before the drain delay ran out"
+    );
+    assert_eq!(queued(&db).await, 2, "both redirects counted");
     db.close().await;
 }
 

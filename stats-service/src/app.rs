@@ -33,6 +33,8 @@ pub struct Application {
     port: u16,
     server: Server,
     consumers: Consumers,
+    draining: common::health::Draining,
+    drain_delay: std::time::Duration,
 }
 
 impl Application {
@@ -45,6 +47,7 @@ impl Application {
         let settings = deps.settings.clone();
         let (state, consumers) = start(&deps);
         let readiness = web::Data::new(deps.readiness());
+        let draining = readiness.draining();
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let server = HttpServer::new(move || {
@@ -61,12 +64,15 @@ impl Application {
                 .default_service(web::to(common::http::not_found))
         })
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
+        .disable_signals()
         .listen(listener)?
         .run();
         Ok(Application {
             port,
             server,
             consumers,
+            draining,
+            drain_delay: std::time::Duration::from_millis(settings.http.drain_delay_ms),
         })
     }
 
@@ -82,9 +88,10 @@ impl Application {
         (self.port, handle, self.consumers)
     }
 
-    /// Serves until SIGTERM/Ctrl-C, then lets the appliers finish their rounds.
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// then lets the appliers finish their rounds.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
         self.consumers.stop().await;
         Ok(())
     }

@@ -110,14 +110,30 @@ pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics
             ))
         })
         .collect();
+    let window_ms =
+        i64::try_from(settings.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             ticker.tick().await;
-            if let Ok((count, lag)) = clicks::backlog(db.primary(), common::time::now_ms()).await {
+            let now = common::time::now_ms();
+            if let Ok((count, lag)) = clicks::backlog(db.primary(), now).await {
                 metrics.backlog.set(count);
                 metrics.lag_ms.set(lag);
             }
+            // Tombstones past the dedupe window, once a minute: each consumer round
+            // retires its batches, nothing else removes them.
+            if ticks.is_multiple_of(60) {
+                match clicks::purge_retired(db.primary(), now.saturating_sub(window_ms)).await {
+                    Ok(purged) if purged > 0 => {
+                        tracing::debug!(purged, "click batch tombstones purged")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging click batch tombstones failed"),
+                }
+            }
+            ticks += 1;
         }
     });
     Consumers { stop, tasks }

@@ -36,6 +36,7 @@ async fn sigkill_during_apply_never_loses_or_doubles() {
     db.migrate().await.unwrap();
     // 1500 batches over 12 codes, with uneven counts.
     let mut expected: HashMap<String, i64> = HashMap::new();
+    let mut batches = Vec::new();
     for b in 0..1500u64 {
         let counts = (0..4)
             .map(|i| {
@@ -61,6 +62,7 @@ async fn sigkill_during_apply_never_loses_or_doubles() {
             visitors: vec![],
         };
         clicks::enqueue(db.primary(), &batch).await.unwrap();
+        batches.push(batch);
     }
     let total: i64 = expected.values().sum();
 
@@ -101,5 +103,22 @@ async fn sigkill_during_apply_never_loses_or_doubles() {
         .unwrap();
     assert_eq!(hours.try_get::<i64, _>(0).unwrap(), total);
     assert_eq!(clicks::dead_count(db.primary()).await.unwrap(), 0);
+
+    // Every batch sent a second time, as a lookup instance does when an insert
+    // committed but its answer was lost: nothing is counted again.
+    for batch in &batches {
+        clicks::enqueue(db.primary(), batch).await.unwrap();
+    }
+    let (again, _) = clicks::backlog(db.primary(), 0).await.unwrap();
+    assert_eq!(again, 0, "re-sent batches must not queue again");
+    let mut child = start(&test_db.primary_url);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let recounted = sqlx::query("SELECT CAST(SUM(clicks) AS BIGINT) FROM click_totals")
+        .fetch_one(db.primary())
+        .await
+        .unwrap();
+    assert_eq!(recounted.try_get::<i64, _>(0).unwrap(), total);
     db.close().await;
 }

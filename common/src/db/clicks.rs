@@ -14,7 +14,8 @@ const CHUNK: usize = 1000;
 /// Queues a batch for stats-service, cut by partition of the code space (see
 /// [`ClickBatch::parts`]), all parts in one statement: a flush is queued whole or not
 /// at all. Idempotent: re-sending a batch whose earlier attempt did reach the
-/// database (the answer was lost) inserts nothing.
+/// database (the answer was lost) inserts nothing, also once that first copy was
+/// applied, as long as its tombstone is kept (`stats.dedupe_window_secs`).
 pub async fn enqueue(pool: &AnyPool, batch: &ClickBatch) -> Result<(), StoreError> {
     let parts = batch.parts();
     if parts.is_empty() {
@@ -177,7 +178,7 @@ pub struct Applied {
 }
 
 /// Applies up to `limit` queued batches in one transaction: counters updated and
-/// batch rows deleted together, so each batch counts exactly once whatever crashes
+/// batch rows retired together, so each batch counts exactly once whatever crashes
 /// when. Batches claimed by another consumer are skipped (PostgreSQL `SKIP LOCKED`).
 /// A batch that cannot be applied `max_attempts` times moves to the dead letters.
 pub async fn apply_pending(
@@ -191,14 +192,15 @@ pub async fn apply_pending(
         // batches: a concurrent round takes another partition, so the two never wait
         // on each other's counter rows.
         Engine::Postgres => {
-            "SELECT batch_id, payload FROM click_batches WHERE attempts < $1 AND part = \
-             (SELECT part FROM click_batches WHERE attempts < $1 \
+            "SELECT batch_id, payload FROM click_batches \
+             WHERE done_at IS NULL AND attempts < $1 AND part = \
+             (SELECT part FROM click_batches WHERE done_at IS NULL AND attempts < $1 \
               ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
         }
         // One consumer per embedded database; its write transaction is exclusive.
         Engine::Sqlite => {
-            "SELECT batch_id, payload FROM click_batches WHERE attempts < $1 \
+            "SELECT batch_id, payload FROM click_batches WHERE done_at IS NULL AND attempts < $1 \
              ORDER BY created_at LIMIT $2"
         }
     };
@@ -230,11 +232,9 @@ pub async fn apply_pending(
         }
     }
     apply_deltas(&mut tx, &deltas).await?;
+    let now = crate::time::now_ms();
     for id in &ids {
-        sqlx::query("DELETE FROM click_batches WHERE batch_id = $1")
-            .bind(id.clone())
-            .execute(&mut *tx)
-            .await?;
+        retire(&mut tx, id, now).await?;
     }
     for (id, error) in &unreadable {
         bury(&mut tx, id, error).await?;
@@ -256,11 +256,27 @@ async fn bury(conn: &mut AnyConnection, batch_id: &str, error: &str) -> Result<(
     .bind(error)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM click_batches WHERE batch_id = $1")
+    retire(conn, batch_id, crate::time::now_ms()).await
+}
+
+/// Leaves a tombstone of a batch that was applied or buried (inside the caller's
+/// transaction): a late copy of it then conflicts with the row and is ignored.
+async fn retire(conn: &mut AnyConnection, batch_id: &str, now_ms: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE click_batches SET done_at = $1, payload = '' WHERE batch_id = $2")
+        .bind(now_ms)
         .bind(batch_id)
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Removes tombstones retired before `before_ms` (the end of the dedupe window).
+pub async fn purge_retired(pool: &AnyPool, before_ms: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM click_batches WHERE done_at IS NOT NULL AND done_at < $1")
+        .bind(before_ms)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// After a failed round: count an attempt against every waiting batch that is not
@@ -271,17 +287,20 @@ pub async fn record_failure(
     error: &str,
 ) -> Result<u64, StoreError> {
     let pool = db.primary();
-    sqlx::query("UPDATE click_batches SET attempts = attempts + 1 WHERE attempts < $1")
-        .bind(max_attempts)
-        .execute(pool)
-        .await?;
-    let dead: Vec<String> = sqlx::query("SELECT batch_id FROM click_batches WHERE attempts >= $1")
-        .bind(max_attempts)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+    sqlx::query(
+        "UPDATE click_batches SET attempts = attempts + 1 WHERE done_at IS NULL AND attempts < $1",
+    )
+    .bind(max_attempts)
+    .execute(pool)
+    .await?;
+    let dead: Vec<String> =
+        sqlx::query("SELECT batch_id FROM click_batches WHERE done_at IS NULL AND attempts >= $1")
+            .bind(max_attempts)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
     let mut tx = pool.begin().await?;
     for id in &dead {
         bury(&mut tx, id, error).await?;
@@ -292,9 +311,10 @@ pub async fn record_failure(
 
 /// Batches waiting, and the age of the oldest (ms), for the queue-lag metric.
 pub async fn backlog(pool: &AnyPool, now_ms: i64) -> Result<(i64, i64), StoreError> {
-    let row = sqlx::query("SELECT COUNT(*), MIN(created_at) FROM click_batches")
-        .fetch_one(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT COUNT(*), MIN(created_at) FROM click_batches WHERE done_at IS NULL")
+            .fetch_one(pool)
+            .await?;
     let count: i64 = row.try_get(0)?;
     let oldest: Option<i64> = row.try_get(1)?;
     Ok((count, oldest.map_or(0, |at| (now_ms - at).max(0))))
