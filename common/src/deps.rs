@@ -36,9 +36,13 @@ impl Deps {
             db.migrate().await?;
         }
         let redis = RedisCluster::from_settings(&settings.redis)?;
+        let metrics = Metrics::new(kind.name());
+        let pools = db.clone();
+        let gauges = metrics.db_pool_connections.clone();
+        metrics.on_scrape(move || pools.report_pools(&gauges));
         Ok(Deps {
             kind,
-            metrics: Metrics::new(kind.name()),
+            metrics,
             settings: Arc::new(settings),
             db,
             redis,

@@ -4,7 +4,7 @@
 //! Routes are labelled by their pattern (`/{code}`), never by the concrete path, so a
 //! scanner cannot blow up the label cardinality.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -13,8 +13,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Buckets tuned for a redirect service: most answers take well under a millisecond.
@@ -22,11 +22,56 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Database and Redis failures, counted where every call passes (the conversion of
+/// each sqlx error, `RedisCluster::call`), below any one service's state: one tally
+/// per process, registered in each registry.
+static DB_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    constant(IntCounterVec::new(
+        Opts::new(
+            "db_errors_total",
+            "Database calls that failed, by kind (unavailable: connection, pool or \
+             failover, worth a retry; other: a bug or a schema mismatch).",
+        ),
+        &["kind"],
+    ))
+});
+static REDIS_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    constant(IntCounterVec::new(
+        Opts::new(
+            "redis_errors_total",
+            "Redis calls that failed, by kind (timeout, pool, command).",
+        ),
+        &["kind"],
+    ))
+});
+
+/// A metric defined by constants of this module: failing is a programming error that
+/// the unit test below catches; at run time it can only happen at start-up.
+fn constant<T>(metric: prometheus::Result<T>) -> T {
+    match metric {
+        Ok(m) => m,
+        Err(e) => panic!("invalid metric definition: {e}"),
+    }
+}
+
+/// Counts one failed database call.
+pub fn count_db_error(kind: &'static str) {
+    DB_ERRORS.with_label_values(&[kind]).inc();
+}
+
+/// Counts one failed Redis call.
+pub fn count_redis_error(kind: &'static str) {
+    REDIS_ERRORS.with_label_values(&[kind]).inc();
+}
+
+type ScrapeHook = Box<dyn Fn() + Send + Sync>;
+
 pub struct Metrics {
     registry: Registry,
     pub http_request_duration: HistogramVec,
-    pub db_errors: IntCounterVec,
-    pub redis_errors: IntCounterVec,
+    /// Connections of each pool (`role` primary | replica) by `state` in_use | idle |
+    /// max, read when scraped.
+    pub db_pool_connections: IntGaugeVec,
     pub id_waits: IntCounterVec,
     pub links_created: IntCounterVec,
     pub ratelimited: IntCounterVec,
@@ -37,6 +82,8 @@ pub struct Metrics {
     /// The series of the most frequent answer (a redirect's GET 302), resolved once:
     /// a labelled lookup hashes three strings under a lock on every request.
     redirect_found: OnceLock<Histogram>,
+    /// Run before each scrape, for figures read rather than counted (pool sizes).
+    scrape_hooks: Mutex<Vec<ScrapeHook>>,
 }
 
 pub fn register<T: prometheus::core::Collector + Clone + 'static>(
@@ -75,21 +122,16 @@ impl Metrics {
                 &["route", "method", "status"],
             ),
         );
-        let db_errors = register(
+        register(&registry, Ok(DB_ERRORS.clone()));
+        register(&registry, Ok(REDIS_ERRORS.clone()));
+        let db_pool_connections = register(
             &registry,
-            IntCounterVec::new(
-                Opts::new("db_errors_total", "Database calls that failed, by role."),
-                &["role"],
-            ),
-        );
-        let redis_errors = register(
-            &registry,
-            IntCounterVec::new(
+            IntGaugeVec::new(
                 Opts::new(
-                    "redis_errors_total",
-                    "Redis calls that failed or timed out.",
+                    "db_pool_connections",
+                    "Database pool connections by pool role and state (in_use, idle, max).",
                 ),
-                &["operation"],
+                &["role", "state"],
             ),
         );
         let id_waits = register(
@@ -126,15 +168,22 @@ impl Metrics {
         Arc::new(Metrics {
             registry,
             http_request_duration,
-            db_errors,
-            redis_errors,
+            db_pool_connections,
             id_waits,
             links_created,
             ratelimited,
             worker_id,
             default_route: OnceLock::new(),
             redirect_found: OnceLock::new(),
+            scrape_hooks: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `hook` before every scrape, to refresh figures that are read, not counted.
+    pub fn on_scrape(&self, hook: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut hooks) = self.scrape_hooks.lock() {
+            hooks.push(Box::new(hook));
+        }
     }
 
     /// Labels requests for one-segment paths that no route matched with `label`: for
@@ -167,6 +216,11 @@ impl Metrics {
 
     /// Prometheus text exposition of everything registered.
     pub fn render(&self) -> String {
+        if let Ok(hooks) = self.scrape_hooks.lock() {
+            for hook in hooks.iter() {
+                hook();
+            }
+        }
         let mut buffer = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(error = %e, "metrics encoding failed");
@@ -230,12 +284,21 @@ mod tests {
     #[test]
     fn every_metric_registers_and_renders() {
         let m = Metrics::new("test");
-        m.db_errors.with_label_values(&["primary"]).inc();
+        count_db_error("unavailable");
+        count_redis_error("timeout");
+        m.db_pool_connections
+            .with_label_values(&["primary", "idle"])
+            .set(3);
         m.http_request_duration
             .with_label_values(&["/{code}", "GET", "302"])
             .observe(0.0002);
         let text = m.render();
-        assert!(text.contains("shortener_db_errors_total{role=\"primary\",service=\"test\"} 1"));
+        // Process-wide: other tests in this binary may have counted too.
+        assert!(text.contains("shortener_db_errors_total{kind=\"unavailable\",service=\"test\"}"));
+        assert!(text.contains("shortener_redis_errors_total{kind=\"timeout\",service=\"test\"}"));
+        assert!(text.contains(
+            "shortener_db_pool_connections{role=\"primary\",state=\"idle\",service=\"test\"} 3"
+        ));
         assert!(text.contains("shortener_http_request_duration_seconds_bucket"));
     }
 }

@@ -106,9 +106,18 @@ impl RedisCluster {
                 .map_err(|e| RedisError::Pool(e.to_string()))?;
             f(conn).await.map_err(RedisError::from)
         };
-        tokio::time::timeout(self.timeout, work)
+        let result = tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| RedisError::Timeout(self.timeout))?
+            .map_err(|_| RedisError::Timeout(self.timeout))
+            .and_then(|r| r);
+        if let Err(e) = &result {
+            crate::metrics::count_redis_error(match e {
+                RedisError::Timeout(_) => "timeout",
+                RedisError::Pool(_) => "pool",
+                RedisError::Command(_) => "command",
+            });
+        }
+        result
     }
 
     /// A round trip, for readiness.

@@ -631,6 +631,19 @@ async fn openapi_and_ops_endpoints(h: &Harness) {
     assert!(metrics.text.contains(
         "shortener_links_created_total{kind=\"generated\",service=\"create-service\"} 1"
     ));
+    // Pool use, read at the scrape: the configured maximum and what is open now.
+    let pool = |state: &str| -> i64 {
+        let prefix = format!(
+            "shortener_db_pool_connections{{role=\"primary\",state=\"{state}\",service=\"create-service\"}} "
+        );
+        metrics
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {state} pool gauge in\n{}", metrics.text))
+    };
+    assert!(pool("max") >= 1);
+    assert!(pool("idle") + pool("in_use") <= pool("max"));
     h.send(h.http.get(h.create_url("/no/such/route")))
         .await
         .assert_problem(404, "not-found");

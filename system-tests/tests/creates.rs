@@ -127,6 +127,15 @@ async fn primary_outage_answers_503_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered.is_some(), "creates never recovered");
+    // The outage is visible to operators: failed database calls were counted.
+    let metrics = h.send(h.http.get(h.create_url("/metrics"))).await;
+    let unavailable: f64 = metrics
+        .text
+        .lines()
+        .find(|l| l.starts_with("shortener_db_errors_total{kind=\"unavailable\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(unavailable >= 1.0, "{}", metrics.text);
     assert_eq!(h.count_links().await, 21);
     for code in &acknowledged {
         let stored = common::db::links::get(h.db.primary(), code).await.unwrap();

@@ -79,6 +79,19 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> StoreError {
+        let converted = StoreError::classify(error);
+        match &converted {
+            StoreError::Unavailable(_) => crate::metrics::count_db_error("unavailable"),
+            StoreError::Other(_) => crate::metrics::count_db_error("other"),
+            // A unique violation is an answer (an alias taken, a retry), not a failure.
+            StoreError::Conflict(_) | StoreError::Corrupt(_) => {}
+        }
+        converted
+    }
+}
+
+impl StoreError {
+    fn classify(error: sqlx::Error) -> StoreError {
         match &error {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -110,9 +123,7 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Other(error),
         }
     }
-}
 
-impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
@@ -177,6 +188,28 @@ impl Database {
     /// The pool for writes and for reads that must see the latest commit.
     pub fn primary(&self) -> &AnyPool {
         &self.primary
+    }
+
+    /// Sets `gauges` (`role`, `state`) to the pools' connections now: in use, idle and
+    /// the configured maximum; the replicas' pools summed.
+    pub fn report_pools(&self, gauges: &prometheus::IntGaugeVec) {
+        let report = |role: &str, pools: &[&AnyPool]| {
+            let (mut open, mut idle, mut max) = (0i64, 0i64, 0i64);
+            for pool in pools {
+                open += i64::from(pool.size());
+                idle += i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+                max += i64::from(pool.options().get_max_connections());
+            }
+            gauges
+                .with_label_values(&[role, "in_use"])
+                .set((open - idle).max(0));
+            gauges.with_label_values(&[role, "idle"]).set(idle);
+            gauges.with_label_values(&[role, "max"]).set(max);
+        };
+        report("primary", &[&self.primary]);
+        if !self.replicas.is_empty() {
+            report("replica", &self.replicas.iter().collect::<Vec<_>>());
+        }
     }
 
     pub fn replicas(&self) -> &[AnyPool] {
