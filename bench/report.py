@@ -84,29 +84,20 @@ class Source:
             raise self._error(path, "a number", value)
         return value
 
-    def obj(self, *path: str) -> dict | None:
+    def _typed(self, path: tuple, kind: type, what: str):
         value = self._get(path)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self._error(path, "an object", value)
+        if value is not None and not isinstance(value, kind):
+            raise self._error(path, what, value)
         return value
+
+    def obj(self, *path: str) -> dict | None:
+        return self._typed(path, dict, "an object")
 
     def flag(self, *path: str) -> bool | None:
-        value = self._get(path)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            raise self._error(path, "true or false", value)
-        return value
+        return self._typed(path, bool, "true or false")
 
     def text(self, *path: str) -> str | None:
-        value = self._get(path)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self._error(path, "a string", value)
-        return value
+        return self._typed(path, str, "a string")
 
     def nums(self, *path: str) -> list | None:
         value = self._get(path)

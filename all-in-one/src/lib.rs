@@ -86,8 +86,7 @@ pub struct AllInOne {
     create: web::Data<CreateState>,
     lookup: web::Data<LookupState>,
     consumers: stats_service::consumer::Consumers,
-    draining: common::health::Draining,
-    drain_delay: std::time::Duration,
+    stop: common::http::GracefulStop,
 }
 
 impl AllInOne {
@@ -109,7 +108,7 @@ impl AllInOne {
             deps.readiness(),
             &create,
         ));
-        let draining = readiness.draining();
+        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_create = create.clone();
@@ -143,8 +142,7 @@ impl AllInOne {
             create,
             lookup,
             consumers,
-            draining,
-            drain_delay: std::time::Duration::from_millis(deps.settings.http.drain_delay_ms),
+            stop,
         })
     }
 
@@ -156,10 +154,10 @@ impl AllInOne {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
     /// then flushes buffered clicks and releases the worker-id lease.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
+        self.stop.serve(self.server).await?;
         lookup_service::app::flush_clicks(&self.lookup).await;
         // Apply what was just flushed before stopping the appliers.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -180,6 +180,13 @@ pub struct StatsSettings {
     pub poll_ms: u64,
 }
 
+impl StatsSettings {
+    /// `dedupe_window_secs` in milliseconds, the unit batch times are kept in.
+    pub fn dedupe_window_ms(&self) -> i64 {
+        i64::try_from(self.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LookupSettings {

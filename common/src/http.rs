@@ -110,30 +110,46 @@ pub fn bind(bind: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
     Ok((listener, port))
 }
 
-/// Runs `server` (built with `disable_signals`) until SIGTERM or Ctrl-C, then stops
-/// in the order a rolling update needs: readiness fails at once; requests are still
-/// served for `drain_delay`, while load balancers take the instance out; then the
-/// listener closes and in-flight requests finish (up to the server's shutdown
-/// timeout). What the service buffers is flushed by its caller after this returns.
-pub async fn serve_until_signal(
-    server: actix_web::dev::Server,
+/// How a service stops on SIGTERM or Ctrl-C, in the order a rolling update needs:
+/// readiness fails at once; requests are still served for `http.drain_delay_ms`,
+/// while load balancers take the instance out; then the listener closes and in-flight
+/// requests finish (up to the server's shutdown timeout). What the service buffers is
+/// flushed by its caller after [`GracefulStop::serve`] returns.
+pub struct GracefulStop {
     draining: crate::health::Draining,
-    drain_delay: std::time::Duration,
-) -> std::io::Result<()> {
-    let handle = server.handle();
-    let stopper = tokio::spawn(async move {
-        shutdown_signal().await;
-        draining.start();
-        tracing::info!(
-            drain_delay_ms = drain_delay.as_millis() as u64,
-            "shutting down: readiness fails, in-flight requests finish"
-        );
-        tokio::time::sleep(drain_delay).await;
-        handle.stop(true).await;
-    });
-    let result = server.await;
-    stopper.abort();
-    result
+    delay: std::time::Duration,
+}
+
+impl GracefulStop {
+    /// The stop that fails `readiness` and waits `settings.drain_delay_ms`.
+    pub fn new(
+        readiness: &crate::health::Readiness,
+        settings: &crate::config::HttpSettings,
+    ) -> GracefulStop {
+        GracefulStop {
+            draining: readiness.draining(),
+            delay: std::time::Duration::from_millis(settings.drain_delay_ms),
+        }
+    }
+
+    /// Runs `server` (built with `disable_signals`) until the signal, then stops it.
+    pub async fn serve(self, server: actix_web::dev::Server) -> std::io::Result<()> {
+        let handle = server.handle();
+        let GracefulStop { draining, delay } = self;
+        let stopper = tokio::spawn(async move {
+            shutdown_signal().await;
+            draining.start();
+            tracing::info!(
+                drain_delay_ms = delay.as_millis() as u64,
+                "shutting down: readiness fails, in-flight requests finish"
+            );
+            tokio::time::sleep(delay).await;
+            handle.stop(true).await;
+        });
+        let result = server.await;
+        stopper.abort();
+        result
+    }
 }
 
 /// Resolves when the process receives SIGTERM or Ctrl-C.

@@ -45,8 +45,8 @@ static REDIS_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
-/// A metric defined by constants of this module: failing is a programming error that
-/// the unit test below catches; at run time it can only happen at start-up.
+/// A metric defined by constants (names, help, labels): failing is a programming error
+/// that the unit tests catch; at run time it can only happen at start-up.
 fn constant<T>(metric: prometheus::Result<T>) -> T {
     match metric {
         Ok(m) => m,
@@ -90,19 +90,11 @@ pub fn register<T: prometheus::core::Collector + Clone + 'static>(
     registry: &Registry,
     metric: prometheus::Result<T>,
 ) -> T {
-    // Names are constants of this module, so a failure is a programming error that the
-    // unit test below catches at build time; at run time it can only happen at start-up.
-    match metric {
-        Ok(m) => {
-            if let Err(e) = registry.register(Box::new(m.clone())) {
-                tracing::error!(error = %e, "metric registration failed");
-            }
-            m
-        }
-        Err(e) => {
-            panic!("invalid metric definition: {e}")
-        }
+    let m = constant(metric);
+    if let Err(e) = registry.register(Box::new(m.clone())) {
+        tracing::error!(error = %e, "metric registration failed");
     }
+    m
 }
 
 impl Metrics {

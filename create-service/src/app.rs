@@ -48,8 +48,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<CreateState>,
-    draining: common::health::Draining,
-    drain_delay: std::time::Duration,
+    stop: common::http::GracefulStop,
 }
 
 impl Application {
@@ -69,7 +68,7 @@ impl Application {
         let settings = deps.settings.clone();
         let state = web::Data::new(CreateState::build(&deps, events).await?);
         let readiness = web::Data::new(crate::state::with_lease_check(deps.readiness(), &state));
-        let draining = readiness.draining();
+        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_state = state.clone();
@@ -97,8 +96,7 @@ impl Application {
             port,
             server: server.run(),
             state,
-            draining,
-            drain_delay: std::time::Duration::from_millis(settings.http.drain_delay_ms),
+            stop,
         })
     }
 
@@ -106,10 +104,10 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
     /// then releases the worker-id lease so a replacement can take it at once.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
+        self.stop.serve(self.server).await?;
         release(self.state).await;
         Ok(())
     }

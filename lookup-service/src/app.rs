@@ -90,8 +90,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<LookupState>,
-    draining: common::health::Draining,
-    drain_delay: Duration,
+    stop: common::http::GracefulStop,
 }
 
 impl Application {
@@ -125,7 +124,7 @@ impl Application {
         let settings = deps.settings.clone();
         let state = web::Data::new(LookupState::build(&deps, codec, source));
         let readiness = web::Data::new(readiness(&deps, &state));
-        let draining = readiness.draining();
+        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let app_state = state.clone();
@@ -150,8 +149,7 @@ impl Application {
             port,
             server: server.run(),
             state,
-            draining,
-            drain_delay: Duration::from_millis(settings.http.drain_delay_ms),
+            stop,
         })
     }
 
@@ -159,10 +157,10 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
     /// then flushes the clicks still buffered.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
+        self.stop.serve(self.server).await?;
         flush_clicks(&self.state).await;
         Ok(())
     }

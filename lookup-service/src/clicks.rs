@@ -252,9 +252,8 @@ impl ClickRecorder {
         }
         // Past the dedupe window a copy that did reach the queue may be forgotten
         // there, so re-sending could count it twice: drop it instead, counted.
-        let window_ms = i64::try_from(self.settings.dedupe_window_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX);
-        let oldest_allowed = common::time::now_ms().saturating_sub(window_ms);
+        let oldest_allowed =
+            common::time::now_ms().saturating_sub(self.settings.dedupe_window_ms());
         while pending.len() > self.settings.max_pending_batches
             || pending
                 .front()

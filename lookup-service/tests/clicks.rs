@@ -37,6 +37,15 @@ fn start_with(db_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
         .unwrap()
 }
 
+/// Stops `child` the way an orchestrator does.
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 async fn queued(db: &Database) -> i64 {
     let row = sqlx::query("SELECT CAST(COALESCE(SUM(clicks), 0) AS BIGINT) FROM click_batches")
         .fetch_one(db.primary())
@@ -137,11 +146,7 @@ async fn sigterm_flushes_every_click_and_sigkill_loses_at_most_one_interval() {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = load(port, codes.clone(), stop.clone());
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child);
     let mut child = child;
     let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
@@ -218,13 +223,7 @@ async fn sigterm_fails_readiness_then_drains() {
     );
 
     let signalled = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let draining = http.get(url("/readyz")).send().await.unwrap();
     assert_eq!(draining.status(), 503);
@@ -286,10 +285,7 @@ async fn queue_outage_loses_nothing() {
     stop.store(true, Ordering::Relaxed);
     let answered = sent.await.unwrap() + codes.len() as u64;
     // Stop the way an orchestrator does, so the last buffer is flushed too.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();

@@ -33,8 +33,7 @@ pub struct Application {
     port: u16,
     server: Server,
     consumers: Consumers,
-    draining: common::health::Draining,
-    drain_delay: std::time::Duration,
+    stop: common::http::GracefulStop,
 }
 
 impl Application {
@@ -47,7 +46,7 @@ impl Application {
         let settings = deps.settings.clone();
         let (state, consumers) = start(&deps);
         let readiness = web::Data::new(deps.readiness());
-        let draining = readiness.draining();
+        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
         let metrics = web::Data::from(deps.metrics.clone());
         let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
         let server = HttpServer::new(move || {
@@ -71,8 +70,7 @@ impl Application {
             port,
             server,
             consumers,
-            draining,
-            drain_delay: std::time::Duration::from_millis(settings.http.drain_delay_ms),
+            stop,
         })
     }
 
@@ -88,10 +86,10 @@ impl Application {
         (self.port, handle, self.consumers)
     }
 
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::serve_until_signal`]),
+    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
     /// then lets the appliers finish their rounds.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::http::serve_until_signal(self.server, self.draining, self.drain_delay).await?;
+        self.stop.serve(self.server).await?;
         self.consumers.stop().await;
         Ok(())
     }

@@ -110,8 +110,7 @@ pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics
             ))
         })
         .collect();
-    let window_ms =
-        i64::try_from(settings.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let window_ms = settings.dedupe_window_ms();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         let mut ticks: u64 = 0;

@@ -103,6 +103,19 @@ fn served(metrics: &str, route: &str, method: &str, status: u16) -> u64 {
         .sum()
 }
 
+/// Creates a link through the edge; the answer must be 201.
+async fn create(http: &reqwest::Client, stack: &Stack, key: &str, url: &str) -> Value {
+    let created = http
+        .post(stack.edge("/api/v1/links"))
+        .bearer_auth(key)
+        .json(&json!({ "url": url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    created.json().await.unwrap()
+}
+
 async fn total_when(
     http: &reqwest::Client,
     stack: &Stack,
@@ -155,15 +168,7 @@ async fn stack_routes_guards_and_rolls_without_errors() {
         .unwrap();
 
     // Create, follow and stats through nginx, each answered by its own service.
-    let created = http
-        .post(stack.edge("/api/v1/links"))
-        .bearer_auth(&key)
-        .json(&json!({"url": "https://example.com/through-the-stack"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let created: Value = created.json().await.unwrap();
+    let created = create(&http, &stack, &key, "https://example.com/through-the-stack").await;
     let code = created["code"].as_str().unwrap().to_string();
     assert_eq!(
         created["short_url"],
@@ -232,16 +237,7 @@ async fn stack_routes_guards_and_rolls_without_errors() {
     // Rolling restart of both lookup instances, one at a time, under load: a steady
     // 50 redirects/s (below the edge's per-address limit) for a fresh link.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rolled: Value = http
-        .post(stack.edge("/api/v1/links"))
-        .bearer_auth(&key)
-        .json(&json!({"url": "https://example.com/rolled"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rolled = create(&http, &stack, &key, "https://example.com/rolled").await;
     let rolled = rolled["code"].as_str().unwrap().to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn({
