@@ -163,3 +163,47 @@ async fn keys_create_prints_a_working_key_last() {
     handle.stop(true).await;
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_codes_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = shortener::create_key(settings(dir.path()), "demo", "qr")
+        .await
+        .unwrap();
+    let (port, handle, task) = start(dir.path()).await;
+    let http = client();
+    let base = format!("http://127.0.0.1:{port}");
+    let created: Value = http
+        .post(format!("{base}/api/v1/links"))
+        .bearer_auth(&key)
+        .json(&json!({"url": "https://example.com/poster"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let qr = format!(
+        "{base}/api/v1/links/{}/qr",
+        created["code"].as_str().unwrap()
+    );
+
+    let png = http.get(&qr).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG\r\n\x1a\n"));
+    let svg = http
+        .get(format!("{qr}?format=svg"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.unwrap().contains("<svg"));
+    // Not a code for the redirect: the API answers, and without a key it refuses.
+    let anonymous = http.get(&qr).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    handle.stop(true).await;
+    task.await.unwrap();
+}

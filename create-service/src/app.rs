@@ -39,7 +39,8 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route(web::get().to(http::get::get_link))
                 .route(web::patch().to(http::update::update_link))
                 .route(web::delete().to(http::delete::delete_link)),
-        );
+        )
+        .route("/api/v1/links/{code}/qr", web::get().to(http::qr::link_qr));
     }
 }
 

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The id generator may not issue ids right now (lease lost, clock stepped back).
     #[error("id generation paused: {0}")]
     IdsPaused(String),
+    /// Drawing a QR code failed; the cause is ours, never the client's.
+    #[error("rendering failed: {0}")]
+    Render(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -77,7 +80,7 @@ impl ApiError {
             ApiError::Store(StoreError::Unavailable(_)) => {
                 Problem::unavailable("the database is unavailable; retry shortly")
             }
-            ApiError::Store(_) => Problem::internal(),
+            ApiError::Store(_) | ApiError::Render(_) => Problem::internal(),
         }
     }
 }
@@ -91,6 +94,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Store(e) => tracing::error!(error = ?e, "store call failed"),
             ApiError::IdsPaused(why) => tracing::error!(reason = %why, "id generation paused"),
+            ApiError::Render(why) => tracing::error!(reason = %why, "QR rendering failed"),
             _ => {}
         }
         self.problem().to_response()

@@ -9,12 +9,14 @@
 //! - [`error`]: the service's one error enum and its mapping to problem+json.
 //! - [`http`]: one file per endpoint, each with its OpenAPI annotation.
 //! - [`group_commit`]: concurrent single creates written together, one commit each batch.
+//! - [`qr`]: QR codes of short links, drawn as PNG or SVG.
 
 pub mod app;
 pub mod error;
 pub mod group_commit;
 pub mod http;
 pub mod model;
+pub mod qr;
 pub mod state;
 
 pub use app::{Application, routes};

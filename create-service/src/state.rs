@@ -114,6 +114,19 @@ impl CreateState {
         let settings = deps.settings.clone();
         let lease = WorkerLease::acquire(&deps.db, &settings.ids).await?;
         deps.metrics.worker_id.set(i64::from(lease.worker().get()));
+        // Every label value this service counts, at 0 before the first event, so
+        // rate() has a base from the first scrape (the kinds of create.rs and
+        // bulk.rs, the limits of `caller`, the waits of `next_id`).
+        let m = &deps.metrics;
+        for kind in ["generated", "alias", "bulk"] {
+            m.links_created.with_label_values(&[kind]);
+        }
+        for limit in ["per-key", "per-address"] {
+            m.ratelimited.with_label_values(&[limit]);
+        }
+        for reason in ["sequence_exhausted", "clock_backwards"] {
+            m.id_waits.with_label_values(&[reason]);
+        }
         let generator = Generator::new(
             lease.worker(),
             Arc::new(SystemClock),

@@ -6,6 +6,7 @@ pub mod delete;
 pub mod get;
 pub mod list;
 pub mod openapi;
+pub mod qr;
 pub mod update;
 
 use common::db::links::LinkRecord;

@@ -32,6 +32,7 @@ impl Modify for ApiKeyAuth {
         super::update::update_link,
         super::delete::delete_link,
         super::list::list_links,
+        super::qr::link_qr,
     ),
     components(schemas(common::problem::FieldError)),
     modifiers(&ApiKeyAuth),
