@@ -45,6 +45,12 @@ static REDIS_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
+/// Every `kind` the call sites count, exported at 0 from the start: a series that
+/// appears only with the first failure gives `rate()` no base, and a dashboard
+/// nothing to draw, until the outage is under way.
+const DB_ERROR_KINDS: &[&str] = &["unavailable", "other"];
+const REDIS_ERROR_KINDS: &[&str] = &["timeout", "pool", "command"];
+
 /// A metric defined by constants (names, help, labels): failing is a programming error
 /// that the unit tests catch; at run time it can only happen at start-up.
 fn constant<T>(metric: prometheus::Result<T>) -> T {
@@ -56,11 +62,13 @@ fn constant<T>(metric: prometheus::Result<T>) -> T {
 
 /// Counts one failed database call.
 pub fn count_db_error(kind: &'static str) {
+    debug_assert!(DB_ERROR_KINDS.contains(&kind), "unlisted kind {kind}");
     DB_ERRORS.with_label_values(&[kind]).inc();
 }
 
 /// Counts one failed Redis call.
 pub fn count_redis_error(kind: &'static str) {
+    debug_assert!(REDIS_ERROR_KINDS.contains(&kind), "unlisted kind {kind}");
     REDIS_ERRORS.with_label_values(&[kind]).inc();
 }
 
@@ -116,6 +124,12 @@ impl Metrics {
         );
         register(&registry, Ok(DB_ERRORS.clone()));
         register(&registry, Ok(REDIS_ERRORS.clone()));
+        for kind in DB_ERROR_KINDS {
+            DB_ERRORS.with_label_values(&[kind]);
+        }
+        for kind in REDIS_ERROR_KINDS {
+            REDIS_ERRORS.with_label_values(&[kind]);
+        }
         let db_pool_connections = register(
             &registry,
             IntGaugeVec::new(
@@ -292,5 +306,19 @@ mod tests {
             "shortener_db_pool_connections{role=\"primary\",state=\"idle\",service=\"test\"} 3"
         ));
         assert!(text.contains("shortener_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn error_series_exist_before_any_error() {
+        let text = Metrics::new("fresh").render();
+        for kind in DB_ERROR_KINDS {
+            let series = format!("shortener_db_errors_total{{kind=\"{kind}\",service=\"fresh\"}}");
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
+        for kind in REDIS_ERROR_KINDS {
+            let series =
+                format!("shortener_redis_errors_total{{kind=\"{kind}\",service=\"fresh\"}}");
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
     }
 }

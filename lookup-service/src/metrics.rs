@@ -1,11 +1,26 @@
 //! lookup-service metrics, registered in the service's registry beside the HTTP
 //! latency histogram.
 
+use common::breaker::BreakerState;
 use common::metrics::{Metrics, register};
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 
+/// Every (tier, result) that `Tiers` counts. Exported at 0 from the start, so a hit
+/// ratio or an error rate has a base from the first scrape rather than from the
+/// first miss, error or open breaker.
+const TIER_RESULTS: &[(&str, &[&str])] = &[
+    ("l1", &["hit", "miss", "stale", "stale-served"]),
+    ("l2", &["hit", "miss", "error", "skipped"]),
+    ("replica", &["hit", "miss", "error"]),
+    ("primary", &["hit", "miss", "error"]),
+];
+/// The tiers below L1, timed by `load_seconds`; replica and primary are also the
+/// targets of `db_queries`.
+const LOADED_TIERS: &[&str] = &["l2", "replica", "primary"];
+const DB_TARGETS: &[&str] = &["replica", "primary"];
+
 pub struct LookupMetrics {
-    /// `tier` l1 | l2 | replica | primary, `result` hit | miss | error | skipped.
+    /// By `tier` and `result`, the pairs of `TIER_RESULTS`.
     pub tier: IntCounterVec,
     /// `tier{l1,hit}`, resolved once: it counts nearly every request.
     pub l1_hits: IntCounter,
@@ -32,7 +47,12 @@ impl LookupMetrics {
                 &["tier", "result"],
             ),
         );
-        LookupMetrics {
+        for (name, results) in TIER_RESULTS {
+            for result in *results {
+                tier.with_label_values(&[name, result]);
+            }
+        }
+        let metrics = LookupMetrics {
             l1_hits: tier.with_label_values(&["l1", "hit"]),
             tier,
             load_seconds: register(
@@ -122,6 +142,54 @@ impl LookupMetrics {
                     "Requests answered 429 because their address had too many 404s.",
                 ),
             ),
+        };
+        for tier in LOADED_TIERS {
+            metrics.load_seconds.with_label_values(&[tier]);
         }
+        for target in DB_TARGETS {
+            metrics.db_queries.with_label_values(&[target]);
+        }
+        for state in [
+            BreakerState::Closed,
+            BreakerState::HalfOpen,
+            BreakerState::Open,
+        ] {
+            metrics
+                .breaker_transitions
+                .with_label_values(&[state.name()]);
+        }
+        metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labelled_series_exist_before_any_lookup() {
+        let metrics = Metrics::new("lookup-service");
+        let _lookup = LookupMetrics::new(&metrics);
+        let text = metrics.render();
+        for (tier, results) in TIER_RESULTS {
+            for result in *results {
+                let series = format!(
+                    "shortener_lookup_tier_total{{result=\"{result}\",tier=\"{tier}\",service=\"lookup-service\"}} 0"
+                );
+                assert!(text.contains(&series), "{series} missing from\n{text}");
+            }
+        }
+        for tier in LOADED_TIERS {
+            let series = format!(
+                "shortener_lookup_load_duration_seconds_count{{tier=\"{tier}\",service=\"lookup-service\"}} 0"
+            );
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
+        assert!(text.contains(
+            "shortener_lookup_redis_breaker_transitions_total{to=\"open\",service=\"lookup-service\"} 0"
+        ));
+        assert!(text.contains(
+            "shortener_lookup_db_queries_total{target=\"replica\",service=\"lookup-service\"} 0"
+        ));
     }
 }
