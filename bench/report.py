@@ -37,6 +37,7 @@ PLOT_FILES = {
     "latency": "latency.png",
     "rounds": "rounds.png",
     "creates": "creates.png",
+    "scale": "scale.png",
 }
 
 
@@ -99,13 +100,17 @@ class Source:
     def text(self, *path: str) -> str | None:
         return self._typed(path, str, "a string")
 
-    def nums(self, *path: str) -> list | None:
+    def nums(self, *path: str, nulls: bool = False) -> list | None:
+        """A list of numbers; with nulls, items may be null (a figure the source
+        could not compute for that entry)."""
         value = self._get(path)
         if value is None:
             return None
         if not isinstance(value, list):
             raise self._error(path, "a list of numbers", value)
         for i, item in enumerate(value):
+            if item is None and nulls:
+                continue
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise self._error(path + (str(i),), "a number", item)
         return value
@@ -338,6 +343,10 @@ def map_redirect(src: Source) -> tuple[dict, dict]:
             opened["reference"] = reference_to(out, "bare_actix_open", note=note)
         put(f"{tier}_open", opened)
 
+    map_edge(src, out, put, settings, basis)
+    map_zipf(src, out, put, settings, basis)
+    map_scale(src, out, put)
+
     rss = src.sub("rss")
     if rss is not None:
         put("rss_idle", {
@@ -351,6 +360,155 @@ def map_redirect(src: Source) -> tuple[dict, dict]:
 
     top = {"hot_redirect_vs_bare_actix": vs_bare, "hot_redirect_vs_nginx": vs_nginx}
     return out, top
+
+
+def map_edge(src: Source, out: dict, put, settings: dict, basis: str) -> None:
+    """lookup-service behind nginx with the repository's edge config."""
+    closed = _closed_loop(src.sub("scenarios", "edge", "closed_loop"),
+                          "lookup through nginx (edge config), closed loop", settings)
+    if closed is not None:
+        closed["reference"] = reference_to(out, "nginx_closed", ratio=src.num("edge", "edge_vs_nginx"),
+                                           ratio_basis=basis)
+        closed["also_compared_with"] = [
+            reference_to(out, "hot_l1_closed", ratio=src.num("edge", "edge_vs_direct"), ratio_basis=basis,
+                         note="the same lookup-service without nginx in front")
+        ]
+        closed["rounds"] = {
+            "edge_vs_nginx": src.nums("edge", "edge_vs_nginx_per_round"),
+            "edge_vs_direct": src.nums("edge", "edge_vs_direct_per_round"),
+        }
+        closed["note"] = src.text("edge", "note")
+    put("edge_closed", closed)
+
+    opened = _open_loop(src.sub("scenarios", "edge", "open_loop"), "lookup through nginx (edge config), open loop")
+    if opened is not None:
+        opened["reference"] = reference_to(out, "nginx_open")
+        opened["also_compared_with"] = [reference_to(out, "hot_l1_open")]
+        opened["note"] = src.text("edge", "note")
+    put("edge_open", opened)
+
+
+def _hit_ratio(src: Source | None) -> dict | None:
+    if src is None:
+        return None
+    return {tier: src.num(tier) for tier in ("l1", "l2", "database")}
+
+
+def map_zipf(src: Source, out: dict, put, settings: dict, basis: str) -> None:
+    """lookup-service under a Zipf popularity mix, against bare actix-web driven by
+    the same wrk script (drawing a code per request costs wrk more than cycling)."""
+    put("bare_actix_zipf_closed", _closed_loop(src.sub("zipf", "reference_bare_actix", "closed_loop"),
+                                               "bare actix-web fixed 302, Zipf wrk script, closed loop", settings))
+    if "bare_actix_zipf_closed" in out:
+        out["bare_actix_zipf_closed"]["reference"] = reference_to(
+            out, "bare_actix_closed", note="the same server driven by the hot-codes script")
+
+    links = src.num("zipf", "links")
+    exponent = src.num("zipf", "exponent")
+    what = "lookup Zipf mix"
+    if links is not None:
+        what += f" over {_fmt_num(links)} links"
+    if exponent is not None:
+        what += f" (s={exponent:g})"
+    details = {
+        "exponent": exponent,
+        "links": links,
+        "draws_for_oha": src.num("zipf", "draws_for_oha"),
+        "warmup_s": src.num("zipf", "warmup_s"),
+        "best_possible_hits": src.text("zipf", "best_possible_hits"),
+        "l1_entries_after": src.num("zipf", "l1_entries_after"),
+        "rss_kb_after": src.num("zipf", "rss_kb_after"),
+        "note": src.text("zipf", "note"),
+    }
+
+    closed = _closed_loop(src.sub("scenarios", "zipf", "closed_loop"), f"{what}, closed loop", settings)
+    if closed is not None:
+        closed["reference"] = reference_to(out, "bare_actix_zipf_closed", ratio=src.num("zipf", "zipf_vs_bare_actix"),
+                                           ratio_basis=basis)
+        closed["rounds"] = {"zipf_vs_bare_actix": src.nums("zipf", "zipf_vs_bare_actix_per_round")}
+        closed["hit_ratio"] = _hit_ratio(src.sub("zipf", "hit_ratio_closed_loop"))
+        closed["zipf"] = details
+    put("zipf_closed", closed)
+
+    opened = _open_loop(src.sub("scenarios", "zipf", "open_loop"), f"{what}, open loop")
+    if opened is not None:
+        opened["reference"] = reference_to(
+            out, "bare_actix_open", note="the reference answered the hot codes' URLs: a fixed 302 whatever the path")
+        opened["hit_ratio"] = _hit_ratio(src.sub("zipf", "hit_ratio_open_loop"))
+        opened["zipf"] = details
+    put("zipf_open", opened)
+
+
+P99_RATIO_BASIS = "p99 at this size over p99 of the same tier at the smallest size (latency, not req/s)"
+
+
+def map_scale(src: Source, out: dict, put) -> None:
+    """One open-loop scenario per tier and size, and a summary ("scale") that the
+    flatness goal is set against. The smallest size is the source's first point,
+    the base of its own relative figures."""
+    scale = src.sub("scale")
+    rows = (scale.objs("points") if scale is not None else None) or []
+    if not rows:
+        return
+    points = []
+    for i, row in enumerate(rows):
+        p = _SubSource(src.name, src.kind, row, f"scale.points.{i}")
+        links = p.num("links")
+        if links is None:
+            # The size names the scenario: a point without one cannot be placed.
+            raise p._error(("links",), "a number", None)
+        points.append((p, int(links)))
+    smallest = points[0][1]
+    for tier, what in (("hot", "hot (L1)"), ("cold", "cold (replica)")):
+        rel = scale.nums(f"{tier}_p99_vs_smallest", nulls=True) or []
+        for i, (p, links) in enumerate(points):
+            entry = _open_loop(p.sub(tier), f"scale: {what} p99 at {_fmt_num(links)} links")
+            if entry is None:
+                continue
+            ratio = rel[i] if i < len(rel) else None
+            entry.update({
+                "links": links,
+                "copy_s": p.num("copy_s"),
+                "replicated_s": p.num("replicated_s"),
+                "table_mb": p.num("table_mb"),
+                "p99_vs_smallest": ratio,
+            })
+            if i == 0:
+                entry["reference"] = no_reference("the smallest size: the reference of the larger ones")
+            else:
+                entry["reference"] = reference_to(out, f"scale_{tier}_{smallest}", ratio=ratio, ratio_of="p99",
+                                                  ratio_basis=P99_RATIO_BASIS)
+            put(f"scale_{tier}_{links}", entry)
+
+    base_hot = out.get(f"scale_hot_{smallest}") or {}
+    base_cold = out.get(f"scale_cold_{smallest}") or {}
+    last = points[-1][1]
+    span = f"from {_fmt_num(smallest)} to {_fmt_num(last)}" if len(points) > 1 else f"at {_fmt_num(smallest)}"
+    put("scale", {
+        "label": f"scale: hot and cold p99 {span} stored links",
+        "req_per_sec": None, "p50_ms": None, "p99_ms": None, "p99_9_ms": None,
+        "points": [{"links": links, "copy_s": p.num("copy_s"), "replicated_s": p.num("replicated_s"),
+                    "table_mb": p.num("table_mb"),
+                    "hot": f"scale_hot_{links}" if f"scale_hot_{links}" in out else None,
+                    "cold": f"scale_cold_{links}" if f"scale_cold_{links}" in out else None}
+                   for p, links in points],
+        "cold_codes_per_size": scale.num("cold_codes_per_size"),
+        "hot_p99_vs_smallest": scale.nums("hot_p99_vs_smallest", nulls=True),
+        "cold_p99_vs_smallest": scale.nums("cold_p99_vs_smallest", nulls=True),
+        "largest_p99_deviation": scale.num("largest_p99_deviation"),
+        "note": scale.text("note"),
+        "reference": {
+            "name": f"the smallest size ({_fmt_num(smallest)} links)",
+            "scenario": f"scale_hot_{smallest}",
+            "scenarios": [f"scale_hot_{smallest}", f"scale_cold_{smallest}"],
+            "req_per_sec": None,
+            "p99_ms": None,
+            "hot_p99_ms": base_hot.get("p99_ms"),
+            "cold_p99_ms": base_cold.get("p99_ms"),
+            "figure": f"hot p99 {fmt_ms(base_hot.get('p99_ms'))}, cold p99 {fmt_ms(base_cold.get('p99_ms'))}",
+            "note": "each size's p99 is set against the same tier's p99 here (latency, not req/s)",
+        },
+    })
 
 
 def map_rss_links(rss: Source) -> dict:
@@ -579,6 +737,53 @@ def _open_p99_goal(gid, name, scen, key, limit_ms, required_rate=None) -> dict:
     return _goal(gid, name, key, goal, limit_ms, p99, met, figure, s["source"], note)
 
 
+SCALE_TOLERANCE = 0.1
+
+
+def _scale_goal(scen: dict) -> dict:
+    """Hot and cold p99 stay within ±10% of the smallest size's as stored links grow.
+    The deviation is the source's own figure (largest over both tiers and all sizes)."""
+    goal = "p99 within ±10% of the smallest size's (hot and cold)"
+    sc = scen.get("scale")
+    if sc is None:
+        return _missing("scale_flatness", "hot and cold p99 within ±10% as stored links grow", "scale", goal,
+                        SCALE_TOLERANCE, "the redirect result has no scale section")
+    sizes = [p["links"] for p in sc["points"]]
+    span = (f"from {_fmt_num(sizes[0])} to {_fmt_num(sizes[-1])}" if len(sizes) > 1
+            else f"at {_fmt_num(sizes[0])}")
+    name = f"hot and cold p99 within ±10% {span} links"
+    dev = sc.get("largest_p99_deviation")
+    if dev is None:
+        return _missing("scale_flatness", name, "scale", goal, SCALE_TOLERANCE,
+                        "the scale section has no largest_p99_deviation")
+    tiers = []
+    problems = []
+    for tier in ("hot", "cold"):
+        runs = [scen.get(p[tier]) if p[tier] else None for p in sc["points"]]
+        p99s = " / ".join(fmt_ms(r.get("p99_ms")).removesuffix(" ms") if r else "n/a" for r in runs)
+        tiers.append(f"{tier} p99 {p99s} ms")
+        for p, r in zip(sc["points"], runs):
+            at = f"at {_fmt_num(p['links'])} links"
+            if r is None:
+                problems.append(f"no {tier} run {at}")
+            elif r.get("all_redirects") is False:
+                problems.append(f"not every {tier} answer was a 302 {at}")
+            elif r.get("rate_held") is False:
+                # A p99 at a rate the generator could not hold is not the same load.
+                problems.append(f"{tier} rate not held {at}")
+    figure = (f"largest deviation {dev * 100:.1f}%; {', '.join(tiers)} at "
+              f"{' / '.join(_fmt_num(s) for s in sizes)} links")
+    met = dev <= SCALE_TOLERANCE and not problems
+    note = None
+    if len(sizes) < 2:
+        # One size compares nothing: the deviation is zero by construction.
+        met = None
+        note = "only one size was measured"
+    if problems:
+        figure += "; " + ", ".join(problems)
+    return _goal("scale_flatness", name, "scale", goal, SCALE_TOLERANCE, dev, met, figure, sc["source"], note)
+
+
 def build_goals(scen: dict, top: dict) -> list[dict]:
     goals = []
     hot = scen.get("hot_l1_closed")
@@ -608,6 +813,7 @@ def build_goals(scen: dict, top: dict) -> list[dict]:
     goals.append(_open_p99_goal("l2_p99_open", "L2-only p99 ≤ 2 ms (open loop)", scen, "l2_only_open", 2))
     goals.append(_open_p99_goal("replica_p99_open", "replica-only p99 ≤ 5 ms (open loop)", scen,
                                 "replica_only_open", 5))
+    goals.append(_scale_goal(scen))
 
     cr = scen.get("creates")
     name = "creates ≥ 5,000/s"
@@ -740,6 +946,7 @@ _SOURCE_GOAL_PATTERNS = {
     "replica_p99_open": r"^replica-only p99",
     "counting_overhead": r"^click counting",
     "rss_1m": r"RSS .*1000000 links",
+    "scale_flatness": r"^hot and cold p99 within",
 }
 
 
@@ -780,13 +987,30 @@ def attach_source_goals(goals: list[dict], sources: list[Source]) -> list[str]:
 # ---------------------------------------------------------------------------
 # The combined report
 
+# A trailing * stands for one scenario per stored-links size, smallest first.
 SCENARIO_ORDER = [
     "hot_l1_closed", "hot_l1_open", "hot_counting_off_closed", "hot_counting_off_open",
+    "edge_closed", "edge_open", "zipf_closed", "zipf_open",
     "l2_only_closed", "l2_only_open", "replica_only_closed", "replica_only_open",
-    "bare_actix_closed", "bare_actix_open", "nginx_closed", "nginx_open",
+    "scale", "scale_hot_*", "scale_cold_*",
+    "bare_actix_closed", "bare_actix_open", "bare_actix_zipf_closed", "nginx_closed", "nginx_open",
     "creates", "snowflake_ids", "code_encode", "code_decode",
     "stats_apply", "click_queue_delay", "rss_idle", "rss_with_links",
 ]
+
+
+def ordered_keys(keys) -> list[str]:
+    """keys in SCENARIO_ORDER's order; keys it does not name are left out."""
+    keys = set(keys)
+    out = []
+    for entry in SCENARIO_ORDER:
+        if entry.endswith("*"):
+            prefix = entry[:-1]
+            sized = [k for k in keys if k.startswith(prefix) and k[len(prefix):].isdigit()]
+            out += sorted(sized, key=lambda k: int(k[len(prefix):]))
+        elif entry in keys:
+            out.append(entry)
+    return out
 
 
 def source_details(src: Source) -> dict:
@@ -825,7 +1049,7 @@ def build_report(sources: list[Source], stamp: str, command: str) -> dict:
         else:
             mapped = map_clicks(src)
         scen.update(mapped)
-    scen = {k: scen[k] for k in SCENARIO_ORDER if k in scen}
+    scen = {k: scen[k] for k in ordered_keys(scen)}
 
     goals = build_goals(scen, top)
     warnings = attach_source_goals(goals, sources)
@@ -877,6 +1101,9 @@ def scenario_figure(key: str, s: dict) -> str:
         return f"{_fmt_num(s.get('rss_mb'))} MB"
     if key == "rss_with_links":
         return f"{_fmt_num(s.get('rss_mb'))} MB with {_fmt_num(s.get('l1_entries'))} entries in L1"
+    if key == "scale":
+        dev = s.get("largest_p99_deviation")
+        return "n/a" if dev is None else f"largest p99 deviation {dev * 100:.1f}%"
     parts = [f"{fmt_rate(s.get('req_per_sec'))} req/s"]
     if key == "creates":
         parts = [f"{fmt_rate(s.get('req_per_sec'))} creates/s at {_fmt_num(s.get('best_connections'))} conns"]
@@ -888,11 +1115,18 @@ def scenario_figure(key: str, s: dict) -> str:
 def reference_text(ref: dict | None) -> str:
     if not ref or ref.get("name") is None:
         return "—"
-    text = f"{ref['name']}: {fmt_rate(ref.get('req_per_sec'))} {ref.get('unit', 'req/s')}"
-    if ref.get("p99_ms") is not None:
-        text += f", p99 {fmt_ms(ref['p99_ms'])}"
+    if ref.get("figure") is not None:
+        # A reference that is not one server's req/s (the scale sizes' hot and cold p99).
+        text = f"{ref['name']}: {ref['figure']}"
+    else:
+        text = f"{ref['name']}: {fmt_rate(ref.get('req_per_sec'))} {ref.get('unit', 'req/s')}"
+        if ref.get("p99_ms") is not None:
+            text += f", p99 {fmt_ms(ref['p99_ms'])}"
     if ref.get("ratio") is not None:
-        text += f"; ratio {ref['ratio']:.3f}×"
+        if ref.get("ratio_of") == "p99":
+            text += f"; p99 ratio {ref['ratio']:.3f}× (latency, not req/s)"
+        else:
+            text += f"; ratio {ref['ratio']:.3f}×"
     return text
 
 
@@ -938,11 +1172,15 @@ def markdown(report: dict, plot_notes: dict[str, str | None], json_paths: list[s
         if d.get("quick"):
             bits.append("**quick run**")
         described.append(f"`{name}` ({', '.join(bits)})")
+    intro = ("Every figure is as the source reports it; a reference is measured on the same machine in the same run. "
+             "Ratios are req/s of lookup-service over the reference, the median of the per-round ratios.")
+    if "scale" in scen:
+        intro += (" The scale rows are the exception: their ratio is of p99 latency, a size's p99 over the same "
+                  "tier's p99 at the smallest size.")
     lines = [
         f"Generated by `{report['command']}` at {report['generated_at']} from {', '.join(described) or 'no sources'}.",
         "",
-        "Every figure is as the source reports it; a reference is measured on the same machine in the same run. "
-        "Ratios are req/s of lookup-service over the reference, the median of the per-round ratios.",
+        intro,
         "",
         "| what | figure | reference in the same run | goal | met |",
         "| --- | --- | --- | --- | --- |",
@@ -951,7 +1189,7 @@ def markdown(report: dict, plot_notes: dict[str, str | None], json_paths: list[s
     for g in report["goals"]:
         goals_by_scenario.setdefault(g["scenario"], []).append(g)
     shown = set()
-    for key in SCENARIO_ORDER:
+    for key in ordered_keys(set(scen) | set(goals_by_scenario)):
         goals = goals_by_scenario.get(key, [])
         s = scen.get(key)
         if s is None and not goals:
@@ -970,7 +1208,13 @@ def markdown(report: dict, plot_notes: dict[str, str | None], json_paths: list[s
             kind = "reference" if key.startswith(("bare_actix", "nginx")) else "no goal"
             if key.startswith("hot_counting_off"):
                 kind = "diagnostic"
+            if key.startswith("scale_"):
+                smallest = scen["scale"]["points"][0]["links"] if "scale" in scen else None
+                kind = "reference of the larger sizes" if s.get("links") == smallest else "see the scale goal"
             ref = reference_text(s.get("reference"))
+            for other in s.get("also_compared_with") or []:
+                if other.get("ratio") is not None:
+                    ref += f" · also {reference_text(other)}"
             lines.append(f"| {_cell(s['label'])} | {_cell(scenario_figure(key, s))} | {_cell(ref)} | — ({kind}) | — |")
     for g in report["goals"]:
         if g["id"] not in shown:
@@ -987,6 +1231,8 @@ def markdown(report: dict, plot_notes: dict[str, str | None], json_paths: list[s
     if report["warnings"]:
         lines += ["", "Disagreements with the sources' own verdicts:", ""]
         lines += [f"- {w}" for w in report["warnings"]]
+    lines += zipf_markdown(scen)
+    lines += scale_markdown(scen)
     lines += ["", "## Plots", ""]
     for plot, filename in PLOT_FILES.items():
         note = plot_notes.get(plot)
@@ -996,6 +1242,82 @@ def markdown(report: dict, plot_notes: dict[str, str | None], json_paths: list[s
             lines.append(f"![{plot}]({filename})")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _share(v) -> str:
+    return "n/a" if v is None else f"{v * 100:.1f}%"
+
+
+def zipf_markdown(scen: dict) -> list[str]:
+    """Which tier answered the Zipf mix: what a deployed L1 bound gives under skewed
+    traffic, which the hot and tier scenarios do not show."""
+    runs = [(loop, scen[key]) for key, loop in (("zipf_closed", "closed loop"), ("zipf_open", "open loop"))
+            if scen.get(key) and scen[key].get("hit_ratio")]
+    if not runs:
+        return []
+    z = runs[0][1]["zipf"]
+    what = "Codes drawn with Zipf popularity"
+    if z.get("exponent") is not None:
+        what += f" (s={z['exponent']:g})"
+    if z.get("links") is not None:
+        what += f" over {_fmt_num(z['links'])} links"
+    lines = ["", "## Zipf mix: which tier answered", "",
+             f"{what}, a fresh lookup-service with the default L1 bound and Redis holding every link; "
+             "shares of the requests by lookup-service's tier counters.", "",
+             "| run | L1 | L2 (Redis) | database |", "| --- | --- | --- | --- |"]
+    for loop, s in runs:
+        h = s["hit_ratio"]
+        lines.append(f"| {loop} | {_share(h.get('l1'))} | {_share(h.get('l2'))} | {_share(h.get('database'))} |")
+    after = []
+    if z.get("l1_entries_after") is not None:
+        after.append(f"L1 held {_fmt_num(z['l1_entries_after'])} entries")
+    if z.get("rss_kb_after") is not None:
+        after.append(f"VmRSS was {_fmt_num(z['rss_kb_after'])} KiB")
+    text = ""
+    if after:
+        text = f"Afterwards {' and '.join(after)}."
+    if z.get("best_possible_hits"):
+        text += f" The draws, as the generator summarised them: {_cell(z['best_possible_hits'])}."
+    if text:
+        lines += ["", text.strip()]
+    return lines
+
+
+def scale_markdown(scen: dict) -> list[str]:
+    sc = scen.get("scale")
+    if sc is None:
+        return []
+    rates = []
+    for tier, what in (("hot", "hot: L1 hits"),
+                       ("cold", "cold: L1 and Redis off, every redirect read from the replica")):
+        key = next((p[tier] for p in sc["points"] if p[tier]), None)
+        rate = scen[key].get("target_rate") if key else None
+        rates.append(what + (f", at {fmt_rate(rate)} req/s" if rate is not None else ""))
+    lines = ["", "## Scale: p99 as stored links grow", "",
+             f"Open loop; {'; '.join(rates)}. Each size is a fresh database loaded with COPY. "
+             "“vs smallest” is the size's p99 over the same tier's p99 at the smallest size (latency, not req/s); "
+             f"the goal is each within ±{SCALE_TOLERANCE * 100:g}%.", "",
+             "| stored links | COPY | on the replica after | table with indexes | hot p99 | vs smallest "
+             "| cold p99 | vs smallest |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def secs(v):
+        return "n/a" if v is None else f"{_fmt_num(v)} s"
+
+    def tier(key):
+        s = scen.get(key) if key else None
+        if s is None:
+            return "n/a", "n/a"
+        rel = s.get("p99_vs_smallest")
+        return fmt_ms(s.get("p99_ms")), "n/a" if rel is None else f"{rel:.3f}×"
+
+    for p in sc["points"]:
+        hot_p99, hot_rel = tier(p["hot"])
+        cold_p99, cold_rel = tier(p["cold"])
+        mib = "n/a" if p.get("table_mb") is None else f"{_fmt_num(p['table_mb'], 1)} MiB"
+        lines.append(f"| {_fmt_num(p['links'])} | {secs(p.get('copy_s'))} | {secs(p.get('replicated_s'))} | {mib} "
+                     f"| {hot_p99} | {hot_rel} | {cold_p99} | {cold_rel} |")
+    return lines
 
 
 # ---------------------------------------------------------------------------
@@ -1008,20 +1330,27 @@ def throughput_data(report: dict) -> tuple[list | None, str | None]:
     missing = [k for k in need if scen.get(k, {}).get("req_per_sec") is None]
     if missing:
         return None, f"no closed-loop req/s for {', '.join(missing)}"
+    short = {"bare_actix_closed": "bare actix", "nginx_closed": "nginx", "hot_l1_closed": "direct",
+             "bare_actix_zipf_closed": "bare actix"}
     bars = []
-    for key, label in (("bare_actix_closed", "bare actix-web\nfixed 302"),
-                       ("nginx_closed", "nginx\nreturn 302"),
-                       ("hot_l1_closed", "lookup-service\nL1 hit"),
-                       ("hot_counting_off_closed", "lookup-service\nL1 hit, counting off")):
+    # Group "hot": the 1,000 hot codes' script, which the goal lines are about;
+    # group "zipf": the Zipf script, with its own reference.
+    for key, label, group in (("bare_actix_closed", "bare actix-web\nfixed 302", "hot"),
+                              ("nginx_closed", "nginx\nreturn 302", "hot"),
+                              ("hot_l1_closed", "lookup-service\nL1 hit", "hot"),
+                              ("hot_counting_off_closed", "lookup-service\nL1 hit,\ncounting off", "hot"),
+                              ("edge_closed", "lookup-service\nthrough nginx\n(edge config)", "hot"),
+                              ("bare_actix_zipf_closed", "bare actix-web\nfixed 302", "zipf"),
+                              ("zipf_closed", "lookup-service\nZipf mix", "zipf")):
         s = scen.get(key)
         if s is None or s.get("req_per_sec") is None:
             continue
         ratios = []
-        for ref in [s.get("reference")] + list(s.get("also_compared_with") or []):
-            if ref and ref.get("ratio") is not None and key.startswith("hot"):
-                short = "bare actix" if ref["scenario"] == "bare_actix_closed" else "nginx"
-                ratios.append(f"{ref['ratio']:.3f}× {short}")
-        bars.append({"key": key, "label": label, "req_per_sec": s["req_per_sec"],
+        if key.startswith(("hot", "edge", "zipf")):
+            for ref in [s.get("reference")] + list(s.get("also_compared_with") or []):
+                if ref and ref.get("ratio") is not None:
+                    ratios.append(f"{ref['ratio']:.3f}× {short.get(ref['scenario'], ref['scenario'])}")
+        bars.append({"key": key, "label": label, "group": group, "req_per_sec": s["req_per_sec"],
                      "runs": s.get("runs_req_per_sec") or [], "ratio_text": "\n".join(ratios)})
     return bars, None
 
@@ -1032,6 +1361,7 @@ def latency_data(report: dict) -> tuple[list | None, str | None]:
     rows = []
     for key, label in (("bare_actix_open", "bare actix-web"), ("nginx_open", "nginx"),
                        ("hot_l1_open", "lookup L1 hit"), ("hot_counting_off_open", "lookup L1 hit,\ncounting off"),
+                       ("edge_open", "lookup through\nnginx (edge)"), ("zipf_open", "lookup\nZipf mix"),
                        ("l2_only_open", "lookup L2 only"), ("replica_only_open", "lookup replica only")):
         s = scen.get(key)
         if s is None or s.get("p99_ms") is None:
@@ -1054,6 +1384,32 @@ def rounds_data(report: dict) -> tuple[dict | None, str | None]:
     return {"hot_vs_bare_actix": bare, "hot_vs_nginx": nginx,
             "median_vs_bare_actix": report.get("hot_redirect_vs_bare_actix"),
             "median_vs_nginx": report.get("hot_redirect_vs_nginx")}, None
+
+
+def scale_data(report: dict) -> tuple[dict | None, str | None]:
+    scen = report["scenarios"]
+    sc = scen.get("scale")
+    if sc is None:
+        return None, "the redirect result has no scale section"
+    tiers = {}
+    for tier in ("hot", "cold"):
+        runs = [(p["links"], scen[p[tier]]) for p in sc["points"]
+                if p[tier] and scen[p[tier]].get("p99_ms") is not None]
+        if not runs:
+            continue
+        first = sc["points"][0][tier]
+        tiers[tier] = {
+            "links": [links for links, _ in runs],
+            "p99": [s["p99_ms"] for _, s in runs],
+            "vs_smallest": [s.get("p99_vs_smallest") for _, s in runs],
+            "flagged": [s.get("rate_held") is False or s.get("all_redirects") is False for _, s in runs],
+            "rate": runs[0][1].get("target_rate"),
+            # The band is around the smallest size's p99, as the goal is.
+            "base": scen[first]["p99_ms"] if first else None,
+        }
+    if not tiers:
+        return None, "the scale points have no p99"
+    return {"tiers": tiers, "points": sc["points"], "deviation": sc.get("largest_p99_deviation")}, None
 
 
 def creates_data(report: dict) -> tuple[dict | None, str | None]:
@@ -1086,6 +1442,7 @@ def draw_plots(report: dict, docs: Path) -> dict[str, str | None]:
         "latency": (latency_data, _draw_latency),
         "rounds": (rounds_data, _draw_rounds),
         "creates": (creates_data, _draw_creates),
+        "scale": (scale_data, _draw_scale),
     }.items():
         path = docs / PLOT_FILES[plot]
         data, why = getter(report)
@@ -1109,8 +1466,15 @@ def _subtitle(report: dict) -> str:
 
 def _draw_throughput(ax, bars, report):
     colors = {"bare_actix_closed": "#7f7f7f", "nginx_closed": "#bcbd22",
-              "hot_l1_closed": "#1f77b4", "hot_counting_off_closed": "#9ecae1"}
-    xs = range(len(bars))
+              "hot_l1_closed": "#1f77b4", "hot_counting_off_closed": "#9ecae1", "edge_closed": "#9467bd",
+              "bare_actix_zipf_closed": "#7f7f7f", "zipf_closed": "#2ca02c"}
+    # A gap between the groups: they ran different wrk scripts.
+    xs, x = [], 0.0
+    for i, b in enumerate(bars):
+        if i and b["group"] != bars[i - 1]["group"]:
+            x += 0.6
+        xs.append(x)
+        x += 1
     values = [b["req_per_sec"] for b in bars]
     ax.bar(xs, values, color=[colors[b["key"]] for b in bars], width=0.6)
     for x, b in zip(xs, bars):
@@ -1125,15 +1489,36 @@ def _draw_throughput(ax, bars, report):
                     fontweight="bold", bbox={"boxstyle": "round", "fc": "white", "ec": "#999999"})
     scen = report["scenarios"]
     bare, nginx = scen["bare_actix_closed"]["req_per_sec"], scen["nginx_closed"]["req_per_sec"]
-    ax.axhline(0.9 * bare, color="#d62728", ls="--", lw=1.5, label="goal: 0.9 × bare actix-web (median req/s)")
-    ax.axhline(0.8 * nginx, color="#ff7f0e", ls=":", lw=2, label="goal: 0.8 × nginx (median req/s)")
-    ax.set_xticks(list(xs), [b["label"] for b in bars])
+    hot_xs = [x for x, b in zip(xs, bars) if b["group"] == "hot"]
+    # The goals are about the hot codes: their lines stop at that group.
+    left, right = min(hot_xs) - 0.45, max(hot_xs) + 0.45
+    ax.hlines(0.9 * bare, left, right, color="#d62728", ls="--", lw=1.5,
+              label="goal: 0.9 × bare actix-web (median req/s)")
+    ax.hlines(0.8 * nginx, left, right, color="#ff7f0e", ls=":", lw=2, label="goal: 0.8 × nginx (median req/s)")
+    zipf_xs = [x for x, b in zip(xs, bars) if b["group"] == "zipf"]
+    # Room above the bars for the group captions and the legend.
+    top = max(max(b["runs"] or [b["req_per_sec"]]) for b in bars) * (1.45 if zipf_xs else 1.2)
+    if zipf_xs:
+        ax.axvline((max(hot_xs) + min(zipf_xs)) / 2, color="#999999", lw=1)
+        ax.text((min(hot_xs) + max(hot_xs)) / 2, top * 0.97, "hot codes, cycled (all L1 hits)",
+                ha="center", va="top", color="#555555", fontstyle="italic")
+        ax.text((min(zipf_xs) + max(zipf_xs)) / 2, top * 0.97, "Zipf mix (same\nwrk script for both)",
+                ha="center", va="top", color="#555555", fontstyle="italic")
+    ax.set_xticks(xs, [b["label"] for b in bars])
+    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
     ax.set_ylabel("requests per second (req/s)")
-    ax.set_ylim(0, max(max(b["runs"] or [b["req_per_sec"]]) for b in bars) * 1.2)
+    ax.set_ylim(0, top)
     ax.yaxis.set_major_formatter(_thousands())
-    ax.set_title("Hot redirect throughput, closed loop (wrk, 1 server worker on core 0)\n"
+    ax.set_title("Redirect throughput, closed loop (wrk, 1 server worker on core 0)\n"
                  "bars: median round · whiskers: min-max of rounds · ratio: median of per-round ratios")
-    ax.legend(loc="upper right")
+    if zipf_xs:
+        from matplotlib.transforms import blended_transform_factory
+
+        # Centred over the hot group (x in data), under its caption (y in axes).
+        ax.legend(loc="upper center", bbox_to_anchor=((left + right) / 2, 0.91),
+                  bbox_transform=blended_transform_factory(ax.transData, ax.transAxes))
+    else:
+        ax.legend(loc="upper right")
     _footer(ax, report)
 
 
@@ -1164,6 +1549,8 @@ def _draw_latency(ax, rows, report):
     ax.set_ylim(min(lows) / 2, max(lows + [r["goal_ms"] or 0 for r in rows]) * 2)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xticks(x, [r["label"] for r in rows])
+    if len(rows) > 6:
+        ax.tick_params(axis="x", labelsize=9)
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Open-loop redirect latency (oha, latency-corrected: measured from each request's scheduled time)")
     ax.legend(loc="upper left")
@@ -1227,6 +1614,57 @@ def _draw_creates(ax, data, report):
         title += f"\nbest level: {data['ratio']:.3f}× the ceiling"
     ax.set_title(title)
     ax.legend(loc="upper left")
+    _footer(ax, report)
+
+
+def _draw_scale(ax, data, report):
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    styles = {"hot": ("o-", "#1f77b4", "hot (L1 hits)"), "cold": ("s-", "#d62728", "cold (replica reads)")}
+    all_links = [p["links"] for p in data["points"]]
+    lo, hi = min(all_links) / 1.6, max(all_links) * 1.6
+    values = []
+    for tier, d in data["tiers"].items():
+        marker, color, what = styles[tier]
+        rate = f" @ {fmt_rate(d['rate'])} req/s" if d["rate"] is not None else ""
+        ax.plot(d["links"], d["p99"], marker, color=color, lw=2, ms=8, label=f"{what} p99{rate}")
+        values += d["p99"]
+        if d["base"] is not None:
+            ax.fill_between([lo, hi], d["base"] * (1 - SCALE_TOLERANCE), d["base"] * (1 + SCALE_TOLERANCE),
+                            color=color, alpha=0.12, lw=0,
+                            label=f"±{SCALE_TOLERANCE * 100:g}% of the {tier} p99 at {_fmt_num(all_links[0])} links")
+            values.append(d["base"] * (1 + SCALE_TOLERANCE))
+        for x, y, rel, flagged in zip(d["links"], d["p99"], d["vs_smallest"], d["flagged"]):
+            text = f"{_fmt_num(y, 2)} ms"
+            if rel is not None:
+                text += f" ({rel:.3f}×)"
+            if flagged:
+                text += "\nrate not held or not all 302"
+            # A backdrop keeps the figure legible where a line or the band runs behind it.
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, 10), ha="center", color=color,
+                        fontweight="bold", bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none",
+                                                 "alpha": 0.8})
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(0, max(values) * 1.35)
+    ax.set_xticks(all_links)
+    labels = []
+    for p in data["points"]:
+        label = f"{_fmt_num(p['links'])}"
+        if p.get("table_mb") is not None:
+            label += f"\n{_fmt_num(p['table_mb'], 1)} MiB table"
+        labels.append(label)
+    ax.set_xticklabels(labels)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("stored links (log scale; a fresh database per size, loaded with COPY)")
+    ax.set_ylabel("p99 latency (ms)")
+    title = "Redirect p99 as stored links grow (oha open loop, latency-corrected)"
+    if data.get("deviation") is not None:
+        title += (f"\nlargest deviation from the smallest size: {data['deviation'] * 100:.1f}% "
+                  f"(goal: within ±{SCALE_TOLERANCE * 100:g}%)")
+    ax.set_title(title)
+    ax.legend(loc="upper center", ncol=2)
     _footer(ax, report)
 
 

@@ -54,6 +54,51 @@ REDIRECT = {
     "commands": {"wrk": "wrk -t1 -c32"},
 }
 
+def scale_point(links, hot_p99, cold_p99, copy_s=1, table_mb=2.5):
+    hot = dict(opened(10000, hot_p99), server=f"scale-hot-{links}")
+    cold = dict(opened(2000, cold_p99), server=f"scale-cold-{links}")
+    return {"links": links, "copy_s": copy_s, "replicated_s": copy_s + 1, "table_mb": table_mb,
+            "hot": hot, "cold": cold}
+
+
+def with_new_sections(base=None):
+    """A redirect result with the edge, Zipf and scale sections, shaped as
+    bench/redirect writes them. Ratios again differ from the req/s and p99 they
+    would be computed from (330/1100 = 0.3, not 0.31; 1.05/1.0 = 1.05, not 1.049)."""
+    data = copy.deepcopy(base or REDIRECT)
+    data["scenarios"]["edge"] = {"closed_loop": closed(330, 2.4), "open_loop": opened(10000, 7.2)}
+    data["edge"] = {"note": "wrk -> nginx (edge config) -> lookup-service",
+                    "edge_vs_nginx": 0.31, "edge_vs_nginx_per_round": [0.29, 0.31, 0.33],
+                    "edge_vs_direct": 0.34, "edge_vs_direct_per_round": [0.33, 0.34, 0.35]}
+    zipf_closed = closed(675, 4.5)
+    zipf_closed.update({"requests": 2000, "tiers": {"l1_hits": 1942, "l2_hits": 46, "replica_queries": 12,
+                                                    "primary_queries": 0}})
+    data["scenarios"]["zipf"] = {"closed_loop": zipf_closed, "open_loop": opened(10000, 1.65)}
+    data["zipf"] = {
+        "note": "codes drawn per request with P(rank r) ~ 1/r^s",
+        "exponent": 1, "links": 19000, "draws_for_oha": 300000, "warmup_s": 3,
+        "best_possible_hits": "zipf: 300000 draws over 19000 links (exponent 1), top 1000: 71.8%",
+        "reference_bare_actix": {"closed_loop": closed(1280, 1.3), "open_loop": None},
+        "zipf_vs_bare_actix": 0.55, "zipf_vs_bare_actix_per_round": [0.5, 0.55, 0.6],
+        "hit_ratio_closed_loop": {"l1": 0.971, "l2": 0.023, "database": 0.006},
+        "hit_ratio_open_loop": {"l1": 0.984, "l2": 0.013, "database": 0.003},
+        "l1_entries_after": 17118, "rss_kb_after": 38164,
+    }
+    data["scale"] = {
+        "note": "per size: a fresh database loaded with COPY",
+        "sizes": [10000, 1000000, 10000000], "cold_codes_per_size": 20000,
+        "points": [scale_point(10000, 1.0, 3.0, 0, 2.1), scale_point(1000000, 1.05, 3.2, 4, 160.4),
+                   scale_point(10000000, 1.08, 3.25, 41, 1603.9)],
+        "hot_p99_vs_smallest": [1, 1.049, 1.079], "cold_p99_vs_smallest": [1, 1.067, 1.083],
+        "largest_p99_deviation": 0.083,
+    }
+    data["goals"].append({"goal": "hot and cold p99 within +-10% from 10000 to 10000000 links", "target": 0.1,
+                          "value": 0.083, "met": True})
+    return data
+
+
+NEW_KEY_PREFIXES = ("edge_", "zipf_", "scale", "bare_actix_zipf")
+
 CREATES = {
     "timestamp_utc": "20260101T010000Z",
     "pgbench_ceiling_tps": 10000.0,
@@ -80,6 +125,9 @@ CLICKS = {
     "lag": {"target_rate": 10000, "achieved_rate": 9990, "exact": True,
             "delay_s": {"mean": 0.4, "p50_at_most": 0.5, "p99_at_most": 1}},
 }
+
+
+COMMITTED_OLD = Path(__file__).resolve().parent / "results" / "redirect-20261202T050937Z.json"
 
 
 def src(name, data):
@@ -173,7 +221,7 @@ class Mapping(unittest.TestCase):
             "hot_vs_bare_actix": False, "hot_vs_nginx": True, "hot_p99_open": True, "l2_p99_open": False,
             "replica_p99_open": True, "creates_rate": True, "creates_vs_pgbench": False, "snowflake": True,
             "counting_overhead": True, "rss_1m": False, "rss_idle": True, "stats_apply": False,
-            "queue_delay": True,
+            "queue_delay": True, "scale_flatness": None,
         })
         self.assertEqual(goal(self.rep, "hot_vs_nginx")["reference"]["scenario"], "nginx_closed")
         self.assertEqual(goal(self.rep, "hot_vs_bare_actix")["source_goal"]["met"], False)
@@ -216,6 +264,150 @@ class Mapping(unittest.TestCase):
         data = copy.deepcopy(REDIRECT)
         data["goals"][0]["met"] = True
         self.assertEqual(len(build(("r.json", data))["warnings"]), 1)
+
+
+class NewRedirectSections(unittest.TestCase):
+    def setUp(self):
+        self.rep = build(("r.json", with_new_sections()))
+        self.scen = self.rep["scenarios"]
+
+    def test_edge(self):
+        edge = self.scen["edge_closed"]
+        self.assertEqual(edge["label"], "lookup through nginx (edge config), closed loop")
+        self.assertEqual((edge["req_per_sec"], edge["p99_ms"]), (330, 2.4))
+        self.assertEqual(edge["reference"]["scenario"], "nginx_closed")
+        self.assertEqual(edge["reference"]["ratio"], 0.31)
+        direct = edge["also_compared_with"][0]
+        self.assertEqual((direct["scenario"], direct["ratio"]), ("hot_l1_closed", 0.34))
+        self.assertEqual(edge["rounds"]["edge_vs_nginx"], [0.29, 0.31, 0.33])
+        self.assertEqual(self.scen["edge_open"]["reference"]["scenario"], "nginx_open")
+        self.assertEqual(self.scen["edge_open"]["p99_ms"], 7.2)
+
+    def test_zipf(self):
+        ref = self.scen["bare_actix_zipf_closed"]
+        self.assertEqual(ref["req_per_sec"], 1280)
+        zc = self.scen["zipf_closed"]
+        self.assertEqual(zc["label"], "lookup Zipf mix over 19,000 links (s=1), closed loop")
+        self.assertEqual(zc["reference"]["scenario"], "bare_actix_zipf_closed")
+        self.assertEqual((zc["reference"]["req_per_sec"], zc["reference"]["ratio"]), (1280, 0.55))
+        self.assertEqual(zc["hit_ratio"], {"l1": 0.971, "l2": 0.023, "database": 0.006})
+        self.assertEqual(zc["zipf"]["l1_entries_after"], 17118)
+        zo = self.scen["zipf_open"]
+        self.assertEqual(zo["reference"]["scenario"], "bare_actix_open")
+        self.assertEqual(zo["hit_ratio"]["l1"], 0.984)
+
+    def test_scale(self):
+        keys = [k for k in self.scen if k.startswith("scale_")]
+        self.assertEqual(keys, ["scale_hot_10000", "scale_hot_1000000", "scale_hot_10000000",
+                                "scale_cold_10000", "scale_cold_1000000", "scale_cold_10000000"])
+        hot = self.scen["scale_hot_1000000"]
+        self.assertEqual(hot["label"], "scale: hot (L1) p99 at 1,000,000 links")
+        self.assertEqual((hot["links"], hot["copy_s"], hot["table_mb"], hot["p99_ms"]), (1000000, 4, 160.4, 1.05))
+        self.assertEqual(hot["reference"]["scenario"], "scale_hot_10000")
+        self.assertEqual(hot["reference"]["ratio"], 1.049)
+        self.assertIn("latency, not req/s", report.reference_text(hot["reference"]))
+        self.assertEqual(self.scen["scale_cold_10000000"]["reference"]["ratio"], 1.083)
+        self.assertIsNone(self.scen["scale_hot_10000"]["reference"]["name"])
+        self.assertEqual(self.scen["scale"]["reference"]["cold_p99_ms"], 3.0)
+
+    def test_flatness_goal_met(self):
+        g = goal(self.rep, "scale_flatness")
+        self.assertIs(g["met"], True)
+        self.assertEqual((g["value"], g["target"]), (0.083, 0.1))
+        self.assertIn("10,000 to 10,000,000 links", g["name"])
+        self.assertEqual(g["source_goal"]["met"], True)
+        self.assertEqual(self.rep["warnings"], [])
+        # The other goals keep their verdicts.
+        self.assertIs(goal(self.rep, "hot_vs_bare_actix")["met"], False)
+        self.assertIs(goal(self.rep, "hot_p99_open")["met"], True)
+
+    def test_flatness_goal_not_met(self):
+        data = with_new_sections()
+        data["scale"]["largest_p99_deviation"] = 0.2
+        self.assertIs(goal(build(("r.json", data)), "scale_flatness")["met"], False)
+        data = with_new_sections()
+        data["scale"]["points"][2]["cold"]["achieved_rate"] = 1500
+        g = goal(build(("r.json", data)), "scale_flatness")
+        self.assertIs(g["met"], False)
+        self.assertIn("cold rate not held at 10,000,000 links", g["figure"])
+        data = with_new_sections()
+        data["scale"]["points"][1]["hot"]["all_redirects"] = False
+        self.assertIs(goal(build(("r.json", data)), "scale_flatness")["met"], False)
+
+    def test_flatness_goal_missing_or_one_size(self):
+        g = goal(build(("r.json", REDIRECT)), "scale_flatness")
+        self.assertIsNone(g["met"])
+        self.assertIsNone(g["value"])
+        self.assertIn("no scale section", g["figure"])
+        data = with_new_sections()
+        data["scale"]["largest_p99_deviation"] = None
+        self.assertIsNone(goal(build(("r.json", data)), "scale_flatness")["met"])
+        data = with_new_sections()
+        data["scale"]["points"] = data["scale"]["points"][:1]
+        data["scale"]["largest_p99_deviation"] = 0
+        g = goal(build(("r.json", data)), "scale_flatness")
+        self.assertIsNone(g["met"])
+        self.assertIn("one size", g["note"])
+
+    def test_scale_nulls_and_malformed_points(self):
+        data = with_new_sections()
+        data["scale"]["hot_p99_vs_smallest"] = [None, None, None]
+        hot = build(("r.json", data))["scenarios"]["scale_hot_1000000"]
+        self.assertIsNone(hot["p99_vs_smallest"])
+        self.assertNotIn("ratio", hot["reference"])
+        del data["scale"]["points"][1]["links"]
+        with self.assertRaisesRegex(report.InputError, r"scale\.points\.1\.links: expected a number"):
+            build(("r.json", data))
+
+    def test_old_format_has_no_new_scenarios(self):
+        rep = build(("r.json", REDIRECT), ("c.json", CREATES))
+        self.assertEqual([k for k in rep["scenarios"] if k.startswith(NEW_KEY_PREFIXES)], [])
+        self.assertIsNone(report.scale_data(rep)[0])
+        self.assertEqual(rep["warnings"], [])
+
+    @unittest.skipUnless(COMMITTED_OLD.is_file(), "committed result not present")
+    def test_committed_old_format_result(self):
+        rep = report.build_report([report.parse_source("old.json", COMMITTED_OLD.read_text())], "20260102T030405Z",
+                                  "bench/report")
+        self.assertIn("hot_l1_closed", rep["scenarios"])
+        self.assertEqual([k for k in rep["scenarios"] if k.startswith(NEW_KEY_PREFIXES)], [])
+        self.assertIsNone(goal(rep, "scale_flatness")["met"])
+        self.assertEqual(rep["warnings"], [])
+
+    def test_markdown_rows_and_sections(self):
+        md = report.markdown(self.rep, {plot: None for plot in report.PLOT_FILES})
+        for text in ("| lookup through nginx (edge config), closed loop | 330 req/s",
+                     "· also lookup L1 hit (hot), closed loop: 1,000 req/s, p99 2.5 ms; ratio 0.340×",
+                     "| lookup Zipf mix over 19,000 links (s=1), open loop |",
+                     "| bare actix-web fixed 302, Zipf wrk script, closed loop |",
+                     "| scale: hot and cold p99 from 10,000 to 10,000,000 stored links | largest deviation 8.3%",
+                     "| scale: cold (replica) p99 at 1,000,000 links |",
+                     "p99 ratio 1.049× (latency, not req/s)",
+                     "## Zipf mix: which tier answered",
+                     "| closed loop | 97.1% | 2.3% | 0.6% |",
+                     "| open loop | 98.4% | 1.3% | 0.3% |",
+                     "## Scale: p99 as stored links grow",
+                     "| 1,000,000 | 4 s | 5 s | 160.4 MiB | 1.05 ms | 1.049× | 3.2 ms | 1.067× |",
+                     "![scale](scale.png)"):
+            self.assertIn(text, md)
+        old = report.markdown(build(("r.json", REDIRECT)), {"scale": "the redirect result has no scale section"})
+        self.assertNotIn("## Scale", old)
+        self.assertNotIn("## Zipf", old)
+        self.assertIn("`scale.png` not drawn: the redirect result has no scale section", old)
+
+    def test_plot_data(self):
+        bars, _ = report.throughput_data(self.rep)
+        self.assertEqual([(b["key"], b["group"]) for b in bars][-3:],
+                         [("edge_closed", "hot"), ("bare_actix_zipf_closed", "zipf"), ("zipf_closed", "zipf")])
+        self.assertEqual(bars[-3]["ratio_text"], "0.310× nginx\n0.340× direct")
+        rows, _ = report.latency_data(self.rep)
+        self.assertIn("edge_open", [r["key"] for r in rows])
+        self.assertIn("zipf_open", [r["key"] for r in rows])
+        data, why = report.scale_data(self.rep)
+        self.assertIsNone(why)
+        self.assertEqual(data["tiers"]["hot"]["links"], [10000, 1000000, 10000000])
+        self.assertEqual((data["tiers"]["hot"]["base"], data["tiers"]["cold"]["base"]), (1.0, 3.0))
+        self.assertEqual(data["tiers"]["cold"]["rate"], 2000)
 
 
 class Output(unittest.TestCase):
