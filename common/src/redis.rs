@@ -1,12 +1,14 @@
 //! The Redis Cluster client: a deadpool pool of cluster connections with a deadline on
-//! every call. Each pooled connection is a multiplexed cluster client, so a small pool
+//! every call. Each pooled connection is a multiplexed cluster client, so one of them
 //! carries many concurrent requests.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::Runtime;
 use deadpool_redis::cluster::{Config, Pool};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
 use secrecy::ExposeSecret;
 
 use crate::config::RedisSettings;
@@ -27,6 +29,12 @@ pub enum RedisError {
 #[derive(Clone)]
 pub struct RedisCluster {
     pool: Pool,
+    /// The connection calls use, shared by every clone of this value. The pool checks
+    /// each connection it hands out with a PING, a second round trip for every call
+    /// (an L2 read took two); a multiplexed connection needs no checkout per call, so
+    /// one is taken from the pool and kept until it fails, and the next call then
+    /// takes a checked one.
+    shared: Arc<Mutex<Option<ClusterConnection>>>,
     prefix: String,
     timeout: Duration,
     /// Seed node URLs (secret: they may carry a password), for connections the pool
@@ -69,6 +77,7 @@ impl RedisCluster {
             .map_err(|e| anyhow::anyhow!("configuration key `redis.urls`: {e}"))?;
         Ok(Some(RedisCluster {
             pool,
+            shared: Arc::new(Mutex::new(None)),
             prefix: settings.key_prefix.clone(),
             timeout: Duration::from_millis(settings.timeout_ms),
             urls,
@@ -92,18 +101,14 @@ impl RedisCluster {
         self.timeout
     }
 
-    /// Runs `f` on a pooled connection under the call deadline.
+    /// Runs `f` on the shared connection under the call deadline.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, RedisError>
     where
-        F: FnOnce(deadpool_redis::cluster::Connection) -> Fut,
+        F: FnOnce(ClusterConnection) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         let work = async {
-            let conn = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| RedisError::Pool(e.to_string()))?;
+            let conn = self.connection().await?;
             f(conn).await.map_err(RedisError::from)
         };
         let result = tokio::time::timeout(self.timeout, work)
@@ -116,8 +121,38 @@ impl RedisCluster {
                 RedisError::Pool(_) => "pool",
                 RedisError::Command(_) => "command",
             });
+            // A reply error (a script's, a wrong type) says nothing about the
+            // connection; anything else may mean it is broken or stuck.
+            let connection_fine = matches!(e, RedisError::Command(c) if c.kind() != redis::ErrorKind::Io
+                    && !c.is_connection_dropped() && !c.is_unrecoverable_error());
+            if !connection_fine {
+                self.set_shared(None);
+            }
         }
         result
+    }
+
+    /// The shared connection, or a checked one from the pool that becomes it.
+    async fn connection(&self) -> Result<ClusterConnection, RedisError> {
+        if let Some(conn) = self.shared.lock().ok().and_then(|c| c.clone()) {
+            return Ok(conn);
+        }
+        let pooled = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| RedisError::Pool(e.to_string()))?;
+        // A clone is a handle to the same multiplexed connection; the pooled object
+        // goes back to the pool when dropped here.
+        let conn = (*pooled).clone();
+        self.set_shared(Some(conn.clone()));
+        Ok(conn)
+    }
+
+    fn set_shared(&self, conn: Option<ClusterConnection>) {
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = conn;
+        }
     }
 
     /// A round trip, for readiness.
