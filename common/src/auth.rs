@@ -22,6 +22,10 @@ use crate::time::now_ms;
 pub const KEY_PREFIX: &str = "sk_";
 const SECRET_CHARS: usize = 43;
 
+/// Tenant that owns links created without an API key. `~` is not allowed in tenant
+/// names, so no key can belong to it and its links are never edited or deleted.
+pub const ANONYMOUS_TENANT: &str = "~anonymous";
+
 /// Upper bound on how long a revoked key keeps working on an instance that saw it.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 

@@ -75,6 +75,7 @@ max_clock_backwards_ms = 10
 
 [links]
 anonymous_create = false
+anonymous_stats = false
 own_hosts = []
 blocked_hosts = []
 max_url_bytes = 2048
@@ -135,6 +136,7 @@ migrate_on_start = true
 
 [links]
 anonymous_create = true
+anonymous_stats = true
 
 [telemetry]
 format = "pretty"
@@ -307,6 +309,11 @@ pub struct IdSettings {
 #[serde(deny_unknown_fields)]
 pub struct LinkSettings {
     pub anonymous_create: bool,
+    /// Anyone may read the stats and the QR code of links created without an API
+    /// key. Those links have no owner who could sign in, so this is the only way
+    /// their stats can be seen; on for the all-in-one, where its one user is the
+    /// person at the laptop, off for services that the public can reach.
+    pub anonymous_stats: bool,
     /// Hosts that serve short links besides the one in `http.public_base_url`.
     pub own_hosts: Vec<String>,
     pub blocked_hosts: Vec<String>,
@@ -582,9 +589,11 @@ mod tests {
         let create = Settings::load_from(ServiceKind::Create, None, env(&[])).expect("valid");
         assert_eq!(create.http.port, 8081);
         assert!(!create.links.anonymous_create);
+        assert!(!create.links.anonymous_stats);
         let aio = Settings::load_from(ServiceKind::AllInOne, None, env(&[])).expect("valid");
         assert_eq!(aio.http.port, 8080);
         assert!(aio.links.anonymous_create);
+        assert!(aio.links.anonymous_stats);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use common::events::LinkEvents;
 use crate::http;
 use crate::state::CreateState;
 
-/// Mounts the link API. Needs `web::Data<CreateState>` in the app.
+/// Mounts the link API and the web page (`/`, `/static/…`), which uses it. Needs
+/// `web::Data<CreateState>` in the app.
 pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
     let json_limit = settings.http.json_body_limit_bytes;
     let bulk_limit = settings.http.bulk_body_limit_bytes;
@@ -40,7 +41,8 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route(web::patch().to(http::update::update_link))
                 .route(web::delete().to(http::delete::delete_link)),
         )
-        .route("/api/v1/links/{code}/qr", web::get().to(http::qr::link_qr));
+        .route("/api/v1/links/{code}/qr", web::get().to(http::qr::link_qr))
+        .configure(crate::web::routes);
     }
 }
 

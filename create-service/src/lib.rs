@@ -10,6 +10,7 @@
 //! - [`http`]: one file per endpoint, each with its OpenAPI annotation.
 //! - [`group_commit`]: concurrent single creates written together, one commit each batch.
 //! - [`qr`]: QR codes of short links, drawn as PNG or SVG.
+//! - [`web`]: the web page at `/` and its files, compiled into the binary.
 
 pub mod app;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod model;
 pub mod qr;
 pub mod state;
+pub mod web;
 
 pub use app::{Application, routes};
 pub use state::CreateState;

@@ -18,9 +18,7 @@ use secrecy::ExposeSecret;
 use crate::error::ApiError;
 use crate::group_commit::GroupCommit;
 
-/// Tenant that owns links created without an API key. Nobody can authenticate as it,
-/// so anonymous links can be followed but never edited or deleted.
-pub const ANONYMOUS_TENANT: &str = "~anonymous";
+pub use common::auth::ANONYMOUS_TENANT;
 
 /// Who is making an API request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +167,34 @@ impl CreateState {
         req: &HttpRequest,
         allow_anonymous: bool,
     ) -> Result<Caller, ApiError> {
+        let anonymous = if !allow_anonymous {
+            Err(unauthorized())
+        } else if self.settings.links.anonymous_create {
+            Ok(())
+        } else {
+            Err(ApiError::AnonymousDisabled)
+        };
+        self.identify(req, anonymous).await
+    }
+
+    /// Like [`CreateState::caller`], for reading one link (its QR code): without a
+    /// key the reader is anonymous, and so sees anonymous links, only when
+    /// `links.anonymous_stats` says anyone may.
+    pub async fn reader(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
+        let anonymous = if self.settings.links.anonymous_stats {
+            Ok(())
+        } else {
+            Err(unauthorized())
+        };
+        self.identify(req, anonymous).await
+    }
+
+    /// `anonymous` is the answer to a request without a key.
+    async fn identify(
+        &self,
+        req: &HttpRequest,
+        anonymous: Result<(), ApiError>,
+    ) -> Result<Caller, ApiError> {
         let auth = self.auth.authenticate(req).await;
         let limits = &self.settings.rate_limit;
         match auth {
@@ -186,20 +212,7 @@ impl CreateState {
             }
             Ok(None) => {
                 self.charge_ip(req).await?;
-                if allow_anonymous && self.settings.links.anonymous_create {
-                    Ok(Caller::Anonymous)
-                } else if allow_anonymous {
-                    Err(ApiError::AnonymousDisabled)
-                } else {
-                    Err(ApiError::Auth(
-                        common::problem::Problem::new(
-                            actix_web::http::StatusCode::UNAUTHORIZED,
-                            "unauthorized",
-                            "Missing or invalid API key",
-                        )
-                        .detail("send `Authorization: Bearer <key>`"),
-                    ))
-                }
+                anonymous.map(|()| Caller::Anonymous)
             }
             Err(problem) => {
                 if problem.status == 401 {
@@ -278,6 +291,17 @@ impl CreateState {
     pub fn short_url(&self, code: &str) -> String {
         format!("{}/{code}", self.base_url)
     }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::Auth(
+        common::problem::Problem::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Missing or invalid API key",
+        )
+        .detail("send `Authorization: Bearer <key>`"),
+    )
 }
 
 /// Adds the worker-id lease to `readiness`: an instance that may not issue ids must

@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 use common::deps::Deps;
 use common::events::{InvalidationSource, subscribe};
-use common::ids::{CODE_LEN, CodeCodec};
+use common::ids::{CodeCodec, looks_like_generated_code};
 use common::links::Alias;
 use common::ratelimit::RateLimiter;
 
@@ -121,7 +121,9 @@ impl LookupState {
     }
 
     pub fn classify(&self, segment: &str) -> Segment {
-        if segment.len() == CODE_LEN {
+        // The shape, not the length alone: `spring-sale` is as long as a code, and an
+        // alias, since aliases may take that length with a `-` or `_` in it.
+        if looks_like_generated_code(segment) {
             return match self.codec.decode(segment) {
                 Some(id) => {
                     let minted = i64::try_from(id.timestamp_ms()).unwrap_or(i64::MAX);

@@ -1,5 +1,6 @@
 //! `GET /api/v1/links/{code}/stats?from=&to=&granularity=hour|day`: a link's clicks for
-//! its owner, as JSON or (with `Accept: text/csv`) as a CSV time series.
+//! its owner, as JSON or (with `Accept: text/csv`) as a CSV time series. Links created
+//! without a key have no owner: with `links.anonymous_stats` anyone may read theirs.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use common::auth::Authenticator;
+use common::auth::{ANONYMOUS_TENANT, Authenticator};
 use common::clicks::{DAY_MS, HOUR_MS};
 use common::db::{Database, StoreError, clicks, links};
 use common::problem::Problem;
@@ -22,6 +23,8 @@ const MAX_RANGE_MS: i64 = 5 * 366 * DAY_MS;
 pub struct StatsState {
     pub db: Database,
     pub auth: Authenticator,
+    /// `links.anonymous_stats`: a request without a key reads anonymous links.
+    pub anonymous_stats: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,14 +98,18 @@ pub async fn link_stats(
     code: web::Path<String>,
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let principal = state.auth.authenticate(&req).await?.ok_or_else(|| {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Missing or invalid API key",
-        )
-        .detail("send `Authorization: Bearer <key>`")
-    })?;
+    let tenant = match state.auth.authenticate(&req).await? {
+        Some(principal) => principal.tenant_id,
+        None if state.anonymous_stats => ANONYMOUS_TENANT.to_string(),
+        None => {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Missing or invalid API key",
+            )
+            .detail("send `Authorization: Bearer <key>`"));
+        }
+    };
     let granularity = query.granularity.as_deref().unwrap_or("day");
     let step = match granularity {
         "hour" => HOUR_MS,
@@ -125,7 +132,7 @@ pub async fn link_stats(
     let pool = state.db.primary();
     let link = links::get(pool, &code).await.map_err(store_problem)?;
     match link {
-        Some(link) if link.tenant_id == principal.tenant_id && link.deleted_at.is_none() => {}
+        Some(link) if link.tenant_id == tenant && link.deleted_at.is_none() => {}
         _ => return Err(Problem::not_found().detail("no such link of yours")),
     }
     let hours = clicks::hours(pool, &code, from, to)

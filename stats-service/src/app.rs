@@ -25,6 +25,7 @@ pub fn start(deps: &Deps) -> (web::Data<StatsState>, Consumers) {
     let state = web::Data::new(StatsState {
         db: deps.db.clone(),
         auth: common::auth::Authenticator::new(deps.db.clone()),
+        anonymous_stats: deps.settings.links.anonymous_stats,
     });
     (state, consumers)
 }

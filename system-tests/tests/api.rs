@@ -65,13 +65,21 @@ async fn create_then_follow(h: &Harness) {
         Some("https://xn--bcher-kva.example/stra%C3%9Fe")
     );
     assert_eq!(follow.header("cache-control"), Some("public, max-age=3600"));
+    // As long as a generated code, yet an alias: its `-` says so.
+    let eleven = h
+        .create_link(json!({"url": "https://example.com/sale", "alias": "spring-sale"}))
+        .await;
+    assert_eq!(eleven["code"], "spring-sale");
+    let follow = h.follow("spring-sale").await;
+    assert_eq!(follow.status, StatusCode::FOUND, "{}", follow.text);
+    assert_eq!(follow.header("location"), Some("https://example.com/sale"));
 
     // Two creates of the same URL are two links.
     let again = h
         .create_link(json!({"url": "https://example.com/a?b=c#d"}))
         .await;
     assert_ne!(again["code"], link["code"]);
-    assert_eq!(h.count_links().await, 3);
+    assert_eq!(h.count_links().await, 4);
 }
 
 /// Posts `body` and expects a 422 problem naming `field`; no row may appear.

@@ -1,5 +1,6 @@
-//! The repository's nginx configuration in front of the real services: routing,
-//! internal endpoints hidden, oversized requests refused at the edge as problem+json.
+//! The repository's nginx configuration in front of the real services: routing (the
+//! web page included), internal endpoints hidden, oversized requests refused at the
+//! edge as problem+json.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,11 +56,35 @@ async fn nginx_routes_and_guards() {
     assert_eq!(listed.body["items"][0]["code"], code);
 
     // Internal endpoints are not reachable from outside.
-    for path in ["/metrics", "/readyz", "/healthz", "/a/b", "/"] {
+    for path in [
+        "/metrics",
+        "/readyz",
+        "/healthz",
+        "/a/b",
+        "/static",
+        "/static/a/b",
+    ] {
         h.send(h.http.get(edge(path)))
             .await
             .assert_problem(404, "not-found");
     }
+    // The web page and its files come from create-service, whose problems pass through.
+    let page = h.send(h.http.get(edge("/"))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.header("content-security-policy").is_some());
+    let script = h.send(h.http.get(edge("/static/app.js"))).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    h.send(h.http.get(edge("/static/none.js")))
+        .await
+        .assert_problem(404, "not-found");
     // Oversized requests never reach a backend, and never answer 5xx.
     let before = h.count_links().await;
     let big = "x".repeat(5 * 1024 * 1024);

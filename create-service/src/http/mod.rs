@@ -22,6 +22,19 @@ pub(crate) fn new_record(
     caller: &Caller,
     link: crate::model::ValidLink,
 ) -> Result<LinkRecord, ApiError> {
+    record_for(state, caller.tenant_id(), link, None)
+}
+
+/// Builds the record of a validated new link of `tenant_id`: a fresh Snowflake id
+/// under this instance's lease, and the alias or the id's code as its code.
+/// `created_at` is now unless given: `shortener links import` keeps the time a link
+/// was created in the shortener it comes from.
+pub fn record_for(
+    state: &CreateState,
+    tenant_id: &str,
+    link: crate::model::ValidLink,
+    created_at: Option<i64>,
+) -> Result<LinkRecord, ApiError> {
     let id = state.next_id()?;
     let code = match &link.alias {
         Some(alias) => alias.as_str().to_string(),
@@ -31,13 +44,13 @@ pub(crate) fn new_record(
     Ok(LinkRecord {
         code,
         id: i64::try_from(id.as_u64()).map_err(|_| ApiError::IdsPaused("id overflow".into()))?,
-        tenant_id: caller.tenant_id().to_string(),
+        tenant_id: tenant_id.to_string(),
         url: link.url.into_string(),
         redirect_status: link.redirect_status,
         tags: link.tags,
         max_visits: link.max_visits,
         expires_at: link.expires_at,
-        created_at: now,
+        created_at: created_at.unwrap_or(now),
         updated_at: now,
         disabled_at: None,
         deleted_at: None,

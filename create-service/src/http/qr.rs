@@ -1,8 +1,10 @@
 //! `GET /api/v1/links/{code}/qr`: the QR code of a link's short URL, as PNG or SVG.
 //!
 //! It is read under the same rules as `GET /api/v1/links/{code}`: only the owner sees
-//! it, and anyone else gets the same 404 as for a code that does not exist. The code
-//! holds exactly the `short_url` that endpoint reports.
+//! it, and anyone else gets the same 404 as for a code that does not exist. Links
+//! created without a key have no owner: with `links.anonymous_stats` anyone may see
+//! theirs (as the web page does on the all-in-one). The code holds exactly the
+//! `short_url` that endpoint reports.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
@@ -88,13 +90,13 @@ impl QrQuery {
 }
 
 /// A strong validator from the bytes themselves, so it changes exactly when they do.
-fn etag_of(body: &[u8]) -> String {
+pub(crate) fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
 /// `If-None-Match` against `etag` with the weak comparison RFC 9110 asks for here.
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
     headers
         .get_all(IF_NONE_MATCH)
@@ -130,7 +132,7 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security((), ("api_key" = []))
 )]
 pub async fn link_qr(
     req: HttpRequest,
@@ -138,7 +140,7 @@ pub async fn link_qr(
     code: web::Path<String>,
     query: web::Query<QrQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, false).await?;
+    let caller = state.reader(&req).await?;
     let format = query.format(req.headers())?;
     let module_px = query.module_px()?;
     let record = super::owned_link(&state, &caller, &code).await?;
