@@ -3,6 +3,11 @@
 //!
 //! It mounts the very same routes and state as the three services; only the
 //! dependencies differ (one SQLite pool, no Redis, one metrics registry).
+//!
+//! The admin subcommands live here too, so tests drive them as the binary does:
+//! `keys` below, `links import|export` in [`transfer`].
+
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,9 +1,17 @@
 //! `shortener`: the all-in-one server and its admin subcommands.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use common::config::{ServiceKind, Settings};
+use shortener::transfer::Format;
+use shortener::transfer::export::{ExportOptions, export_links};
+use shortener::transfer::import::{DEFAULT_BATCH, ImportOptions, import_links};
+
+/// Exit status of an import that finished with some rows refused: the good rows are
+/// in, the bad ones were reported on stderr. (1 means the command failed.)
+const EXIT_BAD_ROWS: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +35,55 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Import and export a tenant's links (CSV or JSON Lines).
+    Links {
+        #[command(subcommand)]
+        command: LinksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LinksCommand {
+    /// Import links from a file with the columns url, alias, created_at, expires_at,
+    /// tags, clicks. Every row is checked as the API checks a create; a bad row is
+    /// reported as `line N: reason` on stderr and skipped, the others are imported.
+    /// Rows are written in batches that each commit whole, and remembered: running the
+    /// same import again (after an interruption, or on a file with rows added) skips
+    /// the rows already imported. Exit status 3: done, but some rows were bad.
+    Import {
+        /// The file (`.csv`, `.jsonl`).
+        file: PathBuf,
+        /// File format (default: from the file's extension).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Tenant that will own the links.
+        #[arg(long)]
+        tenant: String,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = DEFAULT_BATCH as u32,
+              value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+        /// Check every row against the database, then roll everything back.
+        #[arg(long)]
+        dry_run: bool,
+        /// Snowflake worker id to lease for the generated codes (default: the lowest
+        /// free one; the configured id belongs to the server).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(0..1024))]
+        worker_id: Option<u16>,
+    },
+    /// Export a tenant's links (live and expired; not deleted or disabled ones) in the
+    /// columns an import reads.
+    Export {
+        /// File format (default: from the output file's extension, else CSV).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Tenant whose links to export.
+        #[arg(long)]
+        tenant: String,
+        /// Output file, written whole or not at all; `-` is standard output.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -48,7 +105,7 @@ enum KeysCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::load(ServiceKind::AllInOne, cli.config.as_deref())?;
     common::telemetry::init(&settings.telemetry);
@@ -66,29 +123,76 @@ async fn main() -> anyhow::Result<()> {
                 "  curl -s -X POST {base}/api/v1/links -H 'Content-Type: application/json' -d '{{\"url\":\"https://example.com/\"}}'"
             );
             println!("  curl -si {base}/<code>");
-            server.run_until_stopped().await
+            server.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => match command {
             KeysCommand::Create { tenant, label } => {
                 let key = shortener::create_key(settings, &tenant, &label).await?;
                 println!("API key for tenant `{tenant}` (shown once, store it now):");
                 println!("{key}");
-                Ok(())
+                Ok(ExitCode::SUCCESS)
             }
             KeysCommand::List { tenant } => {
                 for line in shortener::list_keys(settings, tenant.as_deref()).await? {
                     println!("{line}");
                 }
-                Ok(())
+                Ok(ExitCode::SUCCESS)
             }
             KeysCommand::Revoke { id } => {
                 if shortener::revoke_key(settings, id).await? {
                     println!("revoked {id}");
-                    Ok(())
+                    Ok(ExitCode::SUCCESS)
                 } else {
                     anyhow::bail!("no active key with id {id}")
                 }
             }
         },
+        Command::Links { command } => links(settings, command).await,
+    }
+}
+
+/// Summaries and bad rows go to stderr: stdout may be carrying an export.
+async fn links(settings: Settings, command: LinksCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LinksCommand::Import {
+            file,
+            format,
+            tenant,
+            batch,
+            dry_run,
+            worker_id,
+        } => {
+            let options = ImportOptions {
+                format,
+                batch: batch as usize,
+                dry_run,
+                worker_id,
+                progress: true,
+                ..ImportOptions::new(file, &tenant)
+            };
+            let summary = import_links(settings, &options, |bad| eprintln!("{bad}")).await?;
+            eprintln!("{summary}");
+            Ok(if summary.bad > 0 {
+                ExitCode::from(EXIT_BAD_ROWS)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        LinksCommand::Export {
+            format,
+            tenant,
+            output,
+        } => {
+            let options = ExportOptions {
+                tenant,
+                format,
+                output: Some(output),
+                progress: true,
+            };
+            let summary = export_links(settings, &options).await?;
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

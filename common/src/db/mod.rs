@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod leases;
 pub mod links;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;
