@@ -99,7 +99,13 @@ impl Server {
     fn create(&self, body: Value) -> (u16, Value) {
         let url = self.url("/api/v1/links");
         self.runtime.block_on(async move {
-            let answer = client().post(url).json(&body).send().await.unwrap();
+            let answer = test_kit::http_client()
+                .unwrap()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             (answer.status().as_u16(), answer.json().await.unwrap())
         })
     }
@@ -116,14 +122,6 @@ impl Server {
             task.await.unwrap();
         });
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
 }
 
 /// Nothing a script could have done: no dialog, no element a payload would have
@@ -439,7 +437,7 @@ fn readme_screenshots() {
 
     let follow = server.url("/spring-sale");
     server.runtime.block_on(async {
-        let http = client();
+        let http = test_kit::http_client().unwrap();
         for (agent, referrer, country, clicks) in VISITORS {
             for _ in 0..*clicks {
                 let mut request = http

@@ -24,14 +24,6 @@ fn settings(dir: &Path) -> Settings {
     Settings::load_from(ServiceKind::AllInOne, None, env).unwrap()
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
-
 async fn start(
     dir: &Path,
 ) -> (
@@ -52,7 +44,7 @@ async fn start(
 async fn one_port_serves_create_follow_and_ops() {
     let dir = tempfile::tempdir().unwrap();
     let (port, handle, task) = start(dir.path()).await;
-    let http = client();
+    let http = test_kit::http_client().unwrap();
     let base = format!("http://127.0.0.1:{port}");
 
     // Anonymous creation is on in the embedded default.
@@ -141,7 +133,7 @@ async fn keys_create_prints_a_working_key_last() {
     assert!(!listed.contains(&key), "keys are never shown again");
 
     let (port, handle, task) = start(dir.path()).await;
-    let http = client();
+    let http = test_kit::http_client().unwrap();
     let created = http
         .post(format!("http://127.0.0.1:{port}/api/v1/links"))
         .bearer_auth(&key)
@@ -171,7 +163,7 @@ async fn qr_codes_on_one_port() {
         .await
         .unwrap();
     let (port, handle, task) = start(dir.path()).await;
-    let http = client();
+    let http = test_kit::http_client().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let created: Value = http
         .post(format!("{base}/api/v1/links"))

@@ -433,14 +433,6 @@ async fn interrupted_import_keeps_whole_batches_postgres() {
     interrupted(Engine::Postgres).await;
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
-
 /// Imports next to a running all-in-one server (its create path holds a worker-id
 /// lease of its own), then follows every imported link.
 async fn imported_links_redirect(engine: Engine) {
@@ -449,7 +441,7 @@ async fn imported_links_redirect(engine: Engine) {
     let base = format!("http://127.0.0.1:{}", server.port());
     let handle = server.handle();
     let running = tokio::spawn(server.run_until_stopped());
-    let http = client();
+    let http = test_kit::http_client().unwrap();
     let created: Value = http
         .post(format!("{base}/api/v1/links"))
         .json(&json!({"url": "https://example.com/from-the-api"}))

@@ -57,11 +57,7 @@ async fn queued(db: &Database) -> i64 {
 /// Follows `codes` from 16 tasks until `stop`; returns the number of 302s received.
 fn load(port: u16, codes: Arc<Vec<String>>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap();
+        let http = test_kit::http_client().unwrap();
         let ok = Arc::new(AtomicU64::new(0));
         let tasks: Vec<_> = (0..16)
             .map(|t| {
@@ -205,11 +201,7 @@ async fn sigterm_fails_readiness_then_drains() {
         &[("SHORTENER__HTTP__DRAIN_DELAY_MS", "1500")],
     );
     wait_ready(port).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let http = test_kit::http_client().unwrap();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
     let ready = http.get(url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
@@ -262,11 +254,7 @@ async fn queue_outage_loses_nothing() {
     let mut child = start(&url, port);
     wait_ready(port).await;
     // Warm the cache so redirects need no database during the outage.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let http = test_kit::http_client().unwrap();
     for code in codes.iter() {
         let r = http
             .get(format!("http://127.0.0.1:{port}/{code}"))

@@ -34,11 +34,7 @@ async fn non_canonical_codes_never_reach_storage() {
     let (port, handle) = lookup_service::Application::build_with(deps, codec.clone())
         .unwrap()
         .spawn();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let http = test_kit::http_client().unwrap();
     let status = |path: String| {
         let http = http.clone();
         async move {

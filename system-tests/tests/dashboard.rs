@@ -81,16 +81,7 @@ async fn dashboard_queries_read_exported_series() {
     traffic(&h).await;
     let mut exported = Vec::new();
     for port in [h.create.port, h.lookup_port, h.stats_port] {
-        let text = h
-            .http
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        exported.extend(exposition(&text));
+        exported.extend(exposition(&h.metrics_text(port).await));
     }
     h.stop().await;
 

@@ -161,11 +161,7 @@ async fn stack_routes_guards_and_rolls_without_errors() {
         .unwrap()
         .trim()
         .to_string();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let http = test_kit::http_client().unwrap();
 
     // Create, follow and stats through nginx, each answered by its own service.
     let created = create(&http, &stack, &key, "https://example.com/through-the-stack").await;

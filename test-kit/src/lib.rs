@@ -14,6 +14,7 @@
 //! - [`mod@bed`]: [`Bed`], the shared PostgreSQL + Redis pair that all tests of a run use,
 //!   [`bed()`] to get it, and per-test isolation: [`Bed::fresh_database`] (a copy of the
 //!   migrated template database) and [`Bed::fresh_prefix`] (a unique Redis key prefix).
+//! - [`http_client`] (feature `http`): the client every test talks to the services with.
 //! - `src/bin/testbed.rs`: `testbed up --state FILE` / `testbed down --state FILE`, so
 //!   that `scripts/test` starts one bed for every test process of a run.
 //!
@@ -61,3 +62,13 @@ pub use nginx::Nginx;
 pub use pg::PgCluster;
 pub use redis::RedisCluster;
 pub use sys::{free_port, try_free_port, wait_for_tcp};
+
+/// A client for talking to the services under test: redirects are answers to check,
+/// not to follow, and a proxy in the environment must never see loopback traffic.
+#[cfg(feature = "http")]
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()?)
+}

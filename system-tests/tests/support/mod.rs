@@ -129,17 +129,21 @@ impl Harness {
         self.metric_where(port, name, "").await
     }
 
-    /// Like [`Harness::metric`], over the series whose line contains `labels`.
-    pub async fn metric_where(&self, port: u16, name: &str, labels: &str) -> f64 {
-        let text = self
-            .http
+    /// The Prometheus text a service on `port` exports.
+    pub async fn metrics_text(&self, port: u16) -> String {
+        self.http
             .get(format!("http://127.0.0.1:{port}/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Like [`Harness::metric`], over the series whose line contains `labels`.
+    pub async fn metric_where(&self, port: u16, name: &str, labels: &str) -> f64 {
+        let text = self.metrics_text(port).await;
         text.lines()
             .filter(|l| {
                 l.strip_prefix(name)
@@ -238,11 +242,7 @@ impl Harness {
             .await
             .unwrap()
             .secret;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap();
+        let http = test_kit::http_client().unwrap();
         Harness {
             engine,
             create,
