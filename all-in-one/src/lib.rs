@@ -5,7 +5,7 @@
 //! dependencies differ (one SQLite pool, no Redis, one metrics registry).
 //!
 //! The admin subcommands live here too, so tests drive them as the binary does:
-//! `keys` below, `links import|export` in [`transfer`].
+//! `keys` and `hosts` below, `links import|export` in [`transfer`].
 
 pub mod transfer;
 
@@ -209,4 +209,54 @@ pub async fn revoke_key(settings: Settings, id: i64) -> anyhow::Result<bool> {
     let revoked = common::db::keys::revoke(deps.db.primary(), id, common::time::now_ms()).await?;
     deps.db.close().await;
     Ok(revoked)
+}
+
+/// Connects for a `hosts` command: the code key plays no part, so none is needed.
+async fn connect_admin(settings: Settings) -> anyhow::Result<Deps> {
+    Deps::connect(ServiceKind::AllInOne, settings).await
+}
+
+/// `hosts block HOST [--reason TEXT]`: blocks the host and its subdomains, and tells
+/// running instances through Redis when the settings name one.
+pub async fn block_host(
+    settings: Settings,
+    host: &str,
+    reason: &str,
+) -> anyhow::Result<common::blocklist::Outcome> {
+    let deps = connect_admin(settings).await?;
+    let bus = common::blocklist::admin_bus(&deps);
+    let outcome = common::blocklist::block(&deps.db, &bus, host, reason).await;
+    deps.db.close().await;
+    Ok(outcome?)
+}
+
+/// `hosts unblock HOST`.
+pub async fn unblock_host(
+    settings: Settings,
+    host: &str,
+) -> anyhow::Result<common::blocklist::Outcome> {
+    let deps = connect_admin(settings).await?;
+    let bus = common::blocklist::admin_bus(&deps);
+    let outcome = common::blocklist::unblock(&deps.db, &bus, host).await;
+    deps.db.close().await;
+    Ok(outcome?)
+}
+
+/// `hosts list`: one line per runtime block, `host<TAB>blocked at<TAB>reason`.
+pub async fn list_blocked_hosts(settings: Settings) -> anyhow::Result<Vec<String>> {
+    let deps = connect_admin(settings).await?;
+    let blocked = common::blocklist::list(&deps.db).await;
+    deps.db.close().await;
+    Ok(blocked?
+        .iter()
+        .map(|b| {
+            format!(
+                "{}\t{}\t{}",
+                b.host,
+                common::time::from_ms(b.created_at)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                b.reason
+            )
+        })
+        .collect())
 }

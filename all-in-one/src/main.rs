@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use common::blocklist::Announcement;
 use common::config::{ServiceKind, Settings};
 use shortener::transfer::Format;
 use shortener::transfer::export::{ExportOptions, export_links};
@@ -40,6 +41,29 @@ enum Command {
         #[command(subcommand)]
         command: LinksCommand,
     },
+    /// Block hosts that links may not lead to (phishing, malware), at run time.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostsCommand {
+    /// Block a host and all its subdomains: redirects to it answer 410 and new links
+    /// to it are refused. Running instances are told through Redis when one is
+    /// configured, and reload the list every `links.blocklist_reload_secs` anyway.
+    Block {
+        /// The host, e.g. `evil.example` (no scheme, no path; Unicode is fine).
+        host: String,
+        /// Why, for whoever reads `hosts list` later.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a block made with `hosts block` (the host exactly as it was blocked).
+    Unblock { host: String },
+    /// List the runtime blocks: host, when, reason (not `links.blocked_hosts`).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -149,7 +173,51 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
         },
         Command::Links { command } => links(settings, command).await,
+        Command::Hosts { command } => hosts(settings, command).await,
     }
+}
+
+/// Results on stdout; whether running instances were told, on stderr.
+async fn hosts(settings: Settings, command: HostsCommand) -> anyhow::Result<ExitCode> {
+    let reload_secs = settings.links.blocklist_reload_secs;
+    let outcome = match command {
+        HostsCommand::Block { host, reason } => {
+            let outcome = shortener::block_host(settings, &host, &reason).await?;
+            if outcome.changed {
+                println!("blocked {}", outcome.host);
+            } else {
+                println!("{} was already blocked", outcome.host);
+            }
+            outcome
+        }
+        HostsCommand::Unblock { host } => {
+            let outcome = shortener::unblock_host(settings, &host).await?;
+            if !outcome.changed {
+                anyhow::bail!("{} is not blocked", outcome.host);
+            }
+            println!("unblocked {}", outcome.host);
+            outcome
+        }
+        HostsCommand::List => {
+            for line in shortener::list_blocked_hosts(settings).await? {
+                println!("{line}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    match outcome.announced {
+        Announcement::Published => eprintln!("running instances were told"),
+        Announcement::NoBus => eprintln!(
+            "no Redis configured: a server running on this database applies this within \
+             {reload_secs} s (links.blocklist_reload_secs)"
+        ),
+        Announcement::Failed(why) => eprintln!(
+            "warning: running instances could not be told ({why}); each applies this at \
+             its next periodic reload (links.blocklist_reload_secs)"
+        ),
+        Announcement::Unchanged => {}
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Summaries and bad rows go to stderr: stdout may be carrying an export.

@@ -87,6 +87,11 @@ pub fn invalidation_channel(prefix: &str) -> String {
     format!("{prefix}invalidate")
 }
 
+/// The channel of blocklist announcements, which lookup and create instances hear.
+pub fn blocklist_channel(prefix: &str) -> String {
+    format!("{prefix}blocklist")
+}
+
 /// Serialises a cache value for Redis: `None` is the negative marker.
 pub fn encode(entry: Option<&LinkEntry>) -> String {
     match entry {

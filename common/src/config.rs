@@ -79,6 +79,10 @@ anonymous_stats = false
 own_hosts = []
 blocked_hosts = []
 max_url_bytes = 2048
+# The runtime blocklist (`shortener hosts block|unblock`) is reloaded from the
+# database on every blocklist-changed event and at least this often, so an instance
+# that missed an event (Redis down, subscription lost) converges within this bound.
+blocklist_reload_secs = 15
 
 [lookup]
 permanent_max_age_secs = 3600
@@ -137,6 +141,9 @@ migrate_on_start = true
 [links]
 anonymous_create = true
 anonymous_stats = true
+# `shortener hosts block` runs in a process of its own, which cannot reach the
+# server's in-process events: the server sees a change at its next reload.
+blocklist_reload_secs = 5
 
 [telemetry]
 format = "pretty"
@@ -316,8 +323,13 @@ pub struct LinkSettings {
     pub anonymous_stats: bool,
     /// Hosts that serve short links besides the one in `http.public_base_url`.
     pub own_hosts: Vec<String>,
+    /// Hosts (and their subdomains) that links may not point at, fixed at start; the
+    /// `blocked_hosts` table adds to them at run time.
     pub blocked_hosts: Vec<String>,
     pub max_url_bytes: usize,
+    /// Longest time between two reloads of the runtime blocklist (1–3600 s); changes
+    /// announced by an event apply sooner.
+    pub blocklist_reload_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -469,6 +481,12 @@ impl Settings {
         if !(64..=8192).contains(&self.links.max_url_bytes) {
             return Err(invalid("links.max_url_bytes", "must be within 64..=8192"));
         }
+        if !(1..=3600).contains(&self.links.blocklist_reload_secs) {
+            return Err(invalid(
+                "links.blocklist_reload_secs",
+                "must be within 1..=3600",
+            ));
+        }
         if self.http.json_body_limit_bytes < self.links.max_url_bytes {
             return Err(invalid(
                 "http.json_body_limit_bytes",
@@ -559,8 +577,14 @@ impl Settings {
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            blocklist: crate::links::Blocklist::default(),
             max_len: self.links.max_url_bytes,
         }
+    }
+
+    /// The runtime blocklist's longest reload interval.
+    pub fn blocklist_reload_period(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.links.blocklist_reload_secs)
     }
 }
 
@@ -645,6 +669,27 @@ mod tests {
         )
         .expect_err("must fail");
         assert!(err.to_string().contains("ids.worker_id"), "{err}");
+
+        for bad in ["0", "3601"] {
+            let err = Settings::load_from(
+                ServiceKind::Lookup,
+                None,
+                env(&[("SHORTENER__LINKS__BLOCKLIST_RELOAD_SECS", bad)]),
+            )
+            .expect_err("must fail");
+            assert!(
+                err.to_string().contains("links.blocklist_reload_secs"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn blocklist_reload_defaults() {
+        let lookup = Settings::load_from(ServiceKind::Lookup, None, env(&[])).expect("valid");
+        assert_eq!(lookup.links.blocklist_reload_secs, 15);
+        let aio = Settings::load_from(ServiceKind::AllInOne, None, env(&[])).expect("valid");
+        assert_eq!(aio.links.blocklist_reload_secs, 5);
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The dependencies a service is built from: settings, database pools, Redis and the
-//! metrics registry. Built once per process, so the all-in-one binary hands the same
-//! pools to create, lookup and stats.
+//! The dependencies a service is built from: settings, database pools, Redis, the
+//! metrics registry and the host blocklist. Built once per process, so the all-in-one
+//! binary hands the same pools (and one blocklist) to create, lookup and stats.
 
 use std::sync::Arc;
 
 use crate::config::{ServiceKind, Settings};
 use crate::db::Database;
+use crate::links::Blocklist;
 use crate::metrics::Metrics;
 use crate::redis::RedisCluster;
 
@@ -16,6 +17,9 @@ pub struct Deps {
     pub db: Database,
     pub redis: Option<RedisCluster>,
     pub metrics: Arc<Metrics>,
+    /// `links.blocked_hosts` plus the runtime blocklist, once a service keeps it
+    /// current ([`crate::blocklist::keep_current`]).
+    pub blocklist: Blocklist,
 }
 
 impl std::fmt::Debug for Deps {
@@ -43,6 +47,7 @@ impl Deps {
         Ok(Deps {
             kind,
             metrics,
+            blocklist: Blocklist::new(&settings.links.blocked_hosts),
             settings: Arc::new(settings),
             db,
             redis,

@@ -10,6 +10,12 @@
 //! connection dropped, no answer to a ping), the instance is told to reset — clear its
 //! local cache and keep entries only briefly — and is told again once the subscription
 //! is back, because events published meanwhile were missed.
+//!
+//! Blocklist changes ([`publish_blocklist_changed`], [`subscribe_blocklist`]) travel
+//! the same ways on a channel of their own: `shortener hosts block|unblock` announces
+//! one after writing the table, and every instance that holds the blocklist reloads
+//! it. An announcement carries no data, so a lost one only delays a reload until the
+//! instance's periodic one (see [`crate::blocklist`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +25,7 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cache::{LinkEntry, encode, invalidation_channel, l2_key};
+use crate::cache::{LinkEntry, blocklist_channel, encode, invalidation_channel, l2_key};
 use crate::db::links::LinkRecord;
 use crate::redis::{RedisCluster, redis};
 
@@ -165,6 +171,62 @@ pub trait InvalidationHandler: Send + Sync + 'static {
     fn reset(&self, connected: bool);
 }
 
+/// What an instance holding the host blocklist does when it may have changed: an
+/// announcement arrived, or a subscription is back after events may have been missed.
+pub trait BlocklistHandler: Send + Sync + 'static {
+    fn changed(&self);
+}
+
+/// The payload of a blocklist announcement. On the in-process bus it travels among
+/// link events, which always contain a `|`.
+pub const BLOCKLIST_CHANGED: &str = "blocklist-changed";
+
+/// Publishing a blocklist announcement to Redis: attempts, each under the call
+/// deadline, with a short pause between them.
+const ANNOUNCE_ATTEMPTS: u32 = 3;
+const ANNOUNCE_PAUSE: Duration = Duration::from_millis(100);
+
+/// Tells every instance listening on `bus` that the blocklist changed. `Ok(false)`:
+/// there is no bus, nobody can be told (instances see the change at their next
+/// periodic reload).
+pub async fn publish_blocklist_changed(
+    bus: &InvalidationSource,
+) -> Result<bool, crate::redis::RedisError> {
+    match bus {
+        InvalidationSource::None => Ok(false),
+        InvalidationSource::Local(tx) => {
+            // No receiver just means nothing in this process holds a blocklist.
+            let _ = tx.send(BLOCKLIST_CHANGED.to_string());
+            Ok(true)
+        }
+        InvalidationSource::Redis(redis) => {
+            let channel = blocklist_channel(redis.prefix());
+            let mut attempt = 1;
+            loop {
+                let channel = channel.clone();
+                let published = redis
+                    .call(|mut conn| async move {
+                        redis::cmd("PUBLISH")
+                            .arg(channel)
+                            .arg(BLOCKLIST_CHANGED)
+                            .query_async::<i64>(&mut conn)
+                            .await
+                    })
+                    .await;
+                match published {
+                    Ok(_) => return Ok(true),
+                    Err(e) if attempt >= ANNOUNCE_ATTEMPTS => return Err(e),
+                    Err(e) => {
+                        tracing::debug!(error = %e, attempt, "blocklist announcement failed; retrying");
+                        attempt += 1;
+                        tokio::time::sleep(ANNOUNCE_PAUSE).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// An event on the wire: `<updated_at>|<code>` (codes never contain `|`).
 pub fn encode_event(code: &str, updated_at: i64) -> String {
     format!("{updated_at}|{code}")
@@ -191,6 +253,88 @@ pub fn subscribe(
     handler: Arc<dyn InvalidationHandler>,
     healthy: Arc<AtomicBool>,
 ) {
+    listen(source, Topic::Links(handler), healthy);
+}
+
+/// Starts listening for blocklist announcements, on a subscription of their own;
+/// `healthy` is kept true while it is healthy.
+pub fn subscribe_blocklist(
+    source: InvalidationSource,
+    handler: Arc<dyn BlocklistHandler>,
+    healthy: Arc<AtomicBool>,
+) {
+    listen(source, Topic::Blocklist(handler), healthy);
+}
+
+/// What one subscription listens to, and who hears it.
+#[derive(Clone)]
+enum Topic {
+    Links(Arc<dyn InvalidationHandler>),
+    Blocklist(Arc<dyn BlocklistHandler>),
+}
+
+impl Topic {
+    fn name(&self) -> &'static str {
+        match self {
+            Topic::Links(_) => "invalidation",
+            Topic::Blocklist(_) => "blocklist",
+        }
+    }
+
+    fn channel(&self, prefix: &str) -> String {
+        match self {
+            Topic::Links(_) => invalidation_channel(prefix),
+            Topic::Blocklist(_) => blocklist_channel(prefix),
+        }
+    }
+
+    /// Hands one payload over; false when it is not this topic's (the in-process bus
+    /// carries both) or unreadable.
+    async fn deliver(&self, payload: &str) -> bool {
+        match self {
+            Topic::Links(handler) => match decode_event(payload) {
+                Some((code, at)) => {
+                    handler.invalidate(code, at).await;
+                    true
+                }
+                None => false,
+            },
+            Topic::Blocklist(handler) => {
+                if payload == BLOCKLIST_CHANGED {
+                    handler.changed();
+                }
+                payload == BLOCKLIST_CHANGED
+            }
+        }
+    }
+
+    /// Events may have been missed; `connected` tells whether the subscription is
+    /// back (or lost).
+    fn reset(&self, connected: bool) {
+        match self {
+            Topic::Links(handler) => handler.reset(connected),
+            // Reload once the subscription is back; while it is lost, the periodic
+            // reload is all there is, and a reload per reconnect attempt would only
+            // load the database.
+            Topic::Blocklist(handler) => {
+                if connected {
+                    handler.changed();
+                }
+            }
+        }
+    }
+
+    fn lost_message(&self) -> &'static str {
+        match self {
+            Topic::Links(_) => "invalidation subscription lost; local cache cleared",
+            Topic::Blocklist(_) => {
+                "blocklist subscription lost; relying on the periodic blocklist reload"
+            }
+        }
+    }
+}
+
+fn listen(source: InvalidationSource, topic: Topic, healthy: Arc<AtomicBool>) {
     match source {
         InvalidationSource::None => {}
         InvalidationSource::Local(tx) => {
@@ -201,12 +345,10 @@ pub fn subscribe(
                 loop {
                     match rx.recv().await {
                         Ok(payload) => {
-                            if let Some((code, at)) = decode_event(&payload) {
-                                handler.invalidate(code, at).await;
-                            }
+                            topic.deliver(&payload).await;
                         }
-                        // Fell behind: some codes were missed.
-                        Err(broadcast::error::RecvError::Lagged(_)) => handler.reset(true),
+                        // Fell behind: some events were missed.
+                        Err(broadcast::error::RecvError::Lagged(_)) => topic.reset(true),
                         Err(broadcast::error::RecvError::Closed) => {
                             flag.store(false, Ordering::Release);
                             return;
@@ -216,17 +358,13 @@ pub fn subscribe(
             });
         }
         InvalidationSource::Redis(redis) => {
-            tokio::spawn(listen_redis(redis, handler, healthy));
+            tokio::spawn(listen_redis(redis, topic, healthy));
         }
     }
 }
 
-async fn listen_redis(
-    redis: RedisCluster,
-    handler: Arc<dyn InvalidationHandler>,
-    healthy: Arc<AtomicBool>,
-) {
-    let channel = invalidation_channel(redis.prefix());
+async fn listen_redis(redis: RedisCluster, topic: Topic, healthy: Arc<AtomicBool>) {
+    let channel = topic.channel(redis.prefix());
     let nodes = redis.node_urls();
     let mut backoff = RETRY_FIRST;
     let mut attempt: usize = 0;
@@ -237,14 +375,14 @@ async fn listen_redis(
             return;
         };
         attempt = attempt.wrapping_add(1);
-        match session(url, &channel, &handler, &healthy).await {
+        match session(url, &channel, &topic, &healthy).await {
             Ok(()) => backoff = RETRY_FIRST,
-            Err(e) => tracing::warn!(error = %e, "invalidation subscription failed"),
+            Err(e) => tracing::warn!(error = %e, topic = topic.name(), "subscription failed"),
         }
         if healthy.swap(false, Ordering::AcqRel) {
-            tracing::warn!("invalidation subscription lost; local cache cleared");
+            tracing::warn!("{}", topic.lost_message());
         }
-        handler.reset(false);
+        topic.reset(false);
         tokio::time::sleep(jittered(backoff)).await;
         backoff = (backoff * 2).min(RETRY_LAST);
     }
@@ -254,7 +392,7 @@ async fn listen_redis(
 async fn session(
     url: &str,
     channel: &str,
-    handler: &Arc<dyn InvalidationHandler>,
+    topic: &Topic,
     healthy: &AtomicBool,
 ) -> Result<(), redis::RedisError> {
     let client = redis::Client::open(url)?;
@@ -265,16 +403,19 @@ async fn session(
     let (mut sink, mut stream) = pubsub.split();
     healthy.store(true, Ordering::Release);
     // Events published before this point were missed.
-    handler.reset(true);
-    tracing::info!(%url, "invalidation subscription established");
+    topic.reset(true);
+    tracing::info!(%url, topic = topic.name(), "subscription established");
     let mut ping = tokio::time::interval(PING_EVERY);
     loop {
         tokio::select! {
             message = stream.next() => {
                 let Some(message) = message else { return Ok(()) };
-                match message.get_payload::<String>().ok().as_deref().and_then(decode_event) {
-                    Some((code, at)) => handler.invalidate(code, at).await,
-                    None => tracing::warn!("unreadable invalidation event"),
+                let delivered = match message.get_payload::<String>() {
+                    Ok(payload) => topic.deliver(&payload).await,
+                    Err(_) => false,
+                };
+                if !delivered {
+                    tracing::warn!(topic = topic.name(), "unreadable event");
                 }
             }
             _ = ping.tick() => {
@@ -289,6 +430,6 @@ async fn session(
 fn timeout_error(what: &'static str) -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
-        format!("invalidation subscription {what} timed out"),
+        format!("subscription {what} timed out"),
     ))
 }

@@ -6,7 +6,10 @@
 //!
 //! - [`config`]: layered, typed settings (`defaults → file → SHORTENER__SECTION__KEY`).
 //! - [`ids`]: Snowflake ids, the worker-id lease, and the public code codec.
-//! - [`links`]: domain types at the edge (`LongUrl`, `Alias`, link records).
+//! - [`links`]: domain types at the edge (`LongUrl`, `Alias`, link records) and the
+//!   host blocklist matcher.
+//! - [`blocklist`]: the runtime host blocklist, kept current on every instance, and
+//!   the admin operations that change it.
 //! - [`db`]: connection pools (primary + replicas) over PostgreSQL or embedded SQLite,
 //!   migrations, and the stores that hold every SQL statement.
 //! - [`auth`], [`ratelimit`]: API keys and GCRA rate limiting.
@@ -14,6 +17,7 @@
 //! - [`telemetry`], [`metrics`], [`health`], [`http`]: what every service exposes.
 
 pub mod auth;
+pub mod blocklist;
 pub mod breaker;
 pub mod cache;
 pub mod clicks;

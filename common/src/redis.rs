@@ -1,6 +1,6 @@
-//! The Redis Cluster client: a deadpool pool of cluster connections with a deadline on
-//! every call. Each pooled connection is a multiplexed cluster client, so one of them
-//! carries many concurrent requests.
+//! The Redis Cluster client: one shared multiplexed cluster connection (made by a
+//! deadpool pool, which bounds and times its creation) with a deadline on every call.
+//! One multiplexed connection carries many concurrent requests.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -32,14 +32,22 @@ pub struct RedisCluster {
     /// The connection calls use, shared by every clone of this value. The pool checks
     /// each connection it hands out with a PING, a second round trip for every call
     /// (an L2 read took two); a multiplexed connection needs no checkout per call, so
-    /// one is taken from the pool and kept until it fails, and the next call then
-    /// takes a checked one.
-    shared: Arc<Mutex<Option<ClusterConnection>>>,
+    /// one is made and kept until it fails.
+    shared: Arc<Mutex<Shared>>,
+    /// Wakes the calls waiting for a connection attempt to finish.
+    connected: Arc<tokio::sync::Notify>,
     prefix: String,
     timeout: Duration,
     /// Seed node URLs (secret: they may carry a password), for connections the pool
     /// cannot make, such as pub/sub subscriptions.
     urls: Vec<String>,
+}
+
+/// The shared connection and whether an attempt to make one is under way.
+#[derive(Default)]
+struct Shared {
+    conn: Option<ClusterConnection>,
+    connecting: bool,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -77,7 +85,8 @@ impl RedisCluster {
             .map_err(|e| anyhow::anyhow!("configuration key `redis.urls`: {e}"))?;
         Ok(Some(RedisCluster {
             pool,
-            shared: Arc::new(Mutex::new(None)),
+            shared: Arc::new(Mutex::new(Shared::default())),
+            connected: Arc::new(tokio::sync::Notify::new()),
             prefix: settings.key_prefix.clone(),
             timeout: Duration::from_millis(settings.timeout_ms),
             urls,
@@ -126,32 +135,69 @@ impl RedisCluster {
             let connection_fine = matches!(e, RedisError::Command(c) if c.kind() != redis::ErrorKind::Io
                     && !c.is_connection_dropped() && !c.is_unrecoverable_error());
             if !connection_fine {
-                self.set_shared(None);
+                self.drop_shared();
             }
         }
         result
     }
 
-    /// The shared connection, or a checked one from the pool that becomes it.
+    /// The shared connection; when there is none, one attempt to make it (at a time)
+    /// and a wait for that attempt, bounded by the caller's deadline.
+    ///
+    /// The attempt runs on its own task, outside any call's deadline: connecting to
+    /// six nodes and reading the slot map can take longer than one call may wait
+    /// (50 ms by default), and an attempt cut short by every caller would never finish
+    /// — after a master failover L2 then stayed unused, the breaker's probes timing out
+    /// one connection attempt after another.
     async fn connection(&self) -> Result<ClusterConnection, RedisError> {
-        if let Some(conn) = self.shared.lock().ok().and_then(|c| c.clone()) {
-            return Ok(conn);
+        let notified = self.connected.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut shared = self
+                .shared
+                .lock()
+                .map_err(|_| RedisError::Pool("connection state poisoned".into()))?;
+            if let Some(conn) = &shared.conn {
+                return Ok(conn.clone());
+            }
+            if !shared.connecting {
+                shared.connecting = true;
+                let this = self.clone();
+                tokio::spawn(async move { this.connect().await });
+            }
         }
-        let pooled = self
+        notified.await;
+        self.shared
+            .lock()
+            .ok()
+            .and_then(|s| s.conn.clone())
+            .ok_or_else(|| RedisError::Pool("no connection to the cluster".into()))
+    }
+
+    /// Makes the shared connection (bounded by the pool's create timeout).
+    async fn connect(&self) {
+        // Taken out of the pool for good: when it fails it is dropped, never handed
+        // out again. Returned to the pool it would keep its slot map, and after a
+        // failover the pool's PING (any node answers) would pass a stale one.
+        let made = self
             .pool
             .get()
             .await
-            .map_err(|e| RedisError::Pool(e.to_string()))?;
-        // A clone is a handle to the same multiplexed connection; the pooled object
-        // goes back to the pool when dropped here.
-        let conn = (*pooled).clone();
-        self.set_shared(Some(conn.clone()));
-        Ok(conn)
+            .map(deadpool_redis::cluster::Connection::take);
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.connecting = false;
+            match made {
+                Ok(conn) => shared.conn = Some(conn),
+                Err(e) => tracing::warn!(error = %e, "cannot connect to the Redis Cluster"),
+            }
+        }
+        self.connected.notify_waiters();
     }
 
-    fn set_shared(&self, conn: Option<ClusterConnection>) {
+    fn drop_shared(&self) {
         if let Ok(mut shared) = self.shared.lock() {
-            *shared = conn;
+            shared.conn = None;
         }
     }
 

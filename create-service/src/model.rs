@@ -1,8 +1,12 @@
 //! Request and response bodies of the link API, and their validation into records.
 //!
 //! Bodies deny unknown fields: a misspelt `expires_at` must be an error, not a link
-//! that never expires. Validation collects every field error before answering, so a
-//! client fixes its request in one round trip.
+//! that never expires. They are JSON objects only (see [`object_only`]). Validation
+//! collects every field error before answering, so a client fixes its request in one
+//! round trip.
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -10,7 +14,9 @@ use common::db::links::{LinkRecord, LinkState};
 use common::links::{Alias, LongUrl, UrlPolicy};
 use common::problem::Problem;
 use common::time::from_ms;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 
 pub const MAX_TAGS: usize = 20;
@@ -19,13 +25,19 @@ pub const REDIRECT_STATUSES: [u16; 4] = [301, 302, 307, 308];
 
 /// `POST /api/v1/links`, and each item of a bulk request.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct CreateLinkRequest {
     /// Destination: an http(s) URL of at most 2048 bytes.
-    #[schema(example = "https://example.com/a/long/path?q=1")]
+    #[schema(
+        example = "https://example.com/a/long/path?q=1",
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?:",
+        max_length = 2048
+    )]
     pub url: String,
-    /// Custom code: 3–64 characters of `[A-Za-z0-9_-]`.
+    /// Custom code: 3–64 characters of `[A-Za-z0-9_-]`, not a reserved word, and not
+    /// 11 letters and digits (the shape of generated codes).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
     pub alias: Option<String>,
     /// When the link stops redirecting (answers 410). Must be in the future.
     #[serde(default)]
@@ -36,17 +48,21 @@ pub struct CreateLinkRequest {
     pub max_visits: Option<u64>,
     /// 301, 302 (default), 307 or 308.
     #[serde(default)]
+    #[schema(minimum = 301, maximum = 308)]
     pub redirect_status: Option<u16>,
+    /// At most 20 tags of 1–64 characters each.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tags: Option<Vec<String>>,
 }
 
 /// `PATCH /api/v1/links/{code}`: absent fields stay as they are; `null` clears
 /// `expires_at` and `max_visits`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct UpdateLinkRequest {
     #[serde(default)]
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?:", max_length = 2048)]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -55,12 +71,78 @@ pub struct UpdateLinkRequest {
     #[schema(value_type = Option<u64>)]
     pub max_visits: Option<Option<u64>>,
     #[serde(default)]
+    #[schema(minimum = 301, maximum = 308)]
     pub redirect_status: Option<u16>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tags: Option<Vec<String>>,
     /// `true` stops the link redirecting (410) without deleting it.
     #[serde(default)]
     pub disabled: Option<bool>,
+}
+
+/// A request body read by its derived `Deserialize`, which `#[serde(remote = "Self")]`
+/// turns into an inherent function so that [`object_only`] can wrap it.
+pub(crate) trait Fields<'de>: Sized {
+    fn from_fields<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+/// Reads a body that must be a JSON object. The derived `Deserialize` of a struct also
+/// takes an array of its fields in declaration order, so `["https://…"]` would pass
+/// for `{"url": "https://…"}` and `[]` for an empty edit: no client means that, and
+/// the OpenAPI document allows objects only.
+pub(crate) fn object_only<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Fields<'de>,
+{
+    struct ObjectOnly<T>(PhantomData<T>);
+
+    impl<'de, T: Fields<'de>> Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::from_fields(map)
+        }
+    }
+
+    deserializer.deserialize_map(ObjectOnly(PhantomData))
+}
+
+// In these impls, `Type::deserialize` and `Type::serialize` name the inherent
+// functions that the derives generate under `remote = "Self"`, not the trait methods.
+impl<'de> Fields<'de> for CreateLinkRequest {
+    fn from_fields<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        CreateLinkRequest::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for CreateLinkRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_only(deserializer)
+    }
+}
+
+impl Serialize for CreateLinkRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CreateLinkRequest::serialize(self, serializer)
+    }
+}
+
+impl<'de> Fields<'de> for UpdateLinkRequest {
+    fn from_fields<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        UpdateLinkRequest::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateLinkRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_only(deserializer)
+    }
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -309,8 +391,7 @@ mod tests {
     fn policy() -> UrlPolicy {
         UrlPolicy {
             own_hosts: vec!["sho.rt".into()],
-            blocked_hosts: vec![],
-            max_len: 2048,
+            ..UrlPolicy::default()
         }
     }
 
@@ -346,6 +427,30 @@ mod tests {
         let valid = r.validate(&policy(), 0).expect("valid");
         assert_eq!(valid.redirect_status, 302);
         assert_eq!(valid.tags, ["a", "b"]);
+    }
+
+    #[test]
+    fn bodies_are_objects_only() {
+        let create: CreateLinkRequest =
+            serde_json::from_str(r#"{"url": "https://example.com/", "tags": ["a"]}"#)
+                .expect("object");
+        assert_eq!(create.url, "https://example.com/");
+        assert_eq!(create.tags.as_deref(), Some(&["a".to_string()][..]));
+        // What the derive alone would take: the fields in declaration order.
+        for array in [r#"["https://example.com/"]"#, "[]"] {
+            let err = serde_json::from_str::<CreateLinkRequest>(array).expect_err(array);
+            assert!(err.is_data(), "{array}: {err}");
+            assert!(err.to_string().contains("expected a JSON object"), "{err}");
+            let err = serde_json::from_str::<UpdateLinkRequest>(array).expect_err(array);
+            assert!(err.is_data(), "{array}: {err}");
+        }
+        // Unknown fields are still refused, through the wrapper.
+        let err = serde_json::from_str::<CreateLinkRequest>(r#"{"url": "x", "urll": "y"}"#)
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("unknown field `urll`"), "{err}");
+        // The idempotency fingerprint is the same object form.
+        let json = serde_json::to_value(&create).expect("serialises");
+        assert_eq!(json["url"], "https://example.com/");
     }
 
     #[test]

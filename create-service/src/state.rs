@@ -8,7 +8,7 @@ use actix_web::HttpRequest;
 use common::auth::{Authenticator, Principal};
 use common::config::Settings;
 use common::deps::Deps;
-use common::events::LinkEvents;
+use common::events::{InvalidationSource, LinkEvents};
 use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
 use common::links::UrlPolicy;
@@ -46,6 +46,8 @@ pub struct CreateState {
     pub limiter: RateLimiter,
     /// Where link changes go: Redis write-through and invalidation, or in process.
     pub events: LinkEvents,
+    /// The configured URL rules plus the runtime host blocklist, which is kept
+    /// current here (new links to a freshly blocked host are refused too).
     pub url_policy: UrlPolicy,
     /// `public_base_url` without a trailing slash.
     pub base_url: String,
@@ -71,6 +73,15 @@ pub fn default_events(deps: &Deps) -> LinkEvents {
             Duration::from_secs(deps.settings.lookup.l2_ttl_secs),
         ),
         None => LinkEvents::Disabled,
+    }
+}
+
+/// Where blocklist announcements reach this instance: the bus its link events use.
+fn blocklist_source(deps: &Deps, events: &LinkEvents) -> InvalidationSource {
+    match (events, &deps.redis) {
+        (LinkEvents::Local(bus), _) => InvalidationSource::Local(bus.clone()),
+        (LinkEvents::Redis(_), Some(redis)) => InvalidationSource::Redis(redis.clone()),
+        _ => InvalidationSource::None,
     }
 }
 
@@ -132,6 +143,10 @@ impl CreateState {
         )
         .with_floor(lease.floor_ms());
         spawn_idempotency_purge(deps.db.clone());
+        // Loaded before the first request (and before an import checks its rows).
+        common::blocklist::keep_current(deps.clone(), blocklist_source(deps, &events)).await;
+        let mut url_policy = settings.url_policy();
+        url_policy.blocklist = deps.blocklist.clone();
         let group_commit = (settings.database.group_commit_writers > 0).then(|| {
             GroupCommit::start(
                 deps.db.primary().clone(),
@@ -146,7 +161,7 @@ impl CreateState {
             auth: Authenticator::new(deps.db.clone()),
             limiter: RateLimiter::new(deps.redis.clone()),
             events,
-            url_policy: settings.url_policy(),
+            url_policy,
             base_url: settings
                 .http
                 .public_base_url

@@ -35,6 +35,7 @@ pub struct LookupMetrics {
     pub l1_bytes: IntGauge,
     pub replica_lag_ms: IntGauge,
     pub not_found_limited: IntCounter,
+    pub blocked_redirects: IntCounter,
 }
 
 impl LookupMetrics {
@@ -142,6 +143,13 @@ impl LookupMetrics {
                     "Requests answered 429 because their address had too many 404s.",
                 ),
             ),
+            blocked_redirects: register(
+                r,
+                IntCounter::new(
+                    "lookup_blocked_redirects_total",
+                    "Redirects refused (410) because the target host is blocked.",
+                ),
+            ),
         };
         for tier in LOADED_TIERS {
             metrics.load_seconds.with_label_values(&[tier]);
@@ -191,5 +199,8 @@ mod tests {
         assert!(text.contains(
             "shortener_lookup_db_queries_total{target=\"replica\",service=\"lookup-service\"} 0"
         ));
+        assert!(
+            text.contains("shortener_lookup_blocked_redirects_total{service=\"lookup-service\"} 0")
+        );
     }
 }

@@ -10,6 +10,9 @@
 //!   permanent, may be kept for `lookup.permanent_max_age_secs`.
 //! - 404 for codes that do not exist, 410 for expired, disabled or deleted links,
 //!   429 for an address that collects too many 404s (a scanner).
+//! - 410 `/problems/link-blocked`, without `Location`, for a link whose target host
+//!   is blocked (`links.blocked_hosts` or `shortener hosts block`), checked on every
+//!   redirect: a cached link is blocked the moment its host is.
 
 use actix_web::http::header::{
     ALLOW, CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER, USER_AGENT,
@@ -37,6 +40,15 @@ fn gone(state: LinkState) -> HttpResponse {
     Problem::new(StatusCode::GONE, "link-gone", "Link no longer available")
         .detail(why)
         .to_response()
+}
+
+/// The target host is blocked. Not cacheable: an unblock must bring the redirect back.
+fn blocked() -> HttpResponse {
+    let mut response = Problem::new(StatusCode::GONE, "link-blocked", "Link blocked")
+        .detail("this link leads to a host that is blocked (for example for phishing or malware)")
+        .to_response();
+    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    response
 }
 
 async fn not_found(req: &HttpRequest, state: &LookupState) -> HttpResponse {
@@ -110,6 +122,13 @@ pub async fn follow(req: HttpRequest, state: web::Data<LookupState>) -> HttpResp
     let Some(location) = resolved.location.clone() else {
         return gone(LinkState::Disabled);
     };
+    if resolved
+        .host()
+        .is_some_and(|host| state.blocklist.blocks(host))
+    {
+        state.metrics.blocked_redirects.inc();
+        return blocked();
+    }
     // A HEAD sees the limit but does not count as a visit.
     let is_get = req.method() == Method::GET;
     if let Some(max) = resolved.entry.max_visits

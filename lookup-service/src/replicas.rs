@@ -118,11 +118,21 @@ async fn probe(replica: Arc<Replica>) {
     let mut ticker = tokio::time::interval(PROBE_EVERY);
     loop {
         ticker.tick().await;
-        let result = tokio::time::timeout(
-            PROBE_DEADLINE,
-            sqlx::query(LAG_SQL).fetch_one(&replica.pool),
-        )
-        .await;
+        // A pool busy with reads is not a failed replica: with every connection in use
+        // (a load burst) this round is skipped rather than taking the replica out of
+        // rotation and sending the whole load to the primary. A replica that does not
+        // answer is taken out by the reads themselves (their deadline), and one out of
+        // rotation has an idle pool, so the probe that brings it back always gets in.
+        let Ok(Ok(mut conn)) = tokio::time::timeout(PROBE_DEADLINE, replica.pool.acquire()).await
+        else {
+            if !replica.healthy.load(Ordering::Acquire) {
+                tracing::warn!("replica probe could not get a connection");
+            }
+            continue;
+        };
+        let result =
+            tokio::time::timeout(PROBE_DEADLINE, sqlx::query(LAG_SQL).fetch_one(&mut *conn)).await;
+        drop(conn);
         match result {
             Ok(Ok(row)) => {
                 let lag: i64 = row.try_get(0).unwrap_or(0);

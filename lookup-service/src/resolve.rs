@@ -12,7 +12,7 @@ use actix_web::http::header::HeaderValue;
 use common::deps::Deps;
 use common::events::{InvalidationSource, subscribe};
 use common::ids::{CodeCodec, looks_like_generated_code};
-use common::links::Alias;
+use common::links::{Alias, Blocklist};
 use common::ratelimit::RateLimiter;
 
 use crate::clicks::{ClickRecorder, VisitLimiter};
@@ -37,6 +37,9 @@ pub struct LookupState {
     /// Click counting (absent when `stats.enabled` is off).
     pub clicks: Option<Arc<ClickRecorder>>,
     pub visit_limiter: VisitLimiter,
+    /// Hosts no redirect may lead to, checked on every redirect whichever tier
+    /// answered (links made before a host was blocked stay cached).
+    pub blocklist: Blocklist,
 }
 
 impl std::fmt::Debug for LookupState {
@@ -57,7 +60,8 @@ pub enum Segment {
 }
 
 impl LookupState {
-    /// Builds the tiers and starts listening for invalidations from `source`.
+    /// Builds the tiers and starts listening for invalidations from `source`, and for
+    /// blocklist announcements from the same bus.
     pub fn build(deps: &Deps, codec: Arc<CodeCodec>, source: InvalidationSource) -> LookupState {
         let settings = deps.settings.lookup.clone();
         let metrics = Arc::new(LookupMetrics::new(&deps.metrics));
@@ -78,6 +82,10 @@ impl LookupState {
             // Nobody publishes changes, so nobody can miss one: full TTLs apply.
             subscribed.store(true, std::sync::atomic::Ordering::Release);
         }
+        tokio::spawn(common::blocklist::keep_current(
+            deps.clone(),
+            source.clone(),
+        ));
         subscribe(source, Arc::new(Evictor(tiers.clone())), subscribed);
         let reporter = tiers.clone();
         tokio::spawn(async move {
@@ -110,6 +118,7 @@ impl LookupState {
         LookupState {
             clicks,
             visit_limiter: VisitLimiter::new(deps.db.clone()),
+            blocklist: deps.blocklist.clone(),
             deps: deps.clone(),
             codec,
             tiers,

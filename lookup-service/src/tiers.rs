@@ -14,6 +14,7 @@
 //!   is followable the moment its create returned. A code invalidated recently is read
 //!   from the primary too, since a lagging replica may still hold its old state.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,21 +42,35 @@ pub struct Resolved {
     pub entry: LinkEntry,
     /// `None` when the stored URL fails re-validation: never redirect to it.
     pub location: Option<HeaderValue>,
+    /// Where the target host sits in `location`, for the blocklist check that every
+    /// redirect makes (the blocklist changes while the entry is cached).
+    host: Range<usize>,
 }
 
 impl Resolved {
     fn new(mut entry: LinkEntry) -> Resolved {
         let url = std::mem::take(&mut entry.url);
-        let location = LongUrl::from_stored(&url)
-            .ok()
-            .and_then(|url| HeaderValue::from_str(url.as_str()).ok());
+        let (location, host) = match LongUrl::from_stored(&url) {
+            Ok(url) => (HeaderValue::from_str(url.as_str()).ok(), url.host_range()),
+            Err(_) => (None, 0..0),
+        };
         if location.is_none() {
             tracing::error!(
                 id = entry.id,
                 "stored URL failed re-validation; not redirecting"
             );
         }
-        Resolved { entry, location }
+        Resolved {
+            entry,
+            location,
+            host,
+        }
+    }
+
+    /// The target host (as [`LongUrl::host`] gives it), read from `location`.
+    pub fn host(&self) -> Option<&str> {
+        let bytes = self.location.as_ref()?.as_bytes().get(self.host.clone())?;
+        std::str::from_utf8(bytes).ok()
     }
 }
 
@@ -164,7 +179,9 @@ impl Tiers {
         let breaker = Breaker::new(
             settings.breaker_threshold,
             Duration::from_millis(settings.breaker_cool_down_ms),
-            Duration::from_secs(30),
+            // A probe costs one lookup at most the Redis deadline; a short cap brings L2
+            // back within seconds of Redis recovering (after a failover, ~3 s here).
+            Duration::from_secs(5).max(Duration::from_millis(settings.breaker_cool_down_ms)),
             move |state: BreakerState| {
                 transitions.breaker_state.set(state.gauge());
                 transitions
@@ -483,5 +500,39 @@ impl common::events::InvalidationHandler for Evictor {
 
     fn reset(&self, _connected: bool) {
         self.0.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(url: &str) -> LinkEntry {
+        LinkEntry {
+            url: url.to_string(),
+            redirect_status: 302,
+            expires_at: None,
+            max_visits: None,
+            id: 1,
+            updated_at: 0,
+            gone: None,
+        }
+    }
+
+    #[test]
+    fn the_target_host_is_kept_beside_the_location() {
+        for (url, host) in [
+            ("https://www.evil.example/login?x=1", "www.evil.example"),
+            ("https://evil.example.:8443/", "evil.example"),
+            ("http://[::1]:8080/", "[::1]"),
+            ("https://bücher.example/", "xn--bcher-kva.example"),
+        ] {
+            let resolved = Resolved::new(entry(url));
+            assert_eq!(resolved.host(), Some(host), "{url}");
+            assert!(resolved.location.is_some());
+        }
+        let refused = Resolved::new(entry("javascript:alert(1)"));
+        assert_eq!(refused.location, None);
+        assert_eq!(refused.host(), None);
     }
 }

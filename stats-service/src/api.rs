@@ -14,6 +14,7 @@ use common::db::{Database, StoreError, clicks, links};
 use common::problem::Problem;
 use common::time::{from_ms, now_ms};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Longest range answered hour by hour.
 const MAX_HOURS: i64 = 24 * 93;
@@ -27,27 +28,44 @@ pub struct StatsState {
     pub anonymous_stats: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// The parameters arrive as text so that a bad value is answered with a problem that
+/// names it, rather than with the query parser's generic message.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// Start of the range, RFC 3339 (default: 30 days before `to`).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
+    /// End of the range, RFC 3339 (default: now).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
+    /// Width of each point of the series (default `day`).
+    #[param(value_type = Option<Granularity>, inline)]
     pub granularity: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The widths a series can be counted in.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Granularity {
+    Hour,
+    Day,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Point {
     pub t: DateTime<Utc>,
     pub clicks: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Count {
     pub value: String,
     pub clicks: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
     pub code: String,
     pub from: DateTime<Utc>,
@@ -92,6 +110,30 @@ fn parse_instant(name: &str, value: Option<&String>, default: i64) -> Result<i64
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}/stats",
+    tag = "stats",
+    params(
+        ("code" = String, Path, description = "Generated code or alias"),
+        StatsQuery,
+        ("Accept" = Option<String>, Header, description = "`text/csv` asks for the series alone, as CSV"),
+    ),
+    responses(
+        (status = 200, description = "The link's clicks in the range",
+            content(
+                (Stats = "application/json"),
+                (String = "text/csv"),
+            )
+        ),
+        (status = 400, description = "Bad `from`, `to` or `granularity`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; retry later", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security((), ("api_key" = []))
+)]
 pub async fn link_stats(
     req: HttpRequest,
     state: web::Data<StatsState>,

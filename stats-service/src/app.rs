@@ -60,6 +60,12 @@ impl Application {
                 .app_data(readiness.clone())
                 .app_data(metrics.clone())
                 .configure(common::http::ops_routes)
+                // Here and not in `routes`: the all-in-one serves create's document
+                // at this path.
+                .route(
+                    "/api/v1/openapi.json",
+                    web::get().to(crate::openapi::openapi_json),
+                )
                 .configure(routes)
                 .default_service(web::to(common::http::not_found))
         })

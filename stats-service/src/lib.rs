@@ -4,9 +4,11 @@
 //!   applies each exactly once.
 //! - [`api`]: `GET /api/v1/links/{code}/stats`, owner only, JSON or CSV.
 //! - [`app`]: the server, and the routes the all-in-one mounts.
+//! - [`openapi`]: the OpenAPI document of the stats API.
 
 pub mod api;
 pub mod app;
 pub mod consumer;
+pub mod openapi;
 
 pub use app::{Application, routes};

@@ -135,11 +135,20 @@ impl PgCluster {
     }
 
     pub fn primary_log(&self) -> PathBuf {
-        self.dir.join("primary.log")
+        self.log_of(&self.primary_dir)
     }
 
     pub fn replica_log(&self) -> PathBuf {
-        self.dir.join("replica.log")
+        self.log_of(&self.replica_dir)
+    }
+
+    /// A server's log sits beside its data directory and keeps its name (`primary.log`,
+    /// `replica.log`) when [`PgCluster::rebuild_after_failover`] swaps the roles.
+    fn log_of(&self, data: &Path) -> PathBuf {
+        let name = data
+            .file_name()
+            .map_or_else(|| "server".into(), |n| n.to_string_lossy().into_owned());
+        self.dir.join(format!("{name}.log"))
     }
 
     /// `postgres://USER@127.0.0.1:PRIMARY_PORT/db`
@@ -237,6 +246,25 @@ impl PgCluster {
             },
         )
         .await
+    }
+
+    /// After [`PgCluster::kill_primary`] and [`PgCluster::promote_replica`]: the
+    /// promoted server becomes the primary, and the old primary's data directory is
+    /// replaced by a fresh standby of it (`pg_basebackup -R`) on the old primary's
+    /// port, so that failovers can be repeated. Returns once the new standby streams.
+    pub async fn rebuild_after_failover(&mut self) -> Result<()> {
+        std::mem::swap(&mut self.primary_dir, &mut self.replica_dir);
+        std::mem::swap(&mut self.primary_port, &mut self.replica_port);
+        std::fs::remove_dir_all(&self.replica_dir)
+            .with_context(|| format!("removing {}", self.replica_dir.display()))?;
+        self.make_replica().await?;
+        self.start_server(
+            &self.replica_dir,
+            &self.replica_log(),
+            Some(self.replica_port),
+        )
+        .await?;
+        self.wait_replica_streaming(Duration::from_secs(30)).await
     }
 
     /// Waits until the replica is in recovery and its WAL receiver is streaming.

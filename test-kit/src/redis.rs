@@ -16,6 +16,10 @@ use crate::sys::{self, run, wait_until};
 
 const NODES: usize = 6;
 
+/// `cluster-node-timeout` of every node: how long a master may be unreachable before
+/// the cluster starts failing it over.
+pub const NODE_TIMEOUT_MS: u64 = 1000;
+
 /// One node's fixed addresses. The cluster bus port is chosen too (`cluster-port`)
 /// rather than left at port + 10000, which may be taken or above 65535.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,7 +54,7 @@ impl RedisNode {
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-node-timeout",
-                "1000",
+                &NODE_TIMEOUT_MS.to_string(),
             ])
             .args(["--cluster-replica-validity-factor", "0"])
             .args([

@@ -8,6 +8,7 @@
 //! milliseconds, tag lists are JSON text. Statements use `$n` placeholders, which both
 //! engines accept.
 
+pub mod blocked_hosts;
 pub mod clicks;
 pub mod idempotency;
 pub mod keys;

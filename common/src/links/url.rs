@@ -5,10 +5,13 @@
 //! (punycode host, percent-encoded path) instead of raw user input.
 
 use std::fmt;
+use std::ops::Range;
 
 use ::url::{Host, Url};
 use serde::{Serialize, Serializer};
 use thiserror::Error;
+
+use super::hosts::Blocklist;
 
 /// Default for [`UrlPolicy::max_len`], in bytes.
 pub const DEFAULT_MAX_LEN: usize = 2048;
@@ -23,10 +26,13 @@ pub const DEFAULT_MAX_LEN: usize = 2048;
 ///   redirect chains and loops). Other subdomains are allowed, because they
 ///   are usually different services of the same organisation.
 /// - `blocked_hosts`: refused together with all their subdomains.
+/// - `blocklist`: the runtime blocklist (the `blocked_hosts` table, which the
+///   services keep in memory), refused by the same rule and with the same error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UrlPolicy {
     pub own_hosts: Vec<String>,
     pub blocked_hosts: Vec<String>,
+    pub blocklist: Blocklist,
     pub max_len: usize,
 }
 
@@ -35,6 +41,7 @@ impl Default for UrlPolicy {
         Self {
             own_hosts: Vec::new(),
             blocked_hosts: Vec::new(),
+            blocklist: Blocklist::default(),
             max_len: DEFAULT_MAX_LEN,
         }
     }
@@ -105,6 +112,9 @@ impl LongUrl {
         {
             return Err(UrlError::BlockedHost(normalize_entry(blocked)));
         }
+        if let Some(blocked) = policy.blocklist.matching(host) {
+            return Err(UrlError::BlockedHost(blocked));
+        }
 
         // Percent-encoding and punycode can lengthen the input.
         let stored = String::from(url);
@@ -133,6 +143,31 @@ impl LongUrl {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The host as the host rules see it: lowercase, punycode, IPv6 in brackets,
+    /// without port or trailing dot.
+    pub fn host(&self) -> &str {
+        self.0.get(self.host_range()).unwrap_or_default()
+    }
+
+    /// Where [`LongUrl::host`] sits in [`LongUrl::as_str`], so a holder of the string
+    /// can find the host again without parsing it.
+    pub fn host_range(&self) -> Range<usize> {
+        // The stored form is `scheme://host[:port]/…`: credentials are refused, and
+        // the serialiser writes the host the way `host_of` reads it.
+        let s = self.0.as_str();
+        let start = s.find("://").map_or(0, |i| i + 3);
+        let rest = s.get(start..).unwrap_or_default();
+        let mut len = if rest.starts_with('[') {
+            rest.find(']').map_or(rest.len(), |i| i + 1)
+        } else {
+            rest.find([':', '/', '?', '#']).unwrap_or(rest.len())
+        };
+        if len > 1 && rest.as_bytes().get(len - 1) == Some(&b'.') {
+            len -= 1;
+        }
+        start..start + len
     }
 
     pub fn into_string(self) -> String {
@@ -198,7 +233,14 @@ fn host_of(url: &Url) -> Result<&str, UrlError> {
 /// A policy entry in the form hosts are serialised in: lowercase, punycode,
 /// no port, no trailing dot. Entries the `url` crate cannot read as a host
 /// are kept lowercase as written, so they simply never match.
-fn normalize_entry(entry: &str) -> String {
+pub(crate) fn normalize_entry(entry: &str) -> String {
+    let (bare, parsed) = parse_entry(entry);
+    parsed.unwrap_or_else(|| bare.to_ascii_lowercase())
+}
+
+/// An entry without surrounding space, port and trailing dot, and its serialised
+/// host when the `url` crate can read it as one.
+pub(crate) fn parse_entry(entry: &str) -> (&str, Option<String>) {
     let entry = entry.trim();
     let without_port = match entry.rsplit_once(':') {
         Some((host, port))
@@ -211,10 +253,7 @@ fn normalize_entry(entry: &str) -> String {
         _ => entry,
     };
     let bare = without_port.strip_suffix('.').unwrap_or(without_port);
-    match Host::parse(bare) {
-        Ok(host) => host.to_string(),
-        Err(_) => bare.to_ascii_lowercase(),
-    }
+    (bare, Host::parse(bare).ok().map(|host| host.to_string()))
 }
 
 /// Compares against an entry, skipping the allocation of normalising it when
@@ -257,7 +296,7 @@ mod tests {
         UrlPolicy {
             own_hosts: vec!["sho.rt".into(), "Links.Example.COM".into()],
             blocked_hosts: vec!["evil.example".into(), "bad.test.".into()],
-            max_len: DEFAULT_MAX_LEN,
+            ..UrlPolicy::default()
         }
     }
 
@@ -481,6 +520,7 @@ mod tests {
             own_hosts: vec!["Localhost:8080".into(), "[::1]:8080".into()],
             blocked_hosts: vec!["BÜCHER.example".into(), " 10.0.0.1 ".into()],
             max_len: 100,
+            ..UrlPolicy::default()
         };
         let check = |s: &str| LongUrl::parse(s, &policy);
         assert_eq!(
@@ -500,6 +540,53 @@ mod tests {
             Err(UrlError::BlockedHost("10.0.0.1".into()))
         );
         assert!(check("http://127.0.0.1/").is_ok());
+    }
+
+    #[test]
+    fn runtime_blocklist_refuses_like_the_static_list() {
+        let blocklist = Blocklist::default();
+        let policy = UrlPolicy {
+            blocklist: blocklist.clone(),
+            ..UrlPolicy::default()
+        };
+        let check = |s: &str| LongUrl::parse(s, &policy).map(LongUrl::into_string);
+        assert!(check("https://shop.phish.example/login").is_ok());
+        blocklist.replace_runtime(["Phish.Example"]);
+        for input in [
+            "https://phish.example/",
+            "https://shop.phish.example/login",
+            "https://PHISH.example.:8443/",
+        ] {
+            assert_eq!(
+                check(input),
+                Err(UrlError::BlockedHost("phish.example".into())),
+                "{input}"
+            );
+        }
+        assert!(check("https://notphish.example/").is_ok());
+        blocklist.replace_runtime(Vec::<String>::new());
+        assert!(check("https://phish.example/").is_ok());
+    }
+
+    #[test]
+    fn host_is_found_in_the_stored_form() {
+        let cases = [
+            ("https://Example.COM/a", "example.com"),
+            ("https://example.com:8443/x", "example.com"),
+            ("https://example.com./x", "example.com"),
+            ("https://example.com?q=1", "example.com"),
+            ("https://example.com#top", "example.com"),
+            ("https://bücher.example/", "xn--bcher-kva.example"),
+            ("http://[2001:DB8::1]:8080/", "[2001:db8::1]"),
+            ("http://0x7f.1/", "127.0.0.1"),
+        ];
+        for (input, host) in cases {
+            let url = LongUrl::parse(input, &UrlPolicy::default()).unwrap();
+            assert_eq!(url.host(), host, "{input}");
+            assert_eq!(&url.as_str()[url.host_range()], host, "{input}");
+            let stored = LongUrl::from_stored(url.as_str()).unwrap();
+            assert_eq!(stored.host(), host, "{input}");
+        }
     }
 
     #[test]
@@ -536,6 +623,12 @@ mod tests {
         // What was stored passes the redirect-time check and is stable under it.
         let again = LongUrl::from_stored(stored);
         prop_assert_eq!(again.as_ref().map(LongUrl::as_str), Ok(stored));
+        // The host found in the string is the one the host rules checked.
+        let parsed = Url::parse(stored).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let expected = host_of(&parsed).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        if let Ok(again) = again {
+            prop_assert_eq!(again.host(), expected);
+        }
         Ok(())
     }
 
@@ -546,7 +639,11 @@ mod tests {
             if let Ok(url) = LongUrl::parse(&s, &p) {
                 check_stored(url.as_str(), p.max_len)?;
             }
-            let _ = LongUrl::from_stored(&s);
+            // What the redirect re-checks before building `Location` from a stored
+            // value: whatever it accepts is a clean http(s) URL too.
+            if let Ok(url) = LongUrl::from_stored(&s) {
+                check_stored(url.as_str(), usize::MAX)?;
+            }
         }
 
         #[test]

@@ -9,19 +9,34 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use common::db::{StoreError, links};
 use common::problem::Problem;
 use common::time::now_ms;
-use serde::{Deserialize, Serialize};
+use serde::de::MapAccess;
+use serde::de::value::MapAccessDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::model::{CreateLinkRequest, LinkView};
+use crate::model::{CreateLinkRequest, Fields, LinkView, object_only};
 use crate::state::CreateState;
 
 pub const MAX_BULK_ITEMS: usize = 1000;
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct BulkRequest {
     pub items: Vec<CreateLinkRequest>,
+}
+
+// `BulkRequest::deserialize` here is the derive's inherent function (`remote = "Self"`).
+impl<'de> Fields<'de> for BulkRequest {
+    fn from_fields<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        BulkRequest::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for BulkRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_only(deserializer)
+    }
 }
 
 /// The outcome of one item: `status` is what a single create would have answered.
@@ -64,8 +79,8 @@ fn failed(index: usize, problem: &Problem) -> BulkItemResult {
     request_body = BulkRequest,
     responses(
         (status = 200, description = "One result per item, in input order", body = BulkResponse),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
+        super::openapi::BodyProblems,
         (status = 422, description = "More than 1000 items or an invalid body", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("api_key" = []))
@@ -154,4 +169,25 @@ pub async fn create_bulk(
         failed: results.len() - created,
         results,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_bodies_and_their_items_are_objects_only() {
+        let ok: BulkRequest =
+            serde_json::from_str(r#"{"items": [{"url": "https://example.com/"}]}"#)
+                .expect("objects");
+        assert_eq!(ok.items.len(), 1);
+        for body in [
+            r#"[[{"url": "https://example.com/"}]]"#,
+            r#"{"items": [["https://example.com/"]]}"#,
+            r#"{"items": [[]]}"#,
+        ] {
+            let err = serde_json::from_str::<BulkRequest>(body).expect_err(body);
+            assert!(err.is_data(), "{body}: {err}");
+        }
+    }
 }

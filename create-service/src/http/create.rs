@@ -52,10 +52,10 @@ fn replay(stored: &idempotency::StoredResponse) -> HttpResponse {
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response")),
     responses(
         (status = 201, description = "Created", body = LinkView),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
+        super::openapi::BodyProblems,
         (status = 409, description = "Alias taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid link", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("api_key" = []))
 )]

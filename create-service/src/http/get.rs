@@ -14,7 +14,7 @@ use crate::state::CreateState;
     params(("code" = String, Path, description = "Generated code or alias")),
     responses(
         (status = 200, description = "The link", body = LinkView),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
         (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -16,10 +16,12 @@ pub const MAX_PAGE: u32 = 1000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000, default = 50)]
     pub limit: Option<u32>,
 }
 
@@ -42,7 +44,7 @@ fn bad_query(detail: &str) -> ApiError {
     responses(
         (status = 200, description = "One page of links", body = LinkPage),
         (status = 400, description = "Bad cursor or limit", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
     ),
     security(("api_key" = []))
 )]

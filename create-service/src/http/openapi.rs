@@ -2,8 +2,59 @@
 //! annotations, so it cannot drift from the code.
 
 use actix_web::HttpResponse;
+use common::problem::Problem;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoResponses, Modify, OpenApi};
+
+/// Answers any endpoint may give before its own work: authentication and rate
+/// limits (`CreateState::caller`) and an unreachable database.
+#[derive(IntoResponses)]
+pub enum CallerProblems {
+    #[response(
+        status = 401,
+        description = "Missing or invalid API key",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    #[response(
+        status = 429,
+        description = "Rate limited",
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait"))
+    )]
+    RateLimited(Problem),
+    #[response(
+        status = 503,
+        description = "A dependency is unavailable; retry later",
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait"))
+    )]
+    Unavailable(Problem),
+}
+
+/// Answers to a JSON body that cannot be read at all (`common::http::json_config`);
+/// a body that parses but breaks the schema or a rule is each endpoint's 422.
+#[derive(IntoResponses)]
+pub enum BodyProblems {
+    #[response(
+        status = 400,
+        description = "Malformed JSON",
+        content_type = "application/problem+json"
+    )]
+    Malformed(Problem),
+    #[response(
+        status = 413,
+        description = "Body too large",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    #[response(
+        status = 415,
+        description = "Not `Content-Type: application/json`",
+        content_type = "application/problem+json"
+    )]
+    UnsupportedMediaType(Problem),
+}
 
 struct ApiKeyAuth;
 
@@ -42,4 +93,53 @@ pub struct ApiDoc;
 
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_every_answer_the_handlers_give() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut operations = 0;
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let responses = op["responses"].as_object().unwrap();
+                for status in ["401", "429", "503"] {
+                    assert!(responses.contains_key(status), "{method} {path}: {status}");
+                }
+                if op.get("requestBody").is_some() {
+                    for status in ["400", "413", "415", "422"] {
+                        assert!(responses.contains_key(status), "{method} {path}: {status}");
+                    }
+                }
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert!(
+                            response["content"]["application/problem+json"].is_object(),
+                            "{method} {path}: {status} is not problem+json"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(operations, 7);
+    }
+
+    #[test]
+    fn list_parameters_are_in_the_query() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let params = doc["paths"]["/api/v1/links"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let names: Vec<_> = params
+            .iter()
+            .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names, [("cursor", "query"), ("limit", "query")]);
+        assert_eq!(params[1]["schema"]["maximum"], 1000);
+    }
 }

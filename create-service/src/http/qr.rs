@@ -129,7 +129,7 @@ pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         ),
         (status = 304, description = "The image named by `If-None-Match` is still current"),
         (status = 400, description = "Bad `format` or `size`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
         (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("api_key" = []))

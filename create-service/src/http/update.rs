@@ -20,7 +20,8 @@ const ATTEMPTS: usize = 3;
     request_body = UpdateLinkRequest,
     responses(
         (status = 200, description = "The updated link", body = LinkView),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
+        super::openapi::BodyProblems,
         (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Edited concurrently", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid change", body = Problem, content_type = "application/problem+json"),

@@ -41,6 +41,8 @@ pub struct Harness {
     pub other_key: String,
     pub env: Vec<(String, String)>,
     pub backing: Backing,
+    /// The in-process event bus between create and lookup when there is no Redis.
+    pub bus: Option<tokio::sync::broadcast::Sender<String>>,
 }
 
 /// A JSON answer: status, headers, body (Null when empty or not JSON).
@@ -216,7 +218,7 @@ impl Harness {
             .await
             .unwrap();
         let codec = Arc::new(CodeCodec::new(CODE_KEY.as_bytes()));
-        let source = match (bus, &lookup_deps.redis) {
+        let source = match (bus.clone(), &lookup_deps.redis) {
             (Some(bus), _) => InvalidationSource::Local(bus),
             (None, Some(redis)) => InvalidationSource::Redis(redis.clone()),
             (None, None) => InvalidationSource::None,
@@ -257,6 +259,7 @@ impl Harness {
             other_key,
             env,
             backing,
+            bus,
         }
     }
 
@@ -341,6 +344,19 @@ impl Harness {
                 return answer;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Where admin commands announce changes for this harness's services: the
+    /// in-process bus, else Redis when configured.
+    pub fn admin_bus(&self) -> InvalidationSource {
+        if let Some(bus) = &self.bus {
+            return InvalidationSource::Local(bus.clone());
+        }
+        let settings = Settings::load_from(ServiceKind::Create, None, self.env.clone()).unwrap();
+        match common::redis::RedisCluster::from_settings(&settings.redis).unwrap() {
+            Some(redis) => InvalidationSource::Redis(redis),
+            None => InvalidationSource::None,
         }
     }
 
