@@ -82,19 +82,32 @@ pub async fn code_scan(ctx: &Ctx) -> Result<Outcome> {
         // and the primary is asked too: two queries, once per negative-cache lifetime.
         ("alias-shaped words", &aliases, None),
     ] {
-        let q0 = db_queries(&world, &lookup).await?;
-        let first = scan(&world, &lookup, codes, &mut spread).await?;
-        let q1 = db_queries(&world, &lookup).await?;
-        let again = scan(&world, &lookup, codes, &mut spread).await?;
-        let q2 = db_queries(&world, &lookup).await?;
+        // In chunks of 2000, each asked for twice in a row: the repeat comes well
+        // inside the negative-cache lifetime (30 s in Redis) however slow the machine.
+        let (mut first_queries, mut all_queries) = (0.0, 0.0);
+        let mut first = Scan::default();
+        let mut again = Scan::default();
+        for chunk in codes.chunks(2000) {
+            let a = db_queries(&world, &lookup).await?;
+            let f = scan(&world, &lookup, chunk, &mut spread).await?;
+            let b = db_queries(&world, &lookup).await?;
+            let r = scan(&world, &lookup, chunk, &mut spread).await?;
+            let c = db_queries(&world, &lookup).await?;
+            first_queries += b - a;
+            all_queries += c - a;
+            first.not_found += f.not_found;
+            first.other += f.other;
+            again.not_found += r.not_found;
+            again.other += r.other;
+        }
         let n = codes.len() as f64;
-        let per_code = (q2 - q0) / n;
+        let per_code = all_queries / n;
         o.acknowledged += (first.not_found + again.not_found) as u64;
         o.wrong += first.other + again.other;
         let value = format!(
             "{per_code:.3} ({:.0} + {:.0} on the repeat, {} codes)",
-            q1 - q0,
-            q2 - q1,
+            first_queries,
+            all_queries - first_queries,
             codes.len()
         );
         let label = format!("{label}: DB queries per code");
@@ -104,7 +117,8 @@ pub async fn code_scan(ctx: &Ctx) -> Result<Outcome> {
                 value,
                 format!("≤ {goal}"),
                 // Counted in whole queries: a float ratio of 40000/40000 may not be ≤ 1.
-                (q2 - q0).round() <= (goal * n).round() && first.not_found as usize == codes.len(),
+                all_queries.round() <= (goal * n).round()
+                    && first.not_found as usize == codes.len(),
             ),
             None => o.measured(&label, value),
         }
