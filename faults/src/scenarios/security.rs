@@ -102,7 +102,7 @@ pub async fn code_scan(ctx: &Ctx) -> Result<Outcome> {
         }
         let n = codes.len() as f64;
         let per_code = all_queries / n;
-        o.acknowledged += (first.not_found + again.not_found) as u64;
+        o.acknowledged += first.not_found + again.not_found;
         o.wrong += first.other + again.other;
         let value = format!(
             "{per_code:.3} ({:.0} + {:.0} on the repeat, {} codes)",
