@@ -13,7 +13,7 @@
 //! - [`db`]: connection pools (primary + replicas) over PostgreSQL or embedded SQLite,
 //!   migrations, and the stores that hold every SQL statement.
 //! - [`auth`], [`ratelimit`]: API keys and GCRA rate limiting.
-//! - [`problem`]: RFC 9457 problem+json errors.
+//! - [`problem`]: RFC 9457 problem+json errors; [`openapi`]: what both API documents share.
 //! - [`telemetry`], [`metrics`], [`health`], [`http`]: what every service exposes.
 
 pub mod auth;
@@ -31,6 +31,7 @@ pub mod ids;
 pub mod lease;
 pub mod links;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 pub mod redis;

@@ -37,6 +37,32 @@ pub struct Spec {
     pub proxy: bool,
 }
 
+impl Spec {
+    /// A PostgreSQL primary and its replica, nothing else.
+    pub const POSTGRES: Spec = Spec {
+        redis: false,
+        synchronous_replica: false,
+        proxy: false,
+    };
+    /// The PostgreSQL pair and a Redis Cluster: the production layout.
+    pub const WITH_REDIS: Spec = Spec {
+        redis: true,
+        ..Spec::POSTGRES
+    };
+}
+
+/// Lookup settings that turn its local cache off, so every redirect asks Redis or
+/// the database: what a scenario that breaks one of those needs to see.
+pub const L1_OFF: &[(&str, &str)] = &[("SHORTENER__LOOKUP__L1_ENABLED", "false")];
+
+/// What most scenarios run: one of each service, and links made through create.
+pub struct Stack {
+    pub create: Service,
+    pub stats: Service,
+    pub lookup: Service,
+    pub links: Vec<Link>,
+}
+
 pub struct World {
     pub pg: PgCluster,
     pub redis: Option<RedisCluster>,
@@ -165,6 +191,26 @@ impl World {
     }
 
     /// Creates `n` links with URLs `{prefix}/{i}` through create-service's bulk API.
+    /// Starts create, stats and one lookup (with `lookup_overrides`) and creates `n`
+    /// links to `prefix/<i>`.
+    pub async fn stack(
+        &mut self,
+        lookup_overrides: &[(&str, &str)],
+        prefix: &str,
+        n: usize,
+    ) -> Result<Stack> {
+        let create = self.service(Kind::Create, &[]).await?;
+        let stats = self.service(Kind::Stats, &[]).await?;
+        let lookup = self.service(Kind::Lookup, lookup_overrides).await?;
+        let links = self.create_links(&create, prefix, n).await?;
+        Ok(Stack {
+            create,
+            stats,
+            lookup,
+            links,
+        })
+    }
+
     pub async fn create_links(
         &self,
         create: &Service,

@@ -2,25 +2,8 @@
 //! API, generated from the handler's annotation so it cannot drift from the code.
 
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-
-struct ApiKeyAuth;
-
-impl Modify for ApiKeyAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("sk_…")
-                    .build(),
-            ),
-        );
-    }
-}
+use common::openapi::ApiKeyAuth;
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(

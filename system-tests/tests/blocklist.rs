@@ -97,6 +97,21 @@ async fn wait_metric(h: &Harness, port: u16, name: &str, value: f64) {
     panic!("{name} on {port} never read {value}");
 }
 
+/// Waits until each lookup instance listens for blocklist and link announcements (a
+/// link subscription coming up after the warm-up would make the warm entries stale).
+async fn wait_subscribed(h: &Harness, ports: &[u16]) {
+    for &port in ports {
+        wait_metric(h, port, "shortener_blocklist_subscription_up", 1.0).await;
+        wait_metric(
+            h,
+            port,
+            "shortener_lookup_invalidation_subscription_up",
+            1.0,
+        )
+        .await;
+    }
+}
+
 /// Every link redirects on every instance, twice: the second answer comes from the
 /// local cache.
 async fn warm(h: &Harness, ports: &[u16], links: &Links) {
@@ -259,19 +274,14 @@ async fn a_block_reaches_every_lookup_instance_through_redis() {
     let h = Harness::postgres(&[]).await;
     let (second, _second) = h.add_lookup().await;
     let ports = [h.lookup_port, second];
-    for port in [h.lookup_port, second, h.create.port] {
-        wait_metric(&h, port, "shortener_blocklist_subscription_up", 1.0).await;
-    }
-    // A link subscription coming up later would make the warm entries stale.
-    for port in ports {
-        wait_metric(
-            &h,
-            port,
-            "shortener_lookup_invalidation_subscription_up",
-            1.0,
-        )
-        .await;
-    }
+    wait_metric(
+        &h,
+        h.create.port,
+        "shortener_blocklist_subscription_up",
+        1.0,
+    )
+    .await;
+    wait_subscribed(&h, &ports).await;
     let links = make_links(&h).await;
     warm(&h, &ports, &links).await;
     block_and_unblock(&h, &ports, &links).await;
@@ -286,17 +296,6 @@ async fn a_block_reaches_lookup_over_the_in_process_bus() {
     warm(&h, &[h.lookup_port], &links).await;
     block_and_unblock(&h, &[h.lookup_port], &links).await;
     h.stop().await;
-}
-
-fn redis_signal(redis: &RedisCluster, signal: &str) {
-    for port in redis.ports() {
-        let pid = redis.pid(port).unwrap();
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
 }
 
 /// With every Redis node frozen, subscriptions are lost and the announcement cannot
@@ -315,20 +314,11 @@ async fn lost_subscriptions_converge_by_the_periodic_reload() {
     .await;
     let (second, _second) = h.add_lookup().await;
     let ports = [h.lookup_port, second];
-    for port in ports {
-        wait_metric(&h, port, "shortener_blocklist_subscription_up", 1.0).await;
-        wait_metric(
-            &h,
-            port,
-            "shortener_lookup_invalidation_subscription_up",
-            1.0,
-        )
-        .await;
-    }
+    wait_subscribed(&h, &ports).await;
     let links = make_links(&h).await;
     warm(&h, &ports, &links).await;
 
-    redis_signal(&redis, "STOP");
+    redis.signal_all("STOP").unwrap();
     for port in ports {
         wait_metric(&h, port, "shortener_blocklist_subscription_up", 0.0).await;
     }
@@ -374,6 +364,6 @@ async fn lost_subscriptions_converge_by_the_periodic_reload() {
             == 0.0,
         "the instance really was cut off"
     );
-    redis_signal(&redis, "CONT");
+    redis.signal_all("CONT").unwrap();
     drop(h);
 }

@@ -37,17 +37,6 @@ fn psql(port: u16, sql: &str) {
     assert!(status.success(), "psql: {sql}");
 }
 
-fn redis_signal(redis: &RedisCluster, signal: &str) {
-    for port in redis.ports() {
-        let pid = redis.pid(port).unwrap();
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
 async fn create(h: &Harness, n: usize) -> Vec<String> {
     let mut codes = Vec::with_capacity(n);
     for i in 0..n {
@@ -99,7 +88,7 @@ async fn one_load_per_code_and_l1_survives_everything_down() {
     for code in &codes[1..5] {
         assert_eq!(h.follow(code).await.status, 302);
     }
-    redis_signal(&redis, "KILL");
+    redis.signal_all("KILL").unwrap();
     pg.kill_primary().await.unwrap();
     pg.stop_replica().await.unwrap();
     for code in &codes[..5] {
@@ -140,7 +129,7 @@ async fn frozen_redis_opens_the_breaker_and_stops_costing_time() {
     .await;
     let codes = create(&h, 240).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    redis_signal(&redis, "STOP");
+    redis.signal_all("STOP").unwrap();
     // The first few uncached lookups pay the Redis deadline until the breaker opens.
     for code in &codes[..10] {
         assert_eq!(h.follow(code).await.status, 302);
@@ -171,7 +160,7 @@ async fn frozen_redis_opens_the_breaker_and_stops_costing_time() {
         ready.text
     );
     assert!(ready.text.contains("breaker open"), "{}", ready.text);
-    redis_signal(&redis, "CONT");
+    redis.signal_all("CONT").unwrap();
     drop(h);
 }
 

@@ -181,6 +181,17 @@ impl RedisCluster {
             .with_context(|| format!("bad pid file for redis node {port}"))
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, ...) to every node at once: a frozen or
+    /// crashed cluster as clients see it. Does not wait for the effect.
+    pub fn signal_all(&self, signal: &str) -> Result<()> {
+        let pids = self
+            .ports()
+            .into_iter()
+            .map(|port| self.pid(port))
+            .collect::<Result<Vec<_>>>()?;
+        sys::signal(&pids, signal)
+    }
+
     /// Ports of the nodes that are masters right now.
     pub async fn master_ports(&self) -> Result<Vec<u16>> {
         let mut masters = Vec::new();

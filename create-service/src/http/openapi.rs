@@ -2,9 +2,9 @@
 //! annotations, so it cannot drift from the code.
 
 use actix_web::HttpResponse;
+use common::openapi::ApiKeyAuth;
 use common::problem::Problem;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{IntoResponses, OpenApi};
 
 /// Answers any endpoint may give before its own work: authentication and rate
 /// limits (`CreateState::caller`) and an unreachable database.
@@ -54,23 +54,6 @@ pub enum BodyProblems {
         content_type = "application/problem+json"
     )]
     UnsupportedMediaType(Problem),
-}
-
-struct ApiKeyAuth;
-
-impl Modify for ApiKeyAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("sk_…")
-                    .build(),
-            ),
-        );
-    }
 }
 
 #[derive(OpenApi)]

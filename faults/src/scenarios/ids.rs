@@ -23,7 +23,7 @@ const THREADS: usize = 4;
 /// from the database; all collected and checked for duplicates.
 pub async fn across_processes(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("ids", "ids");
-    let world = World::start(&ctx.paths, Spec::default()).await?;
+    let world = World::start(&ctx.paths, Spec::POSTGRES).await?;
     let total: usize = 10_000_000;
     let dir = ctx.paths.log_dir.join("ids");
     std::fs::create_dir_all(&dir)?;

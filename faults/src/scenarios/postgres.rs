@@ -12,15 +12,9 @@ use crate::Ctx;
 use crate::load::{self, Bounds, Link};
 use crate::procs::Kind;
 use crate::report::{Outcome, seconds};
-use crate::world::{Spec, World, run_sql};
+use crate::world::{L1_OFF, Spec, Stack, World, run_sql};
 
 /// No Redis: every redirect below L1 reads the replica, so the replica's faults show.
-const NO_REDIS: Spec = Spec {
-    redis: false,
-    synchronous_replica: false,
-    proxy: false,
-};
-
 /// The replica SIGSTOPped (a hung host) while links are followed and created-then-
 /// followed: readers must fall back to the primary, with no error and no miss.
 pub async fn replica_frozen(ctx: &Ctx) -> Result<Outcome> {
@@ -41,15 +35,13 @@ enum ReplicaFault {
 
 async fn replica_fault(ctx: &Ctx, name: &str, fault: ReplicaFault) -> Result<Outcome> {
     let mut o = Outcome::new(name, "redirects, creates, clicks");
-    let mut world = World::start(&ctx.paths, NO_REDIS).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let _stats = world.service(Kind::Stats, &[]).await?;
-    let lookup = world
-        .service(Kind::Lookup, &[("SHORTENER__LOOKUP__L1_ENABLED", "false")])
-        .await?;
-    let links = world
-        .create_links(&create, "https://example.com/r", 300)
-        .await?;
+    let mut world = World::start(&ctx.paths, Spec::POSTGRES).await?;
+    let Stack {
+        create,
+        stats: _stats,
+        lookup,
+        links,
+    } = world.stack(L1_OFF, "https://example.com/r", 300).await?;
     let time = ctx.pick(Duration::from_secs(10), Duration::from_secs(30));
     let run = load::redirects(
         &world.http,
@@ -143,9 +135,9 @@ async fn replica_lag(world: &World) -> Result<Duration> {
 pub async fn primary_failover(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("primary-failover", "creates");
     let spec = Spec {
-        redis: false,
         synchronous_replica: true,
         proxy: true,
+        ..Spec::POSTGRES
     };
     let mut world = World::start(&ctx.paths, spec).await?;
     let create = world.service(Kind::Create, &[]).await?;
@@ -280,18 +272,13 @@ async fn verify_links(world: &World, links: &[Link]) -> Result<(u64, u64)> {
 /// clicks wait in memory and are all counted once the database is back.
 pub async fn all_down(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("postgres-down", "redirects, creates, clicks");
-    let spec = Spec {
-        redis: true,
-        synchronous_replica: false,
-        proxy: false,
-    };
-    let mut world = World::start(&ctx.paths, spec).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let _stats = world.service(Kind::Stats, &[]).await?;
-    let lookup = world.service(Kind::Lookup, &[]).await?;
-    let links = world
-        .create_links(&create, "https://example.com/p", 300)
-        .await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
+    let Stack {
+        create,
+        stats: _stats,
+        lookup,
+        links,
+    } = world.stack(&[], "https://example.com/p", 300).await?;
     let outage = ctx.pick(Duration::from_secs(8), Duration::from_secs(30));
     let run = load::redirects(
         &world.http,

@@ -9,15 +9,8 @@ use anyhow::Result;
 use super::{click_figures, redirect_bounds, shared};
 use crate::Ctx;
 use crate::load;
-use crate::procs::Kind;
 use crate::report::{Outcome, seconds};
-use crate::world::{Spec, World};
-
-const PG_ONLY: Spec = Spec {
-    redis: false,
-    synchronous_replica: false,
-    proxy: false,
-};
+use crate::world::{Spec, Stack, World};
 
 /// How often lookup flushes its click counts in these scenarios (the world's setting).
 const FLUSH: Duration = Duration::from_millis(500);
@@ -26,13 +19,13 @@ const FLUSH: Duration = Duration::from_millis(500);
 /// each), then stopped with SIGTERM: every click counted exactly once.
 pub async fn stats_killed(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("stats-killed", "redirects, clicks");
-    let mut world = World::start(&ctx.paths, PG_ONLY).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let mut stats = world.service(Kind::Stats, &[]).await?;
-    let lookup = world.service(Kind::Lookup, &[]).await?;
-    let links = world
-        .create_links(&create, "https://example.com/s", 200)
-        .await?;
+    let mut world = World::start(&ctx.paths, Spec::POSTGRES).await?;
+    let Stack {
+        create: _create,
+        mut stats,
+        lookup,
+        links,
+    } = world.stack(&[], "https://example.com/s", 200).await?;
     let kills = ctx.pick(3, 10);
     let run = load::redirects(
         &world.http,
@@ -77,16 +70,16 @@ pub async fn stats_killed(ctx: &Ctx) -> Result<Outcome> {
 /// under load (loses nothing).
 pub async fn lookup_killed(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("lookup-killed", "redirects, clicks");
-    let mut world = World::start(&ctx.paths, PG_ONLY).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let _stats = world.service(Kind::Stats, &[]).await?;
-    let mut lookup = world.service(Kind::Lookup, &[]).await?;
+    let mut world = World::start(&ctx.paths, Spec::POSTGRES).await?;
+    let Stack {
+        create,
+        stats: _stats,
+        mut lookup,
+        links: killed,
+    } = world.stack(&[], "https://example.com/k", 200).await?;
     let time = ctx.pick(Duration::from_secs(5), Duration::from_secs(20));
 
     // SIGKILL while answering.
-    let killed = world
-        .create_links(&create, "https://example.com/k", 200)
-        .await?;
     let started = Instant::now();
     let run = load::redirects(
         &world.http,

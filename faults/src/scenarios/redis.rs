@@ -9,28 +9,19 @@ use test_kit::redis::{NODE_TIMEOUT_MS, redis_cli};
 use super::{click_figures, redirect_bounds, redirect_figures, shared};
 use crate::Ctx;
 use crate::load::{self, Link};
-use crate::procs::Kind;
 use crate::report::{Outcome, seconds};
-use crate::world::{Spec, World};
-
-const REDIS: Spec = Spec {
-    redis: true,
-    synchronous_replica: false,
-    proxy: false,
-};
+use crate::world::{L1_OFF, Spec, Stack, World};
 
 /// A master SIGKILLed under redirect load with L1 off, so every redirect asks Redis.
 pub async fn master_killed(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("redis-master-killed", "redirects, clicks");
-    let mut world = World::start(&ctx.paths, REDIS).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let _stats = world.service(Kind::Stats, &[]).await?;
-    let lookup = world
-        .service(Kind::Lookup, &[("SHORTENER__LOOKUP__L1_ENABLED", "false")])
-        .await?;
-    let links = world
-        .create_links(&create, "https://example.com/m", 500)
-        .await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
+    let Stack {
+        create: _create,
+        stats: _stats,
+        lookup,
+        links,
+    } = world.stack(L1_OFF, "https://example.com/m", 500).await?;
 
     let before = ctx.pick(Duration::from_secs(3), Duration::from_secs(10));
     let after = ctx.pick(Duration::from_secs(10), Duration::from_secs(30));
@@ -98,13 +89,13 @@ pub async fn master_killed(ctx: &Ctx) -> Result<Outcome> {
 /// database meanwhile, links created during the outage followable at once.
 pub async fn all_down(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("redis-down", "redirects, creates, clicks");
-    let mut world = World::start(&ctx.paths, REDIS).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let _stats = world.service(Kind::Stats, &[]).await?;
-    let lookup = world.service(Kind::Lookup, &[]).await?;
-    let links = world
-        .create_links(&create, "https://example.com/d", 500)
-        .await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
+    let Stack {
+        create,
+        stats: _stats,
+        lookup,
+        links,
+    } = world.stack(&[], "https://example.com/d", 500).await?;
 
     let outage = ctx.pick(Duration::from_secs(10), Duration::from_secs(60));
     let run = load::redirects(
@@ -155,7 +146,7 @@ pub async fn all_down(ctx: &Ctx) -> Result<Outcome> {
 /// fills, negative entries), reads still answer. Redirects and clicks must not care.
 pub async fn noeviction(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("redis-noeviction", "redirects, creates, clicks");
-    let mut world = World::start(&ctx.paths, REDIS).await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
     let redis = world.redis.as_ref().context("no redis")?;
     for port in redis.ports() {
         redis_cli(port, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await?;
@@ -176,14 +167,12 @@ pub async fn noeviction(ctx: &Ctx) -> Result<Outcome> {
         probe.contains("OOM"),
     );
 
-    let create = world.service(Kind::Create, &[]).await?;
-    let _stats = world.service(Kind::Stats, &[]).await?;
-    let lookup = world
-        .service(Kind::Lookup, &[("SHORTENER__LOOKUP__L1_ENABLED", "false")])
-        .await?;
-    let links = world
-        .create_links(&create, "https://example.com/n", 300)
-        .await?;
+    let Stack {
+        create,
+        stats: _stats,
+        lookup,
+        links,
+    } = world.stack(L1_OFF, "https://example.com/n", 300).await?;
     let time = ctx.pick(Duration::from_secs(8), Duration::from_secs(30));
     let run = load::redirects(
         &world.http,

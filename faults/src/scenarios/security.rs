@@ -16,20 +16,14 @@ use sha2::{Digest, Sha256};
 use crate::Ctx;
 use crate::procs::{Kind, Service};
 use crate::report::Outcome;
-use crate::world::{Spec, World};
-
-const WITH_REDIS: Spec = Spec {
-    redis: true,
-    synchronous_replica: false,
-    proxy: false,
-};
+use crate::world::{Spec, Stack, World};
 
 /// 100k codes that do not exist (10k quick), each asked for once and then again
 /// within the negative-cache lifetime, spread over many addresses; then one address
 /// scanning alone until its 404 budget trips.
 pub async fn code_scan(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("code-scan", "unknown codes");
-    let mut world = World::start(&ctx.paths, WITH_REDIS).await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
     let lookup = world
         .service(
             Kind::Lookup,
@@ -233,7 +227,7 @@ async fn db_queries(world: &World, lookup: &Service) -> Result<f64> {
 /// log line the services wrote while it (and wrong keys) were used, at debug level.
 pub async fn api_keys(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("api-keys", "requests");
-    let mut world = World::start(&ctx.paths, WITH_REDIS).await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
     let debug = [("SHORTENER__TELEMETRY__FILTER", "debug")];
     let create = world.service(Kind::Create, &debug).await?;
     let stats = world.service(Kind::Stats, &debug).await?;
@@ -377,10 +371,13 @@ pub async fn api_keys(ctx: &Ctx) -> Result<Outcome> {
 /// loopback: the listener must see no connection at all.
 pub async fn no_outbound(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("no-outbound", "requests");
-    let mut world = World::start(&ctx.paths, WITH_REDIS).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let stats = world.service(Kind::Stats, &[]).await?;
-    let lookup = world.service(Kind::Lookup, &[]).await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
+    let Stack {
+        create,
+        stats,
+        lookup,
+        ..
+    } = world.stack(&[], "", 0).await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
@@ -473,7 +470,7 @@ pub async fn no_outbound(ctx: &Ctx) -> Result<Outcome> {
 /// serve it again once the host is unblocked.
 pub async fn blocklist(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("blocklist", "redirects");
-    let mut world = World::start(&ctx.paths, WITH_REDIS).await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
     let create = world.service(Kind::Create, &[]).await?;
     let lookups = [
         world.service(Kind::Lookup, &[]).await?,
@@ -593,7 +590,7 @@ async fn until_all(
 /// never sends a non-http(s) target or a control character in `Location`.
 pub async fn stored_urls(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("stored-urls", "redirects");
-    let mut world = World::start(&ctx.paths, WITH_REDIS).await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
     let lookup = world.service(Kind::Lookup, &[]).await?;
     let hostile = [
         "javascript:alert(document.domain)",

@@ -10,28 +10,21 @@ use crate::Ctx;
 use crate::load::{self, Bounds};
 use crate::procs::Kind;
 use crate::report::{Outcome, seconds};
-use crate::world::{Spec, World};
+use crate::world::{Spec, Stack, World};
 
 pub async fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("soak", "redirects, creates, clicks");
     let total = ctx.soak.unwrap_or(Duration::from_secs(60));
     // Caches fill and pools open during the first sixth (at most five minutes).
     let warm_up = (total / 6).min(Duration::from_secs(300));
-    let spec = Spec {
-        redis: true,
-        synchronous_replica: false,
-        proxy: false,
-    };
-    let mut world = World::start(&ctx.paths, spec).await?;
-    let create = world.service(Kind::Create, &[]).await?;
-    let stats = world.service(Kind::Stats, &[]).await?;
-    let lookups = [
-        world.service(Kind::Lookup, &[]).await?,
-        world.service(Kind::Lookup, &[]).await?,
-    ];
-    let links = world
-        .create_links(&create, "https://example.com/soak", 20_000)
-        .await?;
+    let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
+    let Stack {
+        create,
+        stats,
+        lookup,
+        links,
+    } = world.stack(&[], "https://example.com/soak", 20_000).await?;
+    let lookups = [lookup, world.service(Kind::Lookup, &[]).await?];
 
     let redirects = load::redirects(
         &world.http,
@@ -81,8 +74,28 @@ pub async fn run(ctx: &Ctx) -> Result<Outcome> {
             .send()
             .await;
         stats_reads += 1;
-        if !r.is_ok_and(|r| r.status() == 200) {
+        let failure = match r {
+            Ok(r) if r.status() == 200 => None,
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                Some(format!(
+                    "{status} {}",
+                    body.chars().take(200).collect::<String>()
+                ))
+            }
+            Err(e) if e.is_timeout() => Some("no answer within 5 s".to_string()),
+            Err(e) => Some(format!("{e:#}")),
+        };
+        if let Some(failure) = failure {
             stats_failures += 1;
+            // The first few, with when they happened: enough to tell a pattern.
+            if stats_failures <= 5 {
+                o.note(format!(
+                    "stats read of {code} at {} failed: {failure}",
+                    seconds(started.elapsed())
+                ));
+            }
         }
     }
     let end: Vec<u64> = services.iter().map(|s| s.rss_kib().unwrap_or(0)).collect();
