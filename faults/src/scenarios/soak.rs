@@ -53,18 +53,16 @@ pub async fn run(ctx: &Ctx) -> Result<Outcome> {
 
     let started = Instant::now();
     let services = [&create, &stats, &lookups[0], &lookups[1]];
-    let mut baseline: Option<Vec<u64>> = None;
-    let mut peak = vec![0u64; services.len()];
+    // (seconds since start, RSS KiB of each service) every 5 s.
+    let mut samples: Vec<(f64, Vec<u64>)> = Vec::new();
     let mut stats_reads = 0u64;
     let mut stats_failures = 0u64;
     while started.elapsed() < total {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        for (i, s) in services.iter().enumerate() {
-            peak[i] = peak[i].max(s.rss_kib().unwrap_or(0));
-        }
-        if baseline.is_none() && started.elapsed() >= warm_up {
-            baseline = Some(services.iter().map(|s| s.rss_kib().unwrap_or(0)).collect());
-        }
+        samples.push((
+            started.elapsed().as_secs_f64(),
+            services.iter().map(|s| s.rss_kib().unwrap_or(0)).collect(),
+        ));
         let code = &links[stats_reads as usize % links.len()].code;
         let r = world
             .http
@@ -98,7 +96,6 @@ pub async fn run(ctx: &Ctx) -> Result<Outcome> {
             }
         }
     }
-    let end: Vec<u64> = services.iter().map(|s| s.rss_kib().unwrap_or(0)).collect();
     let seen = redirects.finish(load::Redirects::merge).await;
     let made = creates.finish(load::Creates::merge).await;
 
@@ -120,25 +117,150 @@ pub async fn run(ctx: &Ctx) -> Result<Outcome> {
         "0 / 0 / 0",
         seen.failed == 0 && made.error_count() == 0 && made.unavailable == 0 && stats_failures == 0,
     );
-    let baseline = baseline.unwrap_or_else(|| end.clone());
+    write_samples(&ctx.paths.log_dir.join("rss.csv"), &services, &samples)?;
+    o.note(format!(
+        "RSS every 5 s: {}",
+        ctx.paths.log_dir.join("rss.csv").display()
+    ));
     for (i, s) in services.iter().enumerate() {
-        let growth = if baseline[i] == 0 {
-            0.0
-        } else {
-            (end[i] as f64 - baseline[i] as f64) * 100.0 / baseline[i] as f64
+        let series: Vec<(f64, f64)> = samples
+            .iter()
+            .filter(|(t, _)| *t >= warm_up.as_secs_f64())
+            .map(|(t, rss)| (*t, rss[i] as f64 / 1024.0))
+            .collect();
+        let Some(m) = Memory::of(&series) else {
+            o.figure(
+                &format!("{} RSS after warm-up", s.name),
+                "no samples",
+                "< +5%",
+                false,
+            );
+            continue;
         };
         o.figure(
-            &format!("{} RSS after warm-up → end", s.name),
+            &format!("{} RSS peak, first → last quarter after warm-up", s.name),
             format!(
-                "{:.1} → {:.1} MiB ({growth:+.1}%, peak {:.1})",
-                baseline[i] as f64 / 1024.0,
-                end[i] as f64 / 1024.0,
-                peak[i] as f64 / 1024.0
+                "{:.1} → {:.1} MiB ({:+.1}%; first and last sample {:.1} → {:.1}, trend {:+.1} MiB/h)",
+                m.first_peak, m.last_peak, m.growth_percent, m.first, m.last, m.mib_per_hour
             ),
             "< +5%",
-            growth < 5.0,
+            m.growth_percent < 5.0,
         );
     }
     click_figures(&mut o, &world, &links, seen.redirected(), 0).await?;
     Ok(o)
+}
+
+/// Memory of one service after warm-up, from its RSS samples (seconds, MiB). RSS
+/// moves in a band as batches are allocated and freed, so one sample against another
+/// measures where in the band each fell; a leak shows as the band itself rising: the
+/// peak of the last quarter above the peak of the first.
+#[derive(Debug, PartialEq)]
+struct Memory {
+    first: f64,
+    last: f64,
+    first_peak: f64,
+    last_peak: f64,
+    growth_percent: f64,
+    /// Least-squares slope over every sample.
+    mib_per_hour: f64,
+}
+
+impl Memory {
+    fn of(series: &[(f64, f64)]) -> Option<Memory> {
+        let (&(t0, first), &(t1, last)) = (series.first()?, series.last()?);
+        let quarter = (t1 - t0) / 4.0;
+        let peak = |keep: &dyn Fn(f64) -> bool| {
+            series
+                .iter()
+                .filter(|(t, _)| keep(*t))
+                .map(|(_, v)| *v)
+                .fold(0.0, f64::max)
+        };
+        let first_peak = peak(&|t| t <= t0 + quarter);
+        let last_peak = peak(&|t| t >= t1 - quarter);
+        let n = series.len() as f64;
+        let (mean_t, mean_v) = (
+            series.iter().map(|(t, _)| t).sum::<f64>() / n,
+            series.iter().map(|(_, v)| v).sum::<f64>() / n,
+        );
+        let (mut cov, mut var) = (0.0, 0.0);
+        for (t, v) in series {
+            cov += (t - mean_t) * (v - mean_v);
+            var += (t - mean_t) * (t - mean_t);
+        }
+        let slope = if var > 0.0 { cov / var } else { 0.0 };
+        Some(Memory {
+            first,
+            last,
+            first_peak,
+            last_peak,
+            growth_percent: if first_peak > 0.0 {
+                (last_peak - first_peak) * 100.0 / first_peak
+            } else {
+                0.0
+            },
+            mib_per_hour: slope * 3600.0,
+        })
+    }
+}
+
+/// The samples as CSV (`seconds,<service>,…`, KiB), for plotting.
+fn write_samples(
+    path: &std::path::Path,
+    services: &[&crate::procs::Service],
+    samples: &[(f64, Vec<u64>)],
+) -> Result<()> {
+    let mut csv = String::from("seconds");
+    for s in services {
+        csv.push(',');
+        csv.push_str(&s.name);
+    }
+    csv.push('\n');
+    for (t, rss) in samples {
+        csv.push_str(&format!("{t:.1}"));
+        for v in rss {
+            csv.push_str(&format!(",{v}"));
+        }
+        csv.push('\n');
+    }
+    std::fs::write(path, csv)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_band_that_does_not_rise_is_no_growth() {
+        // A sawtooth between 60 and 90 MiB, sampled low at the start, high at the end.
+        let series: Vec<(f64, f64)> = (0..=100)
+            .map(|i| {
+                (
+                    i as f64 * 5.0,
+                    if i % 7 == 3 {
+                        90.0
+                    } else {
+                        60.0 + (i % 7) as f64
+                    },
+                )
+            })
+            .collect();
+        let m = Memory::of(&series).unwrap();
+        assert_eq!((m.first_peak, m.last_peak), (90.0, 90.0));
+        assert!(m.growth_percent.abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_rising_band_is_growth() {
+        // 100 MiB plus 1 MiB a minute for an hour: peaks 115 → 160, and 60 MiB/h.
+        let series: Vec<(f64, f64)> = (0..=720)
+            .map(|i| (i as f64 * 5.0, 100.0 + i as f64 * 5.0 / 60.0))
+            .collect();
+        let m = Memory::of(&series).unwrap();
+        assert!(m.growth_percent > 30.0, "{m:?}");
+        assert!((m.mib_per_hour - 60.0).abs() < 1e-6, "{m:?}");
+        assert!(Memory::of(&[]).is_none());
+    }
 }
