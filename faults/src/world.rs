@@ -190,9 +190,8 @@ impl World {
         Ok(service)
     }
 
-    /// Creates `n` links with URLs `{prefix}/{i}` through create-service's bulk API.
-    /// Starts create, stats and one lookup (with `lookup_overrides`) and creates `n`
-    /// links to `prefix/<i>`.
+    /// Starts create, stats and one lookup (with `lookup_overrides`), then creates `n`
+    /// links with [`World::create_links`].
     pub async fn stack(
         &mut self,
         lookup_overrides: &[(&str, &str)],
@@ -211,6 +210,7 @@ impl World {
         })
     }
 
+    /// Creates `n` links with URLs `{prefix}/{i}` through create-service's bulk API.
     pub async fn create_links(
         &self,
         create: &Service,

@@ -14,7 +14,6 @@ use crate::procs::Kind;
 use crate::report::{Outcome, seconds};
 use crate::world::{L1_OFF, Spec, Stack, World, run_sql};
 
-/// No Redis: every redirect below L1 reads the replica, so the replica's faults show.
 /// The replica SIGSTOPped (a hung host) while links are followed and created-then-
 /// followed: readers must fall back to the primary, with no error and no miss.
 pub async fn replica_frozen(ctx: &Ctx) -> Result<Outcome> {
@@ -35,6 +34,7 @@ enum ReplicaFault {
 
 async fn replica_fault(ctx: &Ctx, name: &str, fault: ReplicaFault) -> Result<Outcome> {
     let mut o = Outcome::new(name, "redirects, creates, clicks");
+    // No Redis and no L1: every redirect reads the replica, so the replica's faults show.
     let mut world = World::start(&ctx.paths, Spec::POSTGRES).await?;
     let Stack {
         create,

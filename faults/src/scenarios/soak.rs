@@ -117,11 +117,9 @@ pub async fn run(ctx: &Ctx) -> Result<Outcome> {
         "0 / 0 / 0",
         seen.failed == 0 && made.error_count() == 0 && made.unavailable == 0 && stats_failures == 0,
     );
-    write_samples(&ctx.paths.log_dir.join("rss.csv"), &services, &samples)?;
-    o.note(format!(
-        "RSS every 5 s: {}",
-        ctx.paths.log_dir.join("rss.csv").display()
-    ));
+    let csv = ctx.paths.log_dir.join("rss.csv");
+    write_samples(&csv, &services, &samples)?;
+    o.note(format!("RSS every 5 s: {}", csv.display()));
     for (i, s) in services.iter().enumerate() {
         let series: Vec<(f64, f64)> = samples
             .iter()
@@ -155,7 +153,7 @@ pub async fn run(ctx: &Ctx) -> Result<Outcome> {
 /// moves in a band as batches are allocated and freed, so one sample against another
 /// measures where in the band each fell; a leak shows as the band itself rising: the
 /// peak of the last quarter above the peak of the first.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Memory {
     first: f64,
     last: f64,
