@@ -10,19 +10,18 @@
 pub mod transfer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use std::time::Duration;
+
 use common::config::{ServiceKind, Settings};
 use common::db::Engine;
 use common::deps::Deps;
-use common::events::{InvalidationSource, LinkEvents};
-use common::ids::CodeCodec;
-use create_service::CreateState;
-use lookup_service::LookupState;
+use common::events::Bus;
+use common::server::{Running, ServiceBuilder};
+use create_service::CreateService;
+use lookup_service::LookupService;
 use secrecy::{ExposeSecret, SecretString};
+use stats_service::StatsService;
 
 /// Where the embedded default keeps its code key when `ids.code_key` is unset: next to
 /// the SQLite file, so codes stay stable across restarts.
@@ -84,92 +83,30 @@ pub async fn connect(mut settings: Settings) -> anyhow::Result<Deps> {
     Deps::connect(ServiceKind::AllInOne, settings).await
 }
 
-/// A bound, not yet running, all-in-one server.
-pub struct AllInOne {
-    port: u16,
-    server: Server,
-    create: web::Data<CreateState>,
-    lookup: web::Data<LookupState>,
-    consumers: stats_service::consumer::Consumers,
-    stop: common::http::GracefulStop,
-}
-
-impl AllInOne {
-    pub async fn build(settings: Settings) -> anyhow::Result<AllInOne> {
-        let deps = connect(settings).await?;
-        let settings = deps.settings.clone();
-        // Edits reach the in-process lookup cache over a channel instead of Redis.
-        let (bus, _) = tokio::sync::broadcast::channel(4096);
-        let create =
-            web::Data::new(CreateState::build(&deps, LinkEvents::Local(bus.clone())).await?);
-        let codec: Arc<CodeCodec> = create.codec.clone();
-        let lookup = web::Data::new(LookupState::build(
-            &deps,
-            codec,
-            InvalidationSource::Local(bus),
-        ));
-        let (stats, consumers) = stats_service::app::start(&deps);
-        let readiness = web::Data::new(create_service::state::with_lease_check(
-            deps.readiness(),
-            &create,
-        ));
-        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
-        let metrics = web::Data::from(deps.metrics.clone());
-        let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
-        let app_create = create.clone();
-        let app_lookup = lookup.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::metrics::track_requests))
-                .wrap(common::telemetry::request_tracing())
-                .app_data(app_create.clone())
-                .app_data(app_lookup.clone())
-                .app_data(stats.clone())
-                .app_data(readiness.clone())
-                .app_data(metrics.clone())
-                .app_data(common::http::query_config())
-                .app_data(common::http::path_config())
-                .configure(common::http::ops_routes)
-                .configure(create_service::routes(&settings))
-                .configure(stats_service::routes)
-                // Every path no route above claims is a code (or a 404).
-                .default_service(lookup_service::redirect_service())
+/// Starts the all-in-one: create, lookup and stats on one port, sharing one set of
+/// dependencies; link changes reach the in-process lookup cache over an in-process
+/// bus instead of Redis. Stops in the order every service does (see
+/// [`common::server`]): flush clicks → publish pending link changes → apply the
+/// queued clicks and stop the appliers → release the worker-id lease.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let mut deps = connect(settings).await?;
+    deps.bus = Bus::local();
+    let create = CreateService::start(&deps).await?;
+    let lookup = LookupService::start(&deps, create.state.codec.clone()).await;
+    let stats = StatsService::start(&deps);
+    let builder = ServiceBuilder::new(&deps, create.readiness(&deps));
+    let builder = lookup.mount(stats.mount(create.mount(builder, &deps.settings)));
+    let (db, stats_settings) = (deps.db.clone(), deps.settings.stats.clone());
+    builder
+        .on_stop("flush clicks", lookup.flush_clicks())
+        .on_stop("publish pending link changes", create.stop_relay())
+        .on_stop("apply the queued clicks", async move {
+            stats_service::consumer::apply_remaining(&db, &stats_settings, Duration::from_secs(10))
+                .await
         })
-        .shutdown_timeout(deps.settings.http.shutdown_timeout_secs)
-        .disable_signals()
-        .listen(listener)?;
-        if let Some(workers) = deps.settings.http.workers {
-            server = server.workers(workers);
-        }
-        Ok(AllInOne {
-            port,
-            server: server.run(),
-            create,
-            lookup,
-            consumers,
-            stop,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
-    /// then flushes buffered clicks and releases the worker-id lease.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.stop.serve(self.server).await?;
-        lookup_service::app::flush_clicks(&self.lookup).await;
-        // Apply what was just flushed before stopping the appliers.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        self.consumers.stop().await;
-        self.create.release_lease().await;
-        Ok(())
-    }
+        .on_stop("stop the click appliers", stats.stop_appliers())
+        .on_stop("release the worker-id lease", create.release_lease())
+        .start()
 }
 
 /// `keys create`: mints a key; the caller prints it.
@@ -224,8 +161,7 @@ pub async fn block_host(
     reason: &str,
 ) -> anyhow::Result<common::blocklist::Outcome> {
     let deps = connect_admin(settings).await?;
-    let bus = common::blocklist::admin_bus(&deps);
-    let outcome = common::blocklist::block(&deps.db, &bus, host, reason).await;
+    let outcome = common::blocklist::block(&deps.db, &deps.bus, host, reason).await;
     deps.db.close().await;
     Ok(outcome?)
 }
@@ -236,8 +172,7 @@ pub async fn unblock_host(
     host: &str,
 ) -> anyhow::Result<common::blocklist::Outcome> {
     let deps = connect_admin(settings).await?;
-    let bus = common::blocklist::admin_bus(&deps);
-    let outcome = common::blocklist::unblock(&deps.db, &bus, host).await;
+    let outcome = common::blocklist::unblock(&deps.db, &deps.bus, host).await;
     deps.db.close().await;
     Ok(outcome?)
 }

@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     common::telemetry::init(&settings.telemetry);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let server = shortener::AllInOne::build(settings.clone()).await?;
+            let server = shortener::start(settings.clone()).await?;
             let base = settings.http.public_base_url.trim_end_matches('/');
             println!(
                 "shortener listening on http://{}:{}",
@@ -147,7 +147,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 "  curl -s -X POST {base}/api/v1/links -H 'Content-Type: application/json' -d '{{\"url\":\"https://example.com/\"}}'"
             );
             println!("  curl -si {base}/<code>");
-            server.run_until_stopped().await?;
+            server.until_signal().await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => match command {

@@ -13,7 +13,6 @@ mod cdp;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use cdp::{Browser, js};
 use common::config::{ServiceKind, Settings};
 use serde_json::{Value, json};
@@ -26,8 +25,7 @@ const LANDING_HOST: &str = "landing.test";
 struct Server {
     runtime: tokio::runtime::Runtime,
     port: u16,
-    handle: ServerHandle,
-    task: tokio::task::JoinHandle<()>,
+    server: common::server::Running,
     _dir: tempfile::TempDir,
 }
 
@@ -66,17 +64,12 @@ impl Server {
             ]
             .map(|(k, v)| (k.to_string(), v));
             let settings = Settings::load_from(ServiceKind::AllInOne, None, env).unwrap();
-            match runtime.block_on(shortener::AllInOne::build(settings)) {
+            match runtime.block_on(shortener::start(settings)) {
                 Ok(server) => {
-                    let handle = server.handle();
-                    let task = runtime.spawn(async move {
-                        server.run_until_stopped().await.unwrap();
-                    });
                     return Server {
                         runtime,
                         port,
-                        handle,
-                        task,
+                        server,
                         _dir: dir,
                     };
                 }
@@ -112,15 +105,9 @@ impl Server {
 
     fn stop(self) {
         let Server {
-            runtime,
-            handle,
-            task,
-            ..
+            runtime, server, ..
         } = self;
-        runtime.block_on(async move {
-            handle.stop(true).await;
-            task.await.unwrap();
-        });
+        runtime.block_on(async move { server.stop().await.unwrap() });
     }
 }
 

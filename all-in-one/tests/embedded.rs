@@ -24,26 +24,15 @@ fn settings(dir: &Path) -> Settings {
     Settings::load_from(ServiceKind::AllInOne, None, env).unwrap()
 }
 
-async fn start(
-    dir: &Path,
-) -> (
-    u16,
-    actix_web::dev::ServerHandle,
-    tokio::task::JoinHandle<()>,
-) {
-    let server = shortener::AllInOne::build(settings(dir)).await.unwrap();
-    let port = server.port();
-    let handle = server.handle();
-    let task = tokio::spawn(async move {
-        server.run_until_stopped().await.unwrap();
-    });
-    (port, handle, task)
+async fn start(dir: &Path) -> (u16, common::server::Running) {
+    let server = shortener::start(settings(dir)).await.unwrap();
+    (server.port(), server)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_port_serves_create_follow_and_ops() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, handle, task) = start(dir.path()).await;
+    let (port, server) = start(dir.path()).await;
     let http = test_kit::http_client().unwrap();
     let base = format!("http://127.0.0.1:{port}");
 
@@ -89,19 +78,17 @@ async fn one_port_serves_create_follow_and_ops() {
         .await
         .unwrap();
     assert_eq!(own.status(), 422);
-    handle.stop(true).await;
-    task.await.unwrap();
+    server.stop().await.unwrap();
 
     // Restart on the same data directory: the link and its code still work.
-    let (port, handle, task) = start(dir.path()).await;
+    let (port, server) = start(dir.path()).await;
     let follow = http
         .get(format!("http://127.0.0.1:{port}/{code}"))
         .send()
         .await
         .unwrap();
     assert_eq!(follow.status(), 302);
-    handle.stop(true).await;
-    task.await.unwrap();
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,7 +119,7 @@ async fn keys_create_prints_a_working_key_last() {
     assert!(listed.contains("demo") && listed.contains("active"));
     assert!(!listed.contains(&key), "keys are never shown again");
 
-    let (port, handle, task) = start(dir.path()).await;
+    let (port, server) = start(dir.path()).await;
     let http = test_kit::http_client().unwrap();
     let created = http
         .post(format!("http://127.0.0.1:{port}/api/v1/links"))
@@ -152,8 +139,7 @@ async fn keys_create_prints_a_working_key_last() {
         .await
         .unwrap();
     assert_eq!(mine["items"][0]["url"], "https://example.com/keyed");
-    handle.stop(true).await;
-    task.await.unwrap();
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +148,7 @@ async fn qr_codes_on_one_port() {
     let key = shortener::create_key(settings(dir.path()), "demo", "qr")
         .await
         .unwrap();
-    let (port, handle, task) = start(dir.path()).await;
+    let (port, server) = start(dir.path()).await;
     let http = test_kit::http_client().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let created: Value = http
@@ -197,6 +183,5 @@ async fn qr_codes_on_one_port() {
     // as anonymous (`links.anonymous_stats` is on here), and a keyed link is not theirs.
     let anonymous = http.get(&qr).send().await.unwrap();
     assert_eq!(anonymous.status(), 404);
-    handle.stop(true).await;
-    task.await.unwrap();
+    server.stop().await.unwrap();
 }

@@ -105,12 +105,8 @@ impl Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_commands_reach_a_running_server_by_its_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let server = shortener::AllInOne::build(settings(dir.path()))
-        .await
-        .unwrap();
+    let server = shortener::start(settings(dir.path())).await.unwrap();
     let port = server.port();
-    let handle = server.handle();
-    let task = tokio::spawn(async move { server.run_until_stopped().await.unwrap() });
     let s = Server {
         base: format!("http://127.0.0.1:{port}"),
         http: test_kit::http_client().unwrap(),
@@ -196,6 +192,5 @@ async fn hosts_commands_reach_a_running_server_by_its_reload() {
     assert!(empty.status.success());
     assert_eq!(stdout(&empty), "");
 
-    handle.stop(true).await;
-    task.await.unwrap();
+    server.stop().await.unwrap();
 }

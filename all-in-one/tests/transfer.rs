@@ -437,10 +437,8 @@ async fn interrupted_import_keeps_whole_batches_postgres() {
 /// lease of its own), then follows every imported link.
 async fn imported_links_redirect(engine: Engine) {
     let target = Target::on(engine).await;
-    let server = shortener::AllInOne::build(target.settings()).await.unwrap();
+    let server = shortener::start(target.settings()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", server.port());
-    let handle = server.handle();
-    let running = tokio::spawn(server.run_until_stopped());
     let http = test_kit::http_client().unwrap();
     let created: Value = http
         .post(format!("{base}/api/v1/links"))
@@ -484,8 +482,7 @@ async fn imported_links_redirect(engine: Engine) {
     let one = http.get(format!("{base}/one-link")).send().await.unwrap();
     assert_eq!(one.headers()["location"], "https://example.com/one");
     db.close().await;
-    handle.stop(true).await;
-    running.await.unwrap().unwrap();
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

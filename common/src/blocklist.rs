@@ -16,13 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use prometheus::{IntCounterVec, IntGauge, Opts};
 use tokio::sync::Notify;
 
 use crate::db::blocked_hosts::{self, BlockedHostRecord};
 use crate::db::{Database, StoreError};
 use crate::deps::Deps;
-use crate::events::{BlocklistHandler, InvalidationSource, subscribe_blocklist};
+use crate::events::{Bus, Event, Listener, Topic};
 use crate::links::{Blocklist, HostEntry, HostEntryError};
 use crate::metrics::{Metrics, register};
 
@@ -68,7 +69,7 @@ pub struct Outcome {
 /// Blocks `host` and its subdomains, then announces the change on `bus`.
 pub async fn block(
     db: &Database,
-    bus: &InvalidationSource,
+    bus: &Bus,
     host: &str,
     reason: &str,
 ) -> Result<Outcome, BlocklistError> {
@@ -92,11 +93,7 @@ pub async fn block(
 
 /// Unblocks `host` (exactly as it was blocked: a subdomain of a blocked host cannot
 /// be unblocked on its own), then announces the change on `bus`.
-pub async fn unblock(
-    db: &Database,
-    bus: &InvalidationSource,
-    host: &str,
-) -> Result<Outcome, BlocklistError> {
+pub async fn unblock(db: &Database, bus: &Bus, host: &str) -> Result<Outcome, BlocklistError> {
     let entry = HostEntry::parse(host)?;
     let changed = blocked_hosts::delete(db.primary(), entry.as_str()).await?;
     Ok(Outcome {
@@ -111,11 +108,11 @@ pub async fn list(db: &Database) -> Result<Vec<BlockedHostRecord>, StoreError> {
     blocked_hosts::list(db.primary()).await
 }
 
-async fn announce(bus: &InvalidationSource, changed: bool) -> Announcement {
+async fn announce(bus: &Bus, changed: bool) -> Announcement {
     if !changed {
         return Announcement::Unchanged;
     }
-    match crate::events::publish_blocklist_changed(bus).await {
+    match publish_with_retries(bus).await {
         Ok(true) => Announcement::Published,
         Ok(false) => Announcement::NoBus,
         Err(e) => {
@@ -125,11 +122,22 @@ async fn announce(bus: &InvalidationSource, changed: bool) -> Announcement {
     }
 }
 
-/// The bus an admin command announces on: Redis when the settings name one.
-pub fn admin_bus(deps: &Deps) -> InvalidationSource {
-    match &deps.redis {
-        Some(redis) => InvalidationSource::Redis(redis.clone()),
-        None => InvalidationSource::None,
+/// Publishing an announcement: attempts, each under the Redis call deadline, with a
+/// short pause between them.
+const ANNOUNCE_ATTEMPTS: u32 = 3;
+const ANNOUNCE_PAUSE: Duration = Duration::from_millis(100);
+
+async fn publish_with_retries(bus: &Bus) -> Result<bool, crate::redis::RedisError> {
+    let mut attempt = 1;
+    loop {
+        match bus.publish(&Event::BlocklistChanged).await {
+            Err(e) if attempt < ANNOUNCE_ATTEMPTS => {
+                tracing::debug!(error = %e, attempt, "blocklist announcement failed; retrying");
+                attempt += 1;
+                tokio::time::sleep(ANNOUNCE_PAUSE).await;
+            }
+            done => return done,
+        }
     }
 }
 
@@ -180,42 +188,45 @@ impl KeeperMetrics {
 /// Wakes the keeper on an announcement.
 struct Wake(Arc<Notify>);
 
-impl BlocklistHandler for Wake {
-    fn changed(&self) {
+impl Listener for Wake {
+    fn event(&self, _event: Event) -> BoxFuture<'static, ()> {
         // Stores a permit when the keeper is busy reloading, so a change announced
         // during a reload is followed by one more.
         self.0.notify_one();
+        Box::pin(std::future::ready(()))
+    }
+
+    fn missed(&self, connected: bool) {
+        // Reload once the subscription is back; while it is lost, the periodic
+        // reload is all there is, and a reload per reconnect attempt would only load
+        // the database.
+        if connected {
+            self.0.notify_one();
+        }
     }
 }
 
 /// Keeps `deps.blocklist` equal to the table: loads it now (returning once the first
-/// load is done or failed), then reloads on every announcement from `source` and at
-/// least every `links.blocklist_reload_secs`, until the database pool is closed. A
+/// load is done or failed), then reloads, from a task of `deps.background`, on every
+/// announcement on `deps.bus` and at least every `links.blocklist_reload_secs`. A
 /// blocklist already kept by another service of this process is left to it.
-pub async fn keep_current(deps: Deps, source: InvalidationSource) {
+pub async fn keep_current(deps: &Deps) {
     let blocklist = deps.blocklist.clone();
     if !blocklist.claim_keeper() {
         return;
     }
-    let subscribed = Arc::new(AtomicBool::new(false));
-    let metrics = KeeperMetrics::new(&deps.metrics, subscribed.clone());
+    let subscription = deps.bus.subscription(Topic::Blocklist);
+    let metrics = KeeperMetrics::new(&deps.metrics, subscription.flag());
     let period = deps.settings.blocklist_reload_period();
     let db = deps.db.clone();
     let wake = Arc::new(Notify::new());
-    if matches!(source, InvalidationSource::None) {
-        // Nobody announces changes, so none can be missed: the timer is the design.
-        subscribed.store(true, Ordering::Release);
-    }
-    subscribe_blocklist(source, Arc::new(Wake(wake.clone())), subscribed);
+    subscription.start(Arc::new(Wake(wake.clone())), &deps.background);
     reload(&blocklist, &db, &metrics).await;
-    tokio::spawn(async move {
+    deps.background.spawn(async move {
         loop {
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(early(period)) => {}
-            }
-            if db.primary().is_closed() {
-                return;
             }
             reload(&blocklist, &db, &metrics).await;
         }

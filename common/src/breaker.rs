@@ -144,7 +144,7 @@ impl Breaker {
         };
         if open {
             inner.state = BreakerState::Open;
-            inner.open_until = Instant::now() + crate::events::jittered(inner.cool_down);
+            inner.open_until = Instant::now() + crate::backoff::jittered(inner.cool_down);
             drop(inner);
             (self.on_transition)(BreakerState::Open);
         }

@@ -1,10 +1,10 @@
 //! The shared-cache protocol between create-service and lookup-service: what a cached
 //! link looks like, how it is spelled in Redis, and the invalidation events.
 //!
-//! Writers (create-service) write the new state of a link through to Redis and then
-//! publish its code on the invalidation channel; readers (every lookup instance) evict
-//! the code from their local cache on each event. In the all-in-one the same events
-//! travel over an in-process channel instead.
+//! The change relay (create-service) writes the new state of a link through to Redis
+//! and then publishes its code on the invalidation channel; readers (every lookup
+//! instance) evict the code from their local cache on each event. In the all-in-one
+//! the same events travel over an in-process channel instead.
 
 use serde::{Deserialize, Serialize};
 
@@ -92,11 +92,13 @@ pub fn blocklist_channel(prefix: &str) -> String {
     format!("{prefix}blocklist")
 }
 
-/// Serialises a cache value for Redis: `None` is the negative marker.
-pub fn encode(entry: Option<&LinkEntry>) -> String {
+/// Serialises a cache value for Redis: `None` is the negative marker. A link that
+/// cannot be encoded is an error, never the marker: written as "no such code" a real
+/// link would answer 404.
+pub fn encode(entry: Option<&LinkEntry>) -> Result<String, serde_json::Error> {
     match entry {
-        Some(entry) => serde_json::to_string(entry).unwrap_or_else(|_| MISSING.to_string()),
-        None => MISSING.to_string(),
+        Some(entry) => serde_json::to_string(entry),
+        None => Ok(MISSING.to_string()),
     }
 }
 
@@ -133,7 +135,7 @@ mod tests {
     #[test]
     fn round_trips_and_keeps_state_rules() {
         let entry = LinkEntry::from_record(&record());
-        let text = encode(Some(&entry));
+        let text = encode(Some(&entry)).expect("encodes");
         assert_eq!(decode(&text), Some(Some(entry.clone())));
         assert_eq!(entry.state_at(1_999), LinkState::Active);
         assert_eq!(entry.state_at(2_000), LinkState::Expired);
@@ -143,7 +145,27 @@ mod tests {
             LinkEntry::from_record(&deleted).state_at(0),
             LinkState::Deleted
         );
-        assert_eq!(decode(&encode(None)), Some(None));
+        assert_eq!(decode(&encode(None).expect("encodes")), Some(None));
         assert_eq!(decode("{garbage"), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever a link holds, its entry reads back as that link: never as the
+        /// "no such code" marker, never as unreadable.
+        #[test]
+        fn every_link_reads_back_as_itself(
+            url in ".{0,200}",
+            status in proptest::sample::select(vec![301u16, 302, 307, 308]),
+            expires_at in proptest::option::of(proptest::num::i64::ANY),
+            max_visits in proptest::option::of(1i64..),
+            id in proptest::num::i64::ANY,
+            updated_at in proptest::num::i64::ANY,
+            gone in proptest::option::of(proptest::sample::select(vec![Gone::Disabled, Gone::Deleted])),
+        ) {
+            let entry = LinkEntry { url, redirect_status: status, expires_at, max_visits, id, updated_at, gone };
+            let text = encode(Some(&entry)).expect("a link always encodes");
+            proptest::prop_assert_ne!(text.as_str(), MISSING);
+            proptest::prop_assert_eq!(decode(&text), Some(Some(entry)));
+        }
     }
 }

@@ -68,6 +68,11 @@ urls = []
 key_prefix = "shortener:"
 timeout_ms = 50
 pool_size = 32
+# Replicas that must hold a link change before the relay counts it published (Redis
+# replicates asynchronously: a failover may drop a write only the master had), and
+# how long one WAIT for them may take.
+wait_replicas = 1
+wait_timeout_ms = 200
 
 [ids]
 lease_ttl_secs = 30
@@ -294,6 +299,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     pub timeout_ms: u64,
     pub pool_size: usize,
+    /// Replicas that must acknowledge a link change's write-through (0: none).
+    pub wait_replicas: u32,
+    pub wait_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,11 +1,13 @@
 //! The dependencies a service is built from: settings, database pools, Redis, the
-//! metrics registry and the host blocklist. Built once per process, so the all-in-one
+//! event bus, the metrics registry, the host blocklist and the background tasks. Built once per process, so the all-in-one
 //! binary hands the same pools (and one blocklist) to create, lookup and stats.
 
 use std::sync::Arc;
 
+use crate::background::Background;
 use crate::config::{ServiceKind, Settings};
 use crate::db::Database;
+use crate::events::Bus;
 use crate::links::Blocklist;
 use crate::metrics::Metrics;
 use crate::redis::RedisCluster;
@@ -20,6 +22,11 @@ pub struct Deps {
     /// `links.blocked_hosts` plus the runtime blocklist, once a service keeps it
     /// current ([`crate::blocklist::keep_current`]).
     pub blocklist: Blocklist,
+    /// Where link and blocklist changes are announced and heard: Redis when
+    /// configured; the all-in-one replaces it with an in-process bus.
+    pub bus: Bus,
+    /// The tasks this process owns, stopped in order at shutdown.
+    pub background: Background,
 }
 
 impl std::fmt::Debug for Deps {
@@ -50,7 +57,9 @@ impl Deps {
             blocklist: Blocklist::new(&settings.links.blocked_hosts),
             settings: Arc::new(settings),
             db,
+            bus: Bus::from_redis(redis.as_ref()),
             redis,
+            background: Background::new(),
         })
     }
 

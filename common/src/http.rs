@@ -1,7 +1,7 @@
-//! HTTP plumbing every service shares: extractor error bodies, the client address,
-//! the operational routes, and binding a server that tests can start on port 0.
+//! HTTP plumbing every service shares: extractor error bodies, the client address and
+//! the operational routes (the server itself is built in [`crate::server`]).
 
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
@@ -100,72 +100,6 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(crate::health::healthz))
         .route("/readyz", web::get().to(crate::health::readyz))
         .route("/metrics", web::get().to(crate::metrics::metrics_handler));
-}
-
-/// Binds `bind:port` (port 0 picks a free one) and reports the port actually bound.
-pub fn bind(bind: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
-    let listener = TcpListener::bind((bind, port))
-        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}:{port}: {e}"))?;
-    let port = listener.local_addr()?.port();
-    Ok((listener, port))
-}
-
-/// How a service stops on SIGTERM or Ctrl-C, in the order a rolling update needs:
-/// readiness fails at once; requests are still served for `http.drain_delay_ms`,
-/// while load balancers take the instance out; then the listener closes and in-flight
-/// requests finish (up to the server's shutdown timeout). What the service buffers is
-/// flushed by its caller after [`GracefulStop::serve`] returns.
-pub struct GracefulStop {
-    draining: crate::health::Draining,
-    delay: std::time::Duration,
-}
-
-impl GracefulStop {
-    /// The stop that fails `readiness` and waits `settings.drain_delay_ms`.
-    pub fn new(
-        readiness: &crate::health::Readiness,
-        settings: &crate::config::HttpSettings,
-    ) -> GracefulStop {
-        GracefulStop {
-            draining: readiness.draining(),
-            delay: std::time::Duration::from_millis(settings.drain_delay_ms),
-        }
-    }
-
-    /// Runs `server` (built with `disable_signals`) until the signal, then stops it.
-    pub async fn serve(self, server: actix_web::dev::Server) -> std::io::Result<()> {
-        let handle = server.handle();
-        let GracefulStop { draining, delay } = self;
-        let stopper = tokio::spawn(async move {
-            shutdown_signal().await;
-            draining.start();
-            tracing::info!(
-                drain_delay_ms = delay.as_millis() as u64,
-                "shutting down: readiness fails, in-flight requests finish"
-            );
-            tokio::time::sleep(delay).await;
-            handle.stop(true).await;
-        });
-        let result = server.await;
-        stopper.abort();
-        result
-    }
-}
-
-/// Resolves when the process receives SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-
+use crate::background::{Background, TaskGroup};
 use crate::config::IdSettings;
 use crate::db::{Database, StoreError, leases};
 use crate::ids::WorkerId;
@@ -48,7 +47,8 @@ pub struct WorkerLease {
     valid: Arc<AtomicBool>,
     renewed_at: Arc<AtomicI64>,
     db: Database,
-    task: JoinHandle<()>,
+    /// The renewal task; stopped by [`WorkerLease::release`].
+    renewal: TaskGroup,
 }
 
 impl std::fmt::Debug for WorkerLease {
@@ -73,8 +73,13 @@ fn holder_name() -> String {
 }
 
 impl WorkerLease {
-    /// Takes the configured worker id, or the lowest free one.
-    pub async fn acquire(db: &Database, settings: &IdSettings) -> Result<WorkerLease, LeaseError> {
+    /// Takes the configured worker id, or the lowest free one, and renews it from a
+    /// task of `background` until released.
+    pub async fn acquire(
+        db: &Database,
+        settings: &IdSettings,
+        background: &Background,
+    ) -> Result<WorkerLease, LeaseError> {
         let ttl_ms = i64::try_from(settings.lease_ttl_secs.saturating_mul(1000)).unwrap_or(30_000);
         let holder = holder_name();
         let wanted = match (settings.worker_id, &settings.pod_name) {
@@ -117,7 +122,8 @@ impl WorkerLease {
         tracing::info!(worker = worker.get(), %holder, floor_ms, "Snowflake worker id leased");
         let valid = Arc::new(AtomicBool::new(true));
         let renewed_at = Arc::new(AtomicI64::new(now_ms()));
-        let task = tokio::spawn(renew_loop(
+        let renewal = background.group();
+        renewal.spawn(renew_loop(
             db.clone(),
             worker,
             holder.clone(),
@@ -132,7 +138,7 @@ impl WorkerLease {
             valid,
             renewed_at,
             db: db.clone(),
-            task,
+            renewal,
         })
     }
 
@@ -206,7 +212,7 @@ impl WorkerLease {
     /// Stops renewing and frees the row, recording the newest id timestamp issued, so
     /// a restart can take the id at once.
     pub async fn release(&self, last_issued_ms: u64) {
-        self.task.abort();
+        self.renewal.stop(Duration::from_secs(1)).await;
         self.valid.store(false, Ordering::Release);
         let last = i64::try_from(last_issued_ms).unwrap_or(i64::MAX);
         if let Err(e) =

@@ -14,9 +14,14 @@
 //!   migrations, and the stores that hold every SQL statement.
 //! - [`auth`], [`ratelimit`]: API keys and GCRA rate limiting.
 //! - [`problem`]: RFC 9457 problem+json errors; [`openapi`]: what both API documents share.
-//! - [`telemetry`], [`metrics`], [`health`], [`http`]: what every service exposes.
+//! - [`telemetry`], [`metrics`], [`health`], [`http`]: what every service exposes;
+//!   [`server`]: the one builder every service is served by.
+//! - [`background`]: the tasks a process owns and stops in order; [`backoff`]: the
+//!   retry schedule of every reconnect loop.
 
 pub mod auth;
+pub mod background;
+pub mod backoff;
 pub mod blocklist;
 pub mod breaker;
 pub mod cache;
@@ -35,5 +40,6 @@ pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 pub mod redis;
+pub mod server;
 pub mod telemetry;
 pub mod time;

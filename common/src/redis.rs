@@ -116,13 +116,23 @@ impl RedisCluster {
         F: FnOnce(ClusterConnection) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
+        self.call_within(self.timeout, f).await
+    }
+
+    /// Like [`RedisCluster::call`] under a deadline of the caller's (a command that
+    /// blocks on purpose, such as `WAIT`, needs longer than a lookup may wait).
+    pub async fn call_within<T, F, Fut>(&self, deadline: Duration, f: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(ClusterConnection) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
         let work = async {
             let conn = self.connection().await?;
             f(conn).await.map_err(RedisError::from)
         };
-        let result = tokio::time::timeout(self.timeout, work)
+        let result = tokio::time::timeout(deadline, work)
             .await
-            .map_err(|_| RedisError::Timeout(self.timeout))
+            .map_err(|_| RedisError::Timeout(deadline))
             .and_then(|r| r);
         if let Err(e) = &result {
             crate::metrics::count_redis_error(match e {
@@ -201,6 +211,20 @@ impl RedisCluster {
         }
     }
 
+    /// The fewest live replicas any master serving slots has, as the cluster sees it
+    /// (`CLUSTER NODES` from any node): how many replicas a `WAIT` can hope for.
+    pub async fn fewest_live_replicas(&self) -> Result<usize, RedisError> {
+        let nodes: String = self
+            .call(|mut conn| async move {
+                redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(fewest_live_replicas(&nodes))
+    }
+
     /// A round trip, for readiness.
     pub async fn ping(&self) -> Result<(), RedisError> {
         self.call(
@@ -208,5 +232,70 @@ impl RedisCluster {
         )
         .await
         .map(drop)
+    }
+}
+
+/// Reads `CLUSTER NODES` text: per master that serves slots and is not failing, its
+/// replicas that are connected and not failing; the fewest of those counts (0 when no
+/// master is listed).
+pub fn fewest_live_replicas(cluster_nodes: &str) -> usize {
+    // <id> <addr> <flags> <master-id> <ping> <pong> <epoch> <link> [slots...]
+    let nodes: Vec<Vec<&str>> = cluster_nodes
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() >= 8)
+        .collect();
+    let failing = |flags: &str| flags.split(',').any(|f| f.starts_with("fail"));
+    nodes
+        .iter()
+        .filter(|n| n[2].split(',').any(|f| f == "master") && !failing(n[2]) && n.len() > 8)
+        .map(|master| {
+            nodes
+                .iter()
+                .filter(|r| {
+                    r[3] == master[0]
+                        && r[2].split(',').any(|f| f == "slave" || f == "replica")
+                        && !failing(r[2])
+                        && r[7] == "connected"
+                })
+                .count()
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fewest_live_replicas;
+
+    const HEALTHY: &str = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+a2 127.0.0.1:7002@17002 master - 0 1 2 connected 5461-10922
+a3 127.0.0.1:7003@17003 master - 0 1 3 connected 10923-16383
+b1 127.0.0.1:7004@17004 slave a1 0 1 1 connected
+b2 127.0.0.1:7005@17005 slave a2 0 1 2 connected
+b3 127.0.0.1:7006@17006 slave a3 0 1 3 connected
+";
+
+    #[test]
+    fn counts_live_replicas_of_serving_masters() {
+        assert_eq!(fewest_live_replicas(HEALTHY), 1);
+        // A replica taken for failing, or disconnected, is no replica for WAIT.
+        let failing = HEALTHY.replace("slave a2 0 1 2 connected", "slave,fail? a2 0 1 2 connected");
+        assert_eq!(fewest_live_replicas(&failing), 0);
+        let cut = HEALTHY.replace("slave a3 0 1 3 connected", "slave a3 0 1 3 disconnected");
+        assert_eq!(fewest_live_replicas(&cut), 0);
+        // After a failover: the old master failed (no slots), its replica promoted
+        // and alone.
+        let failed_over = "\
+a1 127.0.0.1:7001@17001 master,fail - 0 0 1 disconnected
+a2 127.0.0.1:7002@17002 master - 0 1 2 connected 5461-10922
+a3 127.0.0.1:7003@17003 master - 0 1 3 connected 10923-16383
+b1 127.0.0.1:7004@17004 myself,master - 0 1 4 connected 0-5460
+b2 127.0.0.1:7005@17005 slave a2 0 1 2 connected
+b3 127.0.0.1:7006@17006 slave a3 0 1 3 connected
+";
+        assert_eq!(fewest_live_replicas(failed_over), 0);
+        assert_eq!(fewest_live_replicas(""), 0);
     }
 }

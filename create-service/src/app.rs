@@ -1,21 +1,21 @@
-//! Building and running create-service: the routes (shared with the all-in-one) and a
-//! server bound to a port, which tests start on port 0.
+//! create-service as a server: its routes and background work ([`CreateService`]),
+//! mounted on the shared server builder alone ([`start`], [`run`]) or beside lookup
+//! and stats in the all-in-one.
 
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
+use common::background::TaskGroup;
 use common::config::{ServiceKind, Settings};
 use common::deps::Deps;
-use common::events::LinkEvents;
+use common::server::{Running, ServiceBuilder};
 
 use crate::http;
 use crate::state::CreateState;
 
 /// Mounts the link API and the web page (`/`, `/static/…`), which uses it. Needs
 /// `web::Data<CreateState>` in the app.
-pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static {
     let json_limit = settings.http.json_body_limit_bytes;
     let bulk_limit = settings.http.bulk_body_limit_bytes;
     move |cfg: &mut web::ServiceConfig| {
@@ -46,105 +46,75 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// A running create-service.
-pub struct Application {
-    port: u16,
-    server: Server,
-    state: web::Data<CreateState>,
-    stop: common::http::GracefulStop,
+/// create-service's state with its background work running: the change relay, the
+/// group-commit writers and the idempotency purge.
+pub struct CreateService {
+    pub state: web::Data<CreateState>,
+    relay: TaskGroup,
 }
 
-impl Application {
-    /// Connects, leases a worker id and binds `http.bind:http.port` (0 = any free port).
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let deps = Deps::connect(ServiceKind::Create, settings).await?;
-        Self::build_with(deps).await
-    }
-
-    pub async fn build_with(deps: Deps) -> anyhow::Result<Application> {
-        let events = crate::state::default_events(&deps);
-        Self::build_with_events(deps, events).await
-    }
-
-    /// Like [`Application::build_with`], with link changes sent to `events`.
-    pub async fn build_with_events(deps: Deps, events: LinkEvents) -> anyhow::Result<Application> {
-        let settings = deps.settings.clone();
-        let state = web::Data::new(CreateState::build(&deps, events).await?);
-        let readiness = web::Data::new(crate::state::with_lease_check(deps.readiness(), &state));
-        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
-        let metrics = web::Data::from(deps.metrics.clone());
-        let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
-        let app_state = state.clone();
-        let app_settings = settings.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::metrics::track_requests))
-                .wrap(common::telemetry::request_tracing())
-                .app_data(app_state.clone())
-                .app_data(readiness.clone())
-                .app_data(metrics.clone())
-                .app_data(common::http::query_config())
-                .app_data(common::http::path_config())
-                .configure(common::http::ops_routes)
-                .configure(routes(&app_settings))
-                .default_service(web::to(common::http::not_found))
-        })
-        .shutdown_timeout(settings.http.shutdown_timeout_secs)
-        .disable_signals()
-        .listen(listener)?;
-        if let Some(workers) = settings.http.workers {
-            server = server.workers(workers);
+impl CreateService {
+    /// Builds the state and starts its work on `deps.background`.
+    pub async fn start(deps: &Deps) -> anyhow::Result<CreateService> {
+        let state = web::Data::new(CreateState::build(deps).await?);
+        let background = &deps.background;
+        let relay = background.group();
+        let relayed = state.relay.clone();
+        relay.spawn_graceful(|stop| relayed.run(stop));
+        if let Some(group) = &state.group_commit {
+            for _ in 0..deps.settings.database.group_commit_writers {
+                background.spawn(group.writer(deps.db.primary().clone()));
+            }
         }
-        Ok(Application {
-            port,
-            server: server.run(),
-            state,
-            stop,
-        })
+        background.spawn(crate::state::purge_idempotency_records(deps.db.clone()));
+        Ok(CreateService { state, relay })
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    /// Adds the API's data and routes.
+    pub fn mount(&self, builder: ServiceBuilder, settings: &Settings) -> ServiceBuilder {
+        builder.data(self.state.clone()).routes(routes(settings))
     }
 
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
-    /// then releases the worker-id lease so a replacement can take it at once.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.stop.serve(self.server).await?;
-        release(self.state).await;
-        Ok(())
+    /// The readiness checks of `deps` plus the worker-id lease: an instance that may
+    /// not issue ids must not receive create traffic.
+    pub fn readiness(&self, deps: &Deps) -> common::health::Readiness {
+        crate::state::with_lease_check(deps.readiness(), &self.state)
     }
 
-    /// For tests: serve in the background, return a handle that stops the server.
-    pub fn spawn(self) -> Running {
-        let handle = self.server.handle();
+    /// Shutdown step: publish the changes still pending, then let the relay go.
+    pub fn stop_relay(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let relay = self.relay.clone();
+        async move {
+            // The relay bounds its own drain; this only guards against a stuck one.
+            if !relay.stop(Duration::from_secs(10)).await {
+                tracing::warn!("link-change relay did not stop in time");
+            }
+        }
+    }
+
+    /// Shutdown step: free the worker-id lease, recording the newest id issued, so a
+    /// restart can take the id at once.
+    pub fn release_lease(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let state = self.state.clone();
-        let task = tokio::spawn(self.server);
-        Running {
-            port: self.port,
-            handle,
-            task,
-            state,
-        }
+        async move { state.release_lease().await }
     }
 }
 
-/// A server running in the background.
-pub struct Running {
-    pub port: u16,
-    handle: actix_web::dev::ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    state: web::Data<CreateState>,
+/// Serves create-service on `deps` (port 0 picks a free one).
+pub async fn start(deps: Deps) -> anyhow::Result<Running> {
+    let service = CreateService::start(&deps).await?;
+    let builder = ServiceBuilder::new(&deps, service.readiness(&deps));
+    service
+        .mount(builder, &deps.settings)
+        .on_stop("publish pending link changes", service.stop_relay())
+        .on_stop("release the worker-id lease", service.release_lease())
+        .start()
 }
 
-impl Running {
-    pub async fn stop(self) {
-        self.handle.stop(true).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
-        release(self.state).await;
-    }
-}
-
-async fn release(state: web::Data<CreateState>) {
-    state.release_lease().await;
+/// `main`: connects, serves until SIGTERM, stops in order.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let deps = Deps::connect(ServiceKind::Create, settings).await?;
+    let running = start(deps).await?;
+    tracing::info!(port = running.port(), "create-service listening");
+    running.until_signal().await
 }

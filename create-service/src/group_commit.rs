@@ -28,6 +28,9 @@ struct Pending {
 #[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Pending>,
+    rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    max_rows: usize,
+    rows: Histogram,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -37,14 +40,9 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts `writers` writer tasks on `pool`, each committing at most `max_rows`
-    /// creates at a time.
-    pub fn start(
-        pool: AnyPool,
-        writers: usize,
-        max_rows: usize,
-        registry: &prometheus::Registry,
-    ) -> GroupCommit {
+    /// The queue; [`GroupCommit::writer`] makes the tasks that empty it, each
+    /// committing at most `max_rows` creates at a time.
+    pub fn new(max_rows: usize, registry: &prometheus::Registry) -> GroupCommit {
         let rows = common::metrics::register(
             registry,
             Histogram::with_opts(
@@ -55,11 +53,17 @@ impl GroupCommit {
             ),
         );
         let (tx, rx) = mpsc::channel(QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..writers {
-            tokio::spawn(writer(rx.clone(), pool.clone(), max_rows, rows.clone()));
+        GroupCommit {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            max_rows,
+            rows,
         }
-        GroupCommit { tx }
+    }
+
+    /// One writer on `pool`: runs until the queue is dropped.
+    pub fn writer(&self, pool: AnyPool) -> impl std::future::Future<Output = ()> + Send + 'static {
+        writer(self.rx.clone(), pool, self.max_rows, self.rows.clone())
     }
 
     /// Inserts `record` with the next commit; `false` when its code is taken.

@@ -1,8 +1,10 @@
 //! create-service: the API through which clients create and manage short links.
 //!
 //! Layout:
-//! - [`app`]: [`app::Application`], the server bound to a port (0 in tests), and
-//!   [`app::routes`], which the all-in-one binary mounts beside lookup and stats.
+//! - [`app`]: [`app::CreateService`] (state, routes and background work, which the
+//!   all-in-one mounts beside lookup and stats) and [`app::start`], the server on a
+//!   port (0 in tests).
+//! - [`relay`]: publishes the outbox of link changes to Redis and every lookup.
 //! - [`state`]: what handlers share: pools, the Snowflake generator and its lease, the
 //!   code codec, authentication and rate limits.
 //! - [`model`]: request and response bodies and their validation into domain types.
@@ -18,8 +20,9 @@ pub mod group_commit;
 pub mod http;
 pub mod model;
 pub mod qr;
+pub mod relay;
 pub mod state;
 pub mod web;
 
-pub use app::{Application, routes};
+pub use app::{CreateService, routes, run, start};
 pub use state::CreateState;

@@ -15,7 +15,5 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("migrations applied");
         return Ok(());
     }
-    let app = create_service::Application::build(settings).await?;
-    tracing::info!(port = app.port(), "create-service listening");
-    app.run_until_stopped().await
+    create_service::run(settings).await
 }

@@ -8,7 +8,6 @@ use actix_web::HttpRequest;
 use common::auth::{Authenticator, Principal};
 use common::config::Settings;
 use common::deps::Deps;
-use common::events::{InvalidationSource, LinkEvents};
 use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
 use common::links::UrlPolicy;
@@ -17,6 +16,7 @@ use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
 use crate::group_commit::GroupCommit;
+use crate::relay::Relay;
 
 pub use common::auth::ANONYMOUS_TENANT;
 
@@ -44,8 +44,8 @@ pub struct CreateState {
     pub codec: Arc<CodeCodec>,
     pub auth: Authenticator,
     pub limiter: RateLimiter,
-    /// Where link changes go: Redis write-through and invalidation, or in process.
-    pub events: LinkEvents,
+    /// Publishes the link changes this instance (or any other) commits.
+    pub relay: Arc<Relay>,
     /// The configured URL rules plus the runtime host blocklist, which is kept
     /// current here (new links to a freshly blocked host are refused too).
     pub url_policy: UrlPolicy,
@@ -65,45 +65,23 @@ impl std::fmt::Debug for CreateState {
     }
 }
 
-/// The events of a standalone create-service: through Redis when it has one.
-pub fn default_events(deps: &Deps) -> LinkEvents {
-    match &deps.redis {
-        Some(redis) => LinkEvents::redis(
-            redis.clone(),
-            Duration::from_secs(deps.settings.lookup.l2_ttl_secs),
-        ),
-        None => LinkEvents::Disabled,
-    }
-}
-
-/// Where blocklist announcements reach this instance: the bus its link events use.
-fn blocklist_source(deps: &Deps, events: &LinkEvents) -> InvalidationSource {
-    match (events, &deps.redis) {
-        (LinkEvents::Local(bus), _) => InvalidationSource::Local(bus.clone()),
-        (LinkEvents::Redis(_), Some(redis)) => InvalidationSource::Redis(redis.clone()),
-        _ => InvalidationSource::None,
-    }
-}
-
 /// How long a create's `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Forgets idempotency records past their retention, hourly. Several instances doing
 /// it at once is harmless: the delete is idempotent.
-fn spawn_idempotency_purge(db: common::db::Database) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            ticker.tick().await;
-            let retention = i64::try_from(IDEMPOTENCY_RETENTION.as_millis()).unwrap_or(i64::MAX);
-            let cutoff = common::time::now_ms().saturating_sub(retention);
-            match common::db::idempotency::purge_older_than(db.primary(), cutoff).await {
-                Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency records purged"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
-            }
+pub async fn purge_idempotency_records(db: common::db::Database) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        ticker.tick().await;
+        let retention = i64::try_from(IDEMPOTENCY_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = common::time::now_ms().saturating_sub(retention);
+        match common::db::idempotency::purge_older_than(db.primary(), cutoff).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency records purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
         }
-    });
+    }
 }
 
 /// The code codec from `ids.code_key`; the all-in-one supplies a key of its own when
@@ -118,10 +96,12 @@ pub fn codec_from(settings: &Settings) -> anyhow::Result<CodeCodec> {
 }
 
 impl CreateState {
-    /// Leases a worker id (refusing to start if it is taken) and builds the state.
-    pub async fn build(deps: &Deps, events: LinkEvents) -> anyhow::Result<CreateState> {
+    /// Leases a worker id (refusing to start if it is taken), loads the blocklist and
+    /// builds the state. Starts no work of its own: [`crate::app::CreateService`]
+    /// does, for a server.
+    pub async fn build(deps: &Deps) -> anyhow::Result<CreateState> {
         let settings = deps.settings.clone();
-        let lease = WorkerLease::acquire(&deps.db, &settings.ids).await?;
+        let lease = WorkerLease::acquire(&deps.db, &settings.ids, &deps.background).await?;
         deps.metrics.worker_id.set(i64::from(lease.worker().get()));
         // Every label value this service counts, at 0 before the first event, so
         // rate() has a base from the first scrape (the kinds of create.rs and
@@ -142,15 +122,12 @@ impl CreateState {
             Duration::from_millis(settings.ids.max_clock_backwards_ms),
         )
         .with_floor(lease.floor_ms());
-        spawn_idempotency_purge(deps.db.clone());
         // Loaded before the first request (and before an import checks its rows).
-        common::blocklist::keep_current(deps.clone(), blocklist_source(deps, &events)).await;
+        common::blocklist::keep_current(deps).await;
         let mut url_policy = settings.url_policy();
         url_policy.blocklist = deps.blocklist.clone();
         let group_commit = (settings.database.group_commit_writers > 0).then(|| {
-            GroupCommit::start(
-                deps.db.primary().clone(),
-                settings.database.group_commit_writers,
+            GroupCommit::new(
                 settings.database.group_commit_max_rows,
                 deps.metrics.registry(),
             )
@@ -160,7 +137,7 @@ impl CreateState {
             codec: Arc::new(codec_from(&settings)?),
             auth: Authenticator::new(deps.db.clone()),
             limiter: RateLimiter::new(deps.redis.clone()),
-            events,
+            relay: Relay::new(deps),
             url_policy,
             base_url: settings
                 .http

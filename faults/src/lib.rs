@@ -108,6 +108,15 @@ pub fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("redis-master-killed", |c| Box::pin(redis::master_killed(c))),
         ("redis-down", |c| Box::pin(redis::all_down(c))),
         ("redis-noeviction", |c| Box::pin(redis::noeviction(c))),
+        ("change-create-killed", |c| {
+            Box::pin(changes::create_killed_redis_paused(c))
+        }),
+        ("change-master-killed", |c| {
+            Box::pin(changes::master_killed_after_write(c))
+        }),
+        ("change-edits-across-kill", |c| {
+            Box::pin(changes::edits_across_kill(c))
+        }),
         ("replica-frozen", |c| Box::pin(postgres::replica_frozen(c))),
         ("replica-delayed", |c| {
             Box::pin(postgres::replica_delayed(c))

@@ -1,18 +1,20 @@
-//! Building and running lookup-service: the redirect route (shared with the
-//! all-in-one) and a server bound to a port, which tests start on port 0.
+//! lookup-service as a server: the redirect and its background work
+//! ([`LookupService`]), mounted on the shared server builder alone ([`start`], [`run`])
+//! or beside create and stats in the all-in-one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
+use common::background::TaskGroup;
 use common::config::{ServiceKind, Settings};
 use common::deps::Deps;
-use common::events::InvalidationSource;
+use common::events::Topic;
 use common::ids::CodeCodec;
+use common::server::{Running, ServiceBuilder};
 
 use crate::resolve::LookupState;
+use crate::tiers::Evictor;
 
 /// The label that request metrics give redirects.
 pub const REDIRECT_ROUTE: &str = "/{code}";
@@ -86,113 +88,88 @@ pub fn readiness(deps: &Deps, state: &web::Data<LookupState>) -> common::health:
     readiness
 }
 
-pub struct Application {
-    port: u16,
-    server: Server,
-    state: web::Data<LookupState>,
-    stop: common::http::GracefulStop,
+/// lookup-service's state with its background work running: the invalidation
+/// subscription, the blocklist keeper, replica probes, the gauge reporter and the
+/// click flusher.
+pub struct LookupService {
+    pub state: web::Data<LookupState>,
+    clicks: TaskGroup,
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let deps = Deps::connect(ServiceKind::Lookup, settings).await?;
-        let key = deps.settings.ids.code_key.as_ref().ok_or_else(|| {
-            anyhow::anyhow!(
-                "configuration key `ids.code_key` is required (set SHORTENER__IDS__CODE_KEY)"
-            )
-        })?;
-        let codec = Arc::new(CodeCodec::new(
-            secrecy::ExposeSecret::expose_secret(key).as_bytes(),
-        ));
-        Self::build_with(deps, codec)
-    }
+/// How long the last click flush may take at shutdown.
+const CLICK_DRAIN: Duration = Duration::from_secs(10);
 
-    pub fn build_with(deps: Deps, codec: Arc<CodeCodec>) -> anyhow::Result<Application> {
-        let source = match &deps.redis {
-            Some(redis) => InvalidationSource::Redis(redis.clone()),
-            None => InvalidationSource::None,
-        };
-        Self::build_with_source(deps, codec, source)
-    }
-
-    /// Like [`Application::build_with`], hearing about link changes from `source`.
-    pub fn build_with_source(
-        deps: Deps,
-        codec: Arc<CodeCodec>,
-        source: InvalidationSource,
-    ) -> anyhow::Result<Application> {
-        let settings = deps.settings.clone();
-        let state = web::Data::new(LookupState::build(&deps, codec, source));
-        let readiness = web::Data::new(readiness(&deps, &state));
-        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
-        let metrics = web::Data::from(deps.metrics.clone());
-        let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::metrics::track_requests))
-                .wrap(common::telemetry::request_tracing())
-                .app_data(app_state.clone())
-                .app_data(readiness.clone())
-                .app_data(metrics.clone())
-                .app_data(common::http::path_config())
-                .configure(common::http::ops_routes)
-                .default_service(redirect_service())
-        })
-        .shutdown_timeout(settings.http.shutdown_timeout_secs)
-        .disable_signals()
-        .listen(listener)?;
-        if let Some(workers) = settings.http.workers {
-            server = server.workers(workers);
+impl LookupService {
+    /// Builds the state and starts its work on `deps.background`; link changes are
+    /// heard on `deps.bus`.
+    pub async fn start(deps: &Deps, codec: Arc<CodeCodec>) -> LookupService {
+        let background = &deps.background;
+        let subscription = deps.bus.subscription(Topic::Links);
+        let state = web::Data::new(LookupState::build(deps, codec, &subscription));
+        subscription.start(Arc::new(Evictor(state.tiers.clone())), background);
+        common::blocklist::keep_current(deps).await;
+        for probe in state.replicas.probes() {
+            background.spawn(probe);
         }
-        Ok(Application {
-            port,
-            server: server.run(),
-            state,
-            stop,
-        })
+        let reporter = state.tiers.clone();
+        background.spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticker.tick().await;
+                reporter.report().await;
+            }
+        });
+        let clicks = background.group();
+        if let Some(recorder) = state.clicks.clone() {
+            clicks.spawn_graceful(|stop| recorder.run(stop, CLICK_DRAIN));
+        }
+        LookupService { state, clicks }
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    /// Adds the redirect's data; the redirect itself is the default service.
+    pub fn mount(&self, builder: ServiceBuilder) -> ServiceBuilder {
+        builder
+            .data(self.state.clone())
+            .default_service(redirect_service)
     }
 
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
-    /// then flushes the clicks still buffered.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.stop.serve(self.server).await?;
-        flush_clicks(&self.state).await;
-        Ok(())
+    /// Shutdown step: flush every click answered so far.
+    pub fn flush_clicks(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let clicks = self.clicks.clone();
+        async move {
+            if !clicks.stop(CLICK_DRAIN + Duration::from_secs(1)).await {
+                tracing::warn!("click flusher did not stop in time");
+            }
+        }
     }
+}
 
-    /// For tests: serve in the background; the handle stops the server.
-    pub fn spawn(self) -> (u16, Stopper) {
-        let handle = self.server.handle();
-        tokio::spawn(self.server);
-        (
-            self.port,
-            Stopper {
-                handle,
-                state: self.state,
-            },
+/// The code key every lookup needs to tell codes from noise.
+pub fn codec(settings: &Settings) -> anyhow::Result<Arc<CodeCodec>> {
+    let key = settings.ids.code_key.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "configuration key `ids.code_key` is required (set SHORTENER__IDS__CODE_KEY)"
         )
-    }
+    })?;
+    Ok(Arc::new(CodeCodec::new(
+        secrecy::ExposeSecret::expose_secret(key).as_bytes(),
+    )))
 }
 
-/// Stops a spawned server the way SIGTERM would.
-pub struct Stopper {
-    handle: actix_web::dev::ServerHandle,
-    state: web::Data<LookupState>,
+/// Serves lookup-service on `deps` (port 0 picks a free one).
+pub async fn start(deps: Deps) -> anyhow::Result<Running> {
+    let service = LookupService::start(&deps, codec(&deps.settings)?).await;
+    let builder = ServiceBuilder::new(&deps, readiness(&deps, &service.state));
+    service
+        .mount(builder)
+        .on_stop("flush clicks", service.flush_clicks())
+        .start()
 }
 
-/// Stops a spawned server, draining in-flight requests, then flushes clicks.
-pub async fn stop(stopper: Stopper) {
-    let _ = tokio::time::timeout(Duration::from_secs(5), stopper.handle.stop(true)).await;
-    flush_clicks(&stopper.state).await;
-}
-
-pub async fn flush_clicks(state: &LookupState) {
-    if let Some(clicks) = &state.clicks {
-        clicks.drain(Duration::from_secs(10)).await;
-    }
+/// `main`: connects, serves until SIGTERM, stops in order.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let deps = Deps::connect(ServiceKind::Lookup, settings).await?;
+    let running = start(deps).await?;
+    tracing::info!(port = running.port(), "lookup-service listening");
+    running.until_signal().await
 }

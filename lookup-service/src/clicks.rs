@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::background::CancellationToken;
+use common::backoff::Backoff;
 use common::clicks::{Click, ClickBatch, ClickBuffer};
 use common::config::StatsSettings;
 use common::db::{Database, clicks};
@@ -173,14 +175,15 @@ pub fn visitor_key(code_key: &[u8]) -> [u8; 16] {
 }
 
 impl ClickRecorder {
-    /// Starts the flusher. `code_key` seeds the daily visitor hashes.
-    pub fn start(
+    /// The recorder; [`ClickRecorder::run`] is its flusher. `code_key` seeds the
+    /// daily visitor hashes.
+    pub fn new(
         db: Database,
         settings: StatsSettings,
         code_key: &[u8],
         metrics: &Metrics,
     ) -> Arc<ClickRecorder> {
-        let recorder = Arc::new(ClickRecorder {
+        Arc::new(ClickRecorder {
             buffer: ClickBuffer::new(settings.max_buffered_keys),
             pending: Mutex::new(VecDeque::new()),
             db,
@@ -201,26 +204,34 @@ impl ClickRecorder {
             },
             metrics: ClickMetrics::new(metrics),
             settings,
-        });
-        let flusher = recorder.clone();
-        tokio::spawn(async move {
-            let mut ticker =
-                tokio::time::interval(Duration::from_millis(flusher.settings.flush_interval_ms));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut backoff = Duration::ZERO;
-            loop {
-                ticker.tick().await;
-                if !backoff.is_zero() {
-                    tokio::time::sleep(common::events::jittered(backoff)).await;
-                }
-                backoff = if flusher.flush().await {
-                    Duration::ZERO
-                } else {
-                    (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(10))
-                };
+        })
+    }
+
+    /// Flushes every `stats.flush_interval_ms` (backing off while the queue refuses)
+    /// until `stop` fires, then flushes what is left, for up to `drain`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken, drain: Duration) {
+        let mut ticker =
+            tokio::time::interval(Duration::from_millis(self.settings.flush_interval_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.cancelled() => break,
             }
-        });
-        recorder
+            if failing {
+                tokio::select! {
+                    _ = backoff.wait() => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
+            failing = !self.flush().await;
+            if !failing {
+                backoff.reset();
+            }
+        }
+        self.drain(drain).await;
     }
 
     pub fn visitor_key(&self) -> &[u8; 16] {

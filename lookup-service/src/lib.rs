@@ -16,5 +16,5 @@ pub mod replicas;
 pub mod resolve;
 pub mod tiers;
 
-pub use app::{Application, REDIRECT_ROUTE, redirect_service};
+pub use app::{LookupService, REDIRECT_ROUTE, redirect_service, run, start};
 pub use resolve::LookupState;

@@ -48,9 +48,9 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    /// The database's replicas, probed in the background (PostgreSQL only; the
-    /// embedded engine has none).
-    pub fn start(db: &Database) -> Replicas {
+    /// The database's replicas (PostgreSQL only; the embedded engine has none), all
+    /// taken for healthy until [`Replicas::probes`] say otherwise.
+    pub fn new(db: &Database) -> Replicas {
         if db.engine() != Engine::Postgres {
             return Replicas::default();
         }
@@ -65,13 +65,17 @@ impl Replicas {
                 })
             })
             .collect();
-        for replica in &all {
-            tokio::spawn(probe(replica.clone()));
-        }
         Replicas {
             all: Arc::new(all),
             next: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// The tasks that keep each replica's health and lag current.
+    pub fn probes(
+        &self,
+    ) -> impl Iterator<Item = impl std::future::Future<Output = ()> + Send + 'static> + '_ {
+        self.all.iter().map(|replica| probe(replica.clone()))
     }
 
     /// The next healthy replica, round robin; `None` sends the read to the primary.

@@ -5,12 +5,10 @@
 //! else is "not found" at once, so scanners and typos cost no cache or database work.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 use common::deps::Deps;
-use common::events::{InvalidationSource, subscribe};
+use common::events::Subscription;
 use common::ids::{CodeCodec, looks_like_generated_code};
 use common::links::{Alias, Blocklist};
 use common::ratelimit::RateLimiter;
@@ -18,7 +16,7 @@ use common::ratelimit::RateLimiter;
 use crate::clicks::{ClickRecorder, VisitLimiter};
 use crate::metrics::LookupMetrics;
 use crate::replicas::Replicas;
-use crate::tiers::{Age, Evictor, Tiers};
+use crate::tiers::{Age, Tiers};
 
 /// Codes minted by a clock at most this far ahead of ours are still plausible.
 const CLOCK_SKEW_MS: i64 = 60_000;
@@ -60,41 +58,21 @@ pub enum Segment {
 }
 
 impl LookupState {
-    /// Builds the tiers and starts listening for invalidations from `source`, and for
-    /// blocklist announcements from the same bus.
-    pub fn build(deps: &Deps, codec: Arc<CodeCodec>, source: InvalidationSource) -> LookupState {
+    /// Builds the tiers. Starts no work: [`crate::app::LookupService`] does.
+    pub fn build(deps: &Deps, codec: Arc<CodeCodec>, subscription: &Subscription) -> LookupState {
         let settings = deps.settings.lookup.clone();
         let metrics = Arc::new(LookupMetrics::new(&deps.metrics));
         // The redirect is mounted as the default service (see `app::redirect_service`).
         deps.metrics.label_default_route(crate::app::REDIRECT_ROUTE);
-        let replicas = Replicas::start(&deps.db);
-        let subscribed = Arc::new(AtomicBool::new(false));
-        let redis = deps.redis.clone();
+        let replicas = Replicas::new(&deps.db);
         let tiers = Arc::new(Tiers::new(
             settings.clone(),
             deps.db.clone(),
             replicas.clone(),
-            redis,
+            deps.redis.clone(),
             metrics.clone(),
-            subscribed.clone(),
+            subscription,
         ));
-        if matches!(source, InvalidationSource::None) {
-            // Nobody publishes changes, so nobody can miss one: full TTLs apply.
-            subscribed.store(true, std::sync::atomic::Ordering::Release);
-        }
-        tokio::spawn(common::blocklist::keep_current(
-            deps.clone(),
-            source.clone(),
-        ));
-        subscribe(source, Arc::new(Evictor(tiers.clone())), subscribed);
-        let reporter = tiers.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                ticker.tick().await;
-                reporter.report().await;
-            }
-        });
         let permanent_cache_control = HeaderValue::from_str(&format!(
             "public, max-age={}",
             settings.permanent_max_age_secs
@@ -108,7 +86,7 @@ impl LookupState {
                 .as_ref()
                 .map(|k| secrecy::ExposeSecret::expose_secret(k).as_bytes().to_vec())
                 .unwrap_or_default();
-            ClickRecorder::start(
+            ClickRecorder::new(
                 deps.db.clone(),
                 deps.settings.stats.clone(),
                 &key,

@@ -25,6 +25,7 @@ use common::cache::{LinkEntry, decode, encode, l2_key};
 use common::config::LookupSettings;
 use common::db::links;
 use common::db::{Database, StoreError};
+use common::events::{Event, Subscription};
 use common::links::LongUrl;
 use common::redis::{RedisCluster, redis};
 use futures_util::future::BoxFuture;
@@ -157,8 +158,9 @@ impl Tiers {
         replicas: Replicas,
         redis: Option<RedisCluster>,
         metrics: Arc<LookupMetrics>,
-        subscribed: Arc<AtomicBool>,
+        subscription: &Subscription,
     ) -> Tiers {
+        let subscribed = subscription.flag();
         let l1 = moka::future::Cache::builder()
             .max_capacity(settings.l1_max_bytes)
             .weigher(|code: &String, value: &Cached| {
@@ -327,7 +329,15 @@ impl Tiers {
             return;
         }
         let key = l2_key(redis.prefix(), code);
-        let value = encode(entry);
+        let value = match encode(entry) {
+            Ok(value) => value,
+            Err(e) => {
+                // Never fill what cannot be read back (written as "no such code" a
+                // real link would answer 404): the next load reads the database again.
+                tracing::error!(error = %e, "link entry does not encode; L2 not filled");
+                return;
+            }
+        };
         let ttl = if entry.is_some() {
             self.settings.l2_ttl_secs
         } else {
@@ -489,16 +499,20 @@ impl Tiers {
     }
 }
 
-/// Adapts [`Tiers`] to the event subscriber.
+/// Adapts [`Tiers`] to the link-change subscription.
 pub struct Evictor(pub Arc<Tiers>);
 
-impl common::events::InvalidationHandler for Evictor {
-    fn invalidate(&self, code: String, updated_at: i64) -> BoxFuture<'static, ()> {
+impl common::events::Listener for Evictor {
+    fn event(&self, event: Event) -> BoxFuture<'static, ()> {
         let tiers = self.0.clone();
-        Box::pin(async move { tiers.invalidate(&code, updated_at).await })
+        Box::pin(async move {
+            if let Event::LinkChanged { code, updated_at } = event {
+                tiers.invalidate(&code, updated_at).await;
+            }
+        })
     }
 
-    fn reset(&self, _connected: bool) {
+    fn missed(&self, _connected: bool) {
         self.0.reset();
     }
 }

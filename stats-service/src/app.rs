@@ -1,14 +1,16 @@
-//! Building and running stats-service: its routes (shared with the all-in-one) and a
-//! server bound to a port, which tests start on port 0.
+//! stats-service as a server: the stats API and the appliers ([`StatsService`]),
+//! mounted on the shared server builder alone ([`start`], [`run`]) or beside create and
+//! lookup in the all-in-one.
 
-use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use std::time::Duration;
+
+use actix_web::web;
+use common::background::TaskGroup;
 use common::config::{ServiceKind, Settings};
+use common::deps::Deps;
+use common::server::{Running, ServiceBuilder};
 
 use crate::api::StatsState;
-use crate::consumer::Consumers;
-use common::deps::Deps;
 
 /// Mounts the stats API. Needs `web::Data<StatsState>` in the app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -18,86 +20,77 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The stats API's state, and the consumers started for it.
-pub fn start(deps: &Deps) -> (web::Data<StatsState>, Consumers) {
-    let metrics = crate::consumer::ConsumerMetrics::new(&deps.metrics);
-    let consumers = crate::consumer::start(deps.db.clone(), deps.settings.stats.clone(), metrics);
-    let state = web::Data::new(StatsState {
-        db: deps.db.clone(),
-        auth: common::auth::Authenticator::new(deps.db.clone()),
-        anonymous_stats: deps.settings.links.anonymous_stats,
-    });
-    (state, consumers)
+/// How long appliers may take to finish their round at shutdown.
+const APPLIER_STOP: Duration = Duration::from_secs(10);
+
+/// The stats API's state with the appliers running.
+pub struct StatsService {
+    pub state: web::Data<StatsState>,
+    appliers: TaskGroup,
 }
 
-pub struct Application {
-    port: u16,
-    server: Server,
-    consumers: Consumers,
-    stop: common::http::GracefulStop,
+impl StatsService {
+    /// Builds the state and starts the appliers on `deps.background`.
+    pub fn start(deps: &Deps) -> StatsService {
+        let metrics = crate::consumer::ConsumerMetrics::new(&deps.metrics);
+        let appliers = deps.background.group();
+        crate::consumer::start(
+            &deps.db,
+            &deps.settings.stats,
+            metrics,
+            &appliers,
+            &deps.background,
+        );
+        let state = web::Data::new(StatsState {
+            db: deps.db.clone(),
+            auth: common::auth::Authenticator::new(deps.db.clone()),
+            anonymous_stats: deps.settings.links.anonymous_stats,
+        });
+        StatsService { state, appliers }
+    }
+
+    /// Adds the stats API's data and routes.
+    pub fn mount(&self, builder: ServiceBuilder) -> ServiceBuilder {
+        builder.data(self.state.clone()).routes(routes)
+    }
+
+    /// Shutdown step: no new round starts; the ones under way commit first.
+    pub fn stop_appliers(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let appliers = self.appliers.clone();
+        async move {
+            if !appliers.stop(APPLIER_STOP).await {
+                tracing::warn!("click appliers did not stop in time");
+            }
+        }
+    }
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let deps = Deps::connect(ServiceKind::Stats, settings).await?;
-        Self::build_with(deps)
-    }
+/// Serves stats-service on `deps` (port 0 picks a free one).
+pub fn start(deps: Deps) -> anyhow::Result<Running> {
+    serve(&deps, &StatsService::start(&deps))
+}
 
-    pub fn build_with(deps: Deps) -> anyhow::Result<Application> {
-        let settings = deps.settings.clone();
-        let (state, consumers) = start(&deps);
-        let readiness = web::Data::new(deps.readiness());
-        let stop = common::http::GracefulStop::new(&readiness, &settings.http);
-        let metrics = web::Data::from(deps.metrics.clone());
-        let (listener, port) = common::http::bind(&settings.http.bind, settings.http.port)?;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::metrics::track_requests))
-                .wrap(common::telemetry::request_tracing())
-                .app_data(state.clone())
-                .app_data(common::http::query_config())
-                .app_data(common::http::path_config())
-                .app_data(readiness.clone())
-                .app_data(metrics.clone())
-                .configure(common::http::ops_routes)
-                // Here and not in `routes`: the all-in-one serves create's document
-                // at this path.
-                .route(
-                    "/api/v1/openapi.json",
-                    web::get().to(crate::openapi::openapi_json),
-                )
-                .configure(routes)
-                .default_service(web::to(common::http::not_found))
+/// Serves `service` (tests keep it, to stop and restart its appliers).
+pub fn serve(deps: &Deps, service: &StatsService) -> anyhow::Result<Running> {
+    let builder = ServiceBuilder::new(deps, deps.readiness());
+    service
+        .mount(builder)
+        // Here and not in `routes`: the all-in-one serves create's document at this
+        // path.
+        .routes(|cfg| {
+            cfg.route(
+                "/api/v1/openapi.json",
+                web::get().to(crate::openapi::openapi_json),
+            );
         })
-        .shutdown_timeout(settings.http.shutdown_timeout_secs)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        Ok(Application {
-            port,
-            server,
-            consumers,
-            stop,
-        })
-    }
+        .on_stop("stop the click appliers", service.stop_appliers())
+        .start()
+}
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// For tests: serve in the background; the handle stops the server, the
-    /// consumers stop separately.
-    pub fn spawn(self) -> (u16, actix_web::dev::ServerHandle, Consumers) {
-        let handle = self.server.handle();
-        tokio::spawn(self.server);
-        (self.port, handle, self.consumers)
-    }
-
-    /// Serves until SIGTERM/Ctrl-C, drains (see [`common::http::GracefulStop`]),
-    /// then lets the appliers finish their rounds.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.stop.serve(self.server).await?;
-        self.consumers.stop().await;
-        Ok(())
-    }
+/// `main`: connects, serves until SIGTERM, stops in order.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let deps = Deps::connect(ServiceKind::Stats, settings).await?;
+    let running = start(deps)?;
+    tracing::info!(port = running.port(), "stats-service listening");
+    running.until_signal().await
 }

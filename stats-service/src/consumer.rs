@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::background::{Background, CancellationToken, TaskGroup};
+use common::backoff::Backoff;
 use common::config::StatsSettings;
 use common::db::{Database, clicks};
 use common::metrics::{Metrics, register};
@@ -73,45 +75,22 @@ impl ConsumerMetrics {
     }
 }
 
-/// Running appliers; [`Consumers::stop`] lets each finish its round, then ends them.
-pub struct Consumers {
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Consumers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumers")
-            .field("tasks", &self.tasks.len())
-            .finish()
+/// Starts `settings.consumers` appliers in `appliers` (stopping the group lets each
+/// finish its round) and the backlog reporter and tombstone purge on `background`.
+pub fn start(
+    db: &Database,
+    settings: &StatsSettings,
+    metrics: Arc<ConsumerMetrics>,
+    appliers: &TaskGroup,
+    background: &Background,
+) {
+    for _ in 0..settings.consumers.max(1) {
+        let (db, settings, metrics) = (db.clone(), settings.clone(), metrics.clone());
+        appliers.spawn_graceful(|stop| run(db, settings, metrics, stop));
     }
-}
-
-impl Consumers {
-    /// Drains: no new round starts, the current ones commit (or roll back) first.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
-    }
-}
-
-/// Starts `settings.consumers` appliers and a lag reporter.
-pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics>) -> Consumers {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let tasks = (0..settings.consumers.max(1))
-        .map(|_| {
-            tokio::spawn(run(
-                db.clone(),
-                settings.clone(),
-                metrics.clone(),
-                stopped.clone(),
-            ))
-        })
-        .collect();
     let window_ms = settings.dedupe_window_ms();
-    tokio::spawn(async move {
+    let db = db.clone();
+    background.spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         let mut ticks: u64 = 0;
         loop {
@@ -135,21 +114,21 @@ pub fn start(db: Database, settings: StatsSettings, metrics: Arc<ConsumerMetrics
             ticks += 1;
         }
     });
-    Consumers { stop, tasks }
 }
 
+/// Applies rounds until `stop` fires; a round under way commits (or rolls back) first.
 async fn run(
     db: Database,
     settings: StatsSettings,
     metrics: Arc<ConsumerMetrics>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let idle = Duration::from_millis(settings.poll_ms);
-    let mut backoff = Duration::from_millis(100);
-    while !*stopped.borrow() {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    while !stop.is_cancelled() {
         match clicks::apply_pending(&db, settings.apply_batch, settings.max_attempts).await {
             Ok(applied) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 metrics.batches.inc_by(applied.batches);
                 metrics.clicks.inc_by(applied.clicks);
                 metrics.dead.inc_by(applied.dead);
@@ -158,7 +137,7 @@ async fn run(
                     metrics.delay.observe((now - cut_at).max(0) as f64 / 1000.0);
                 }
                 if applied.batches == 0 && applied.dead == 0 {
-                    let _ = tokio::time::timeout(idle, stopped.changed()).await;
+                    let _ = tokio::time::timeout(idle, stop.cancelled()).await;
                 }
             }
             Err(e) => {
@@ -170,9 +149,29 @@ async fn run(
                 {
                     metrics.dead.inc_by(dead);
                 }
-                tokio::time::sleep(common::events::jittered(backoff)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                tokio::select! {
+                    _ = backoff.wait() => {}
+                    _ = stop.cancelled() => {}
+                }
             }
         }
     }
+}
+
+/// Applies what is queued until the queue is empty or `deadline` passes: the
+/// all-in-one's last step before its appliers stop, so that clicks flushed at
+/// shutdown are counted before the process ends.
+pub async fn apply_remaining(db: &Database, settings: &StatsSettings, deadline: Duration) {
+    let until = tokio::time::Instant::now() + deadline;
+    while tokio::time::Instant::now() < until {
+        match clicks::apply_pending(db, settings.apply_batch, settings.max_attempts).await {
+            Ok(applied) if applied.batches == 0 && applied.dead == 0 => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "applying the last click batches failed");
+                return;
+            }
+        }
+    }
+    tracing::warn!("stopping with click batches still queued; they are applied at the next start");
 }

@@ -11,4 +11,4 @@ pub mod app;
 pub mod consumer;
 pub mod openapi;
 
-pub use app::{Application, routes};
+pub use app::{StatsService, routes, run, start};

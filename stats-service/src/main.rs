@@ -6,7 +6,5 @@ use common::config::{ServiceKind, Settings};
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(ServiceKind::Stats, None)?;
     common::telemetry::init(&settings.telemetry);
-    let app = stats_service::Application::build(settings).await?;
-    tracing::info!(port = app.port(), "stats-service listening");
-    app.run_until_stopped().await
+    stats_service::run(settings).await
 }

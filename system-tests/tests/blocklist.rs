@@ -276,7 +276,7 @@ async fn a_block_reaches_every_lookup_instance_through_redis() {
     let ports = [h.lookup_port, second];
     wait_metric(
         &h,
-        h.create.port,
+        h.create_port,
         "shortener_blocklist_subscription_up",
         1.0,
     )

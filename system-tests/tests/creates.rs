@@ -66,9 +66,9 @@ async fn concurrent_creates_share_commits(h: &Harness) {
     }
 
     // Every create went through the group commit, and they did share commits.
-    let rows = h.metric(h.create.port, &format!("{COMMIT_ROWS}_sum")).await;
+    let rows = h.metric(h.create_port, &format!("{COMMIT_ROWS}_sum")).await;
     let commits = h
-        .metric(h.create.port, &format!("{COMMIT_ROWS}_count"))
+        .metric(h.create_port, &format!("{COMMIT_ROWS}_count"))
         .await;
     assert_eq!(rows, 200.0);
     assert!(commits < rows, "{commits} commits for {rows} creates");

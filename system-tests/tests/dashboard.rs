@@ -80,7 +80,7 @@ async fn dashboard_queries_read_exported_series() {
     let h = Harness::postgres(&[]).await;
     traffic(&h).await;
     let mut exported = Vec::new();
-    for port in [h.create.port, h.lookup_port, h.stats_port] {
+    for port in [h.create_port, h.lookup_port, h.stats_port] {
         exported.extend(exposition(&h.metrics_text(port).await));
     }
     h.stop().await;

@@ -19,7 +19,7 @@ fn edge_config(h: &Harness) -> String {
          upstream create_backend {{ server 127.0.0.1:{create}; keepalive 8; }}\n\
          upstream stats_backend {{ server 127.0.0.1:1; }}\n",
         lookup = h.lookup_port,
-        create = h.create.port,
+        create = h.create_port,
     );
     assert!(site.contains("include upstreams.conf;") && site.contains("listen 80 reuseport;"));
     let site = site

@@ -36,33 +36,28 @@ fn settings(db_url: &str, worker: Option<u16>) -> Settings {
     Settings::load_from(ServiceKind::Create, None, env).unwrap()
 }
 
+/// create-service on its own dependencies, as its binary starts it.
+async fn start(settings: Settings) -> anyhow::Result<common::server::Running> {
+    let deps = common::deps::Deps::connect(ServiceKind::Create, settings).await?;
+    create_service::start(deps).await
+}
+
 async fn lease_conflict_refuses_start(db_url: &str) {
-    let first = create_service::Application::build(settings(db_url, Some(5)))
-        .await
-        .unwrap()
-        .spawn();
-    let second = create_service::Application::build(settings(db_url, Some(5))).await;
-    let error = second
-        .err()
-        .expect("a second process with worker id 5 must not start");
+    let first = start(settings(db_url, Some(5))).await.unwrap();
+    let second = start(settings(db_url, Some(5))).await;
+    let error = second.expect_err("a second process with worker id 5 must not start");
     let message = format!("{error:#}");
     assert!(
         message.contains("worker id 5 is held by another live process"),
         "{message}"
     );
     // Another id is fine meanwhile.
-    let other = create_service::Application::build(settings(db_url, Some(6)))
-        .await
-        .unwrap()
-        .spawn();
+    let other = start(settings(db_url, Some(6))).await.unwrap();
     // Once the first stops (and releases its lease), the id is free again.
-    first.stop().await;
-    let third = create_service::Application::build(settings(db_url, Some(5)))
-        .await
-        .unwrap()
-        .spawn();
-    third.stop().await;
-    other.stop().await;
+    first.stop().await.unwrap();
+    let third = start(settings(db_url, Some(5))).await.unwrap();
+    third.stop().await.unwrap();
+    other.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +79,7 @@ async fn pod_ordinal_becomes_the_worker_id() {
     let mut s = settings(&db.primary_url, None);
     s.ids.pod_name = Some("shortener-create-7".into());
     let deps = Deps::connect(ServiceKind::Create, s).await.unwrap();
-    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids, &deps.background)
         .await
         .unwrap();
     assert_eq!(lease.worker().get(), 7);
@@ -102,7 +97,7 @@ async fn id_child() {
     let deps = Deps::connect(ServiceKind::Create, settings(db_url, None))
         .await
         .unwrap();
-    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids, &deps.background)
         .await
         .unwrap();
     let generator = Generator::new(
@@ -184,7 +179,7 @@ async fn successor_starts_above_predecessor_ids() {
     let deps = Deps::connect(ServiceKind::Create, settings(&url, Some(3)))
         .await
         .unwrap();
-    let first = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+    let first = WorkerLease::acquire(&deps.db, &deps.settings.ids, &deps.background)
         .await
         .unwrap();
     assert_eq!(first.floor_ms(), 0, "a fresh worker id has no history");
@@ -196,7 +191,7 @@ async fn successor_starts_above_predecessor_ids() {
     }
     first.release(generator.last_issued_ms()).await;
 
-    let second = WorkerLease::acquire(&deps.db, &deps.settings.ids)
+    let second = WorkerLease::acquire(&deps.db, &deps.settings.ids, &deps.background)
         .await
         .unwrap();
     let newest_ms = SnowflakeId::from_u64(newest).unwrap().timestamp_ms();

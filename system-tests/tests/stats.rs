@@ -243,7 +243,7 @@ async fn stats_api_refuses_bad_requests(h: &Harness) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_service_down_a_minute_loses_nothing() {
     let mut h = Harness::postgres(&[]).await;
-    h.consumers.take().unwrap().stop().await;
+    h.stats_service.stop_appliers().await;
     let link = h
         .create_link(json!({"url": "https://example.com/busy"}))
         .await;
@@ -284,11 +284,15 @@ async fn stats_service_down_a_minute_loses_nothing() {
     )
     .unwrap();
     let metrics = common::metrics::Metrics::new("stats-restarted");
-    h.consumers = Some(stats_service::consumer::start(
-        h.db.clone(),
-        settings.stats,
+    let restarted = common::background::Background::new();
+    stats_service::consumer::start(
+        &h.db,
+        &settings.stats,
         stats_service::consumer::ConsumerMetrics::new(&metrics),
-    ));
+        &restarted.group(),
+        &restarted,
+    );
+    h.restarted_appliers = Some(restarted);
     eprintln!("{answered} clicks while stats-service was down; {waiting} batches waited");
     let stats = stats_when(&h, &code, answered).await;
     assert_eq!(stats["total"], answered);

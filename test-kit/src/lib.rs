@@ -14,7 +14,8 @@
 //! - [`mod@bed`]: [`Bed`], the shared PostgreSQL + Redis pair that all tests of a run use,
 //!   [`bed()`] to get it, and per-test isolation: [`Bed::fresh_database`] (a copy of the
 //!   migrated template database) and [`Bed::fresh_prefix`] (a unique Redis key prefix).
-//! - [`http_client`] (feature `http`): the client every test talks to the services with.
+//! - [`http_client`] (feature `http`): the client every test talks to the services with;
+//!   [`service_binary`]: a service's binary, for tests that run it as a process.
 //! - `src/bin/testbed.rs`: `testbed up --state FILE` / `testbed down --state FILE`, so
 //!   that `scripts/test` starts one bed for every test process of a run.
 //!
@@ -62,6 +63,26 @@ pub use nginx::Nginx;
 pub use pg::PgCluster;
 pub use redis::RedisCluster;
 pub use sys::{free_port, try_free_port, wait_for_tcp};
+
+/// The service binary `name` of this build (beside the directory of the running
+/// test's executable), for tests that run a service as a process to signal or kill it.
+/// `scripts/test` builds the binaries first; alone, `cargo build -p NAME` does.
+pub fn service_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let binary = dir.join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (`cargo build -p {name}`; scripts/test does)",
+        binary.display()
+    );
+    binary
+}
 
 /// A client for talking to the services under test: redirects are answers to check,
 /// not to follow, and a proxy in the environment must never see loopback traffic.

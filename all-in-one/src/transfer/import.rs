@@ -15,7 +15,6 @@ use common::config::Settings;
 use common::db::links::{self, LinkRecord};
 use common::db::transfer::{self, LedgerEntry};
 use common::db::{Engine, StoreError};
-use common::events::LinkEvents;
 use common::links::UrlPolicy;
 use common::time::now_ms;
 use create_service::CreateState;
@@ -175,10 +174,10 @@ pub async fn import_links(
     let deps = crate::connect(settings).await?;
     // The very state create-service runs on: the same lease on a worker id (a live
     // create-service keeps its own, so their ids never collide) and code key.
-    // Imported links are not announced to caches: nobody can have cached a code
-    // that did not exist, except as "not found", and such entries expire by
-    // themselves (`lookup.l1_negative_ttl_secs`, `lookup.l2_negative_ttl_secs`).
-    let state = CreateState::build(&deps, LinkEvents::Disabled).await?;
+    // Imported links reach the caches like any other change: each row's change is
+    // written with it (by trigger) and a running server's relay publishes it, so an
+    // alias someone asked for before the import loses its "not found" entry at once.
+    let state = CreateState::build(&deps).await?;
 
     let batch = options.batch.max(1);
     let (tx, mut rx) = mpsc::channel::<anyhow::Result<Chunk>>(2);

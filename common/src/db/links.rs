@@ -61,7 +61,7 @@ impl LinkRecord {
         }
     }
 
-    fn from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
         let tags: String = row.try_get(5)?;
         let status: i64 = row.try_get(4)?;
         Ok(LinkRecord {

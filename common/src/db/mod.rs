@@ -9,6 +9,7 @@
 //! engines accept.
 
 pub mod blocked_hosts;
+pub mod changes;
 pub mod clicks;
 pub mod idempotency;
 pub mod keys;

@@ -58,11 +58,6 @@ pub struct BulkResponse {
     pub results: Vec<BulkItemResult>,
 }
 
-/// Generated codes are always 11 characters, and aliases never have that shape.
-fn code_is_alias(record: &links::LinkRecord) -> bool {
-    record.code.len() != common::ids::CODE_LEN
-}
-
 fn failed(index: usize, problem: &Problem) -> BulkItemResult {
     BulkItemResult {
         index,
@@ -139,11 +134,11 @@ pub async fn create_bulk(
     let inserted = links::insert_many(&mut tx, &records).await?;
     tx.commit().await.map_err(StoreError::from)?;
 
+    state.relay.wake();
     let mut created = 0;
     for ((record, index), ok) in records.iter().zip(positions).zip(inserted) {
         let result = if ok {
             created += 1;
-            state.events.created(record, code_is_alias(record));
             BulkItemResult {
                 index,
                 status: 201,

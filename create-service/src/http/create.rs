@@ -143,7 +143,7 @@ pub async fn create_link(
             }
         }
     }
-    state.events.created(&record, is_alias);
+    state.relay.wake();
 
     state
         .deps

@@ -26,8 +26,8 @@ pub async fn delete_link(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, false).await?;
     match links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &code).await? {
-        Some(record) => {
-            state.events.changed(&record);
+        Some(_) => {
+            state.relay.wake();
             Ok(HttpResponse::NoContent().finish())
         }
         None => Err(ApiError::NotFound),

@@ -41,7 +41,7 @@ pub async fn update_link(
             .apply(&current, &state.url_policy, now_ms())
             .map_err(|e| ApiError::Invalid(e.into_problem()))?;
         if links::update(state.deps.db.primary(), &next, current.updated_at).await? {
-            state.events.changed(&next);
+            state.relay.wake();
             return Ok(HttpResponse::Ok().json(super::view(&state, &next)));
         }
     }

@@ -113,7 +113,7 @@ pub async fn child(db: &str, count: usize, threads: usize, out: &Path) -> Result
     ];
     let settings = Settings::load_from(ServiceKind::Create, None, env)?;
     let deps = Deps::connect(ServiceKind::Create, settings).await?;
-    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids).await?;
+    let lease = WorkerLease::acquire(&deps.db, &deps.settings.ids, &deps.background).await?;
     let generator = Arc::new(
         Generator::new(
             lease.worker(),

@@ -1,6 +1,7 @@
 //! The scenarios, one module per part that breaks, and what they share: the click
 //! check that ends most of them.
 
+pub mod changes;
 pub mod ids;
 pub mod postgres;
 pub mod processes;

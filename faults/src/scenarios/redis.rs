@@ -294,7 +294,11 @@ pub fn fresh_figures(o: &mut Outcome, fresh: &Fresh) {
 
 /// Time from the kill until the victim's replica is a master and reports
 /// `cluster_state:ok` (all slots served again).
-async fn failover_window(replica: u16, victim: u16, killed_at: Instant) -> Result<Duration> {
+pub(crate) async fn failover_window(
+    replica: u16,
+    victim: u16,
+    killed_at: Instant,
+) -> Result<Duration> {
     let deadline = killed_at + Duration::from_secs(30);
     loop {
         let role = redis_cli(replica, &["ROLE"]).await.unwrap_or_default();
@@ -326,7 +330,7 @@ async fn l2_hits(world: &World, lookup: &crate::procs::Service) -> f64 {
 }
 
 /// The node that replicates the master on `port`.
-async fn replica_of(redis: &test_kit::RedisCluster, port: u16) -> Result<u16> {
+pub(crate) async fn replica_of(redis: &test_kit::RedisCluster, port: u16) -> Result<u16> {
     for node in redis.ports() {
         let info = redis_cli(node, &["INFO", "replication"]).await?;
         if info.contains("role:slave") && info.contains(&format!("master_port:{port}")) {

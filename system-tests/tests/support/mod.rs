@@ -4,13 +4,11 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use common::config::{ServiceKind, Settings};
 use common::db::Database;
 use common::deps::Deps;
-use common::events::{InvalidationSource, LinkEvents};
-use common::ids::CodeCodec;
+use common::events::Bus;
+use common::server::Running;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -27,13 +25,16 @@ pub enum Backing {
 
 pub struct Harness {
     pub engine: &'static str,
-    pub create: create_service::app::Running,
+    create: Running,
+    pub create_port: u16,
+    lookup: Running,
     pub lookup_port: u16,
-    lookup: lookup_service::app::Stopper,
+    stats: Running,
     pub stats_port: u16,
-    stats: actix_web::dev::ServerHandle,
-    /// stats-service's appliers (taken by tests that stop them).
-    pub consumers: Option<stats_service::consumer::Consumers>,
+    /// stats-service's state and appliers (tests stop and restart the appliers).
+    pub stats_service: stats_service::StatsService,
+    /// Appliers a test started again after stopping the first ones.
+    pub restarted_appliers: Option<common::background::Background>,
     pub db: Database,
     pub http: reqwest::Client,
     /// Keys of two tenants, `acme` and `globex`.
@@ -42,7 +43,7 @@ pub struct Harness {
     pub env: Vec<(String, String)>,
     pub backing: Backing,
     /// The in-process event bus between create and lookup when there is no Redis.
-    pub bus: Option<tokio::sync::broadcast::Sender<String>>,
+    pub bus: Option<Bus>,
 }
 
 /// A JSON answer: status, headers, body (Null when empty or not JSON).
@@ -117,13 +118,11 @@ impl Harness {
     }
 
     /// Another lookup instance on the same servers (same settings, own local cache).
-    pub async fn add_lookup(&self) -> (u16, lookup_service::app::Stopper) {
+    pub async fn add_lookup(&self) -> (u16, Running) {
         let settings = Settings::load_from(ServiceKind::Lookup, None, self.env.clone()).unwrap();
         let deps = Deps::connect(ServiceKind::Lookup, settings).await.unwrap();
-        let codec = Arc::new(CodeCodec::new(CODE_KEY.as_bytes()));
-        lookup_service::Application::build_with(deps, codec)
-            .unwrap()
-            .spawn()
+        let lookup = lookup_service::start(deps).await.unwrap();
+        (lookup.port(), lookup)
     }
 
     /// Sum of every series of metric `name` (exact name, any labels) on `port`.
@@ -194,47 +193,33 @@ impl Harness {
         }
         let create_settings = Settings::load_from(ServiceKind::Create, None, env.clone()).unwrap();
         common::telemetry::init(&create_settings.telemetry);
-        let deps = Deps::connect(ServiceKind::Create, create_settings.clone())
+        let mut deps = Deps::connect(ServiceKind::Create, create_settings.clone())
             .await
             .unwrap();
         let db = deps.db.clone();
-        // Without Redis (SQLite), edits reach the lookup over an in-process channel,
-        // as in the all-in-one; with Redis, through the cluster.
-        let bus = deps
-            .redis
-            .is_none()
-            .then(|| tokio::sync::broadcast::channel::<String>(1024).0);
-        let events = match &bus {
-            Some(bus) => LinkEvents::Local(bus.clone()),
-            None => create_service::state::default_events(&deps),
-        };
-        let create = create_service::Application::build_with_events(deps, events)
-            .await
-            .unwrap()
-            .spawn();
+        // Without Redis (SQLite), changes reach the lookup over an in-process bus, as
+        // in the all-in-one; with Redis, through the cluster.
+        let bus = deps.redis.is_none().then(Bus::local);
+        if let Some(bus) = &bus {
+            deps.bus = bus.clone();
+        }
+        let create = create_service::start(deps).await.unwrap();
 
         let lookup_settings = Settings::load_from(ServiceKind::Lookup, None, env.clone()).unwrap();
-        let lookup_deps = Deps::connect(ServiceKind::Lookup, lookup_settings)
+        let mut lookup_deps = Deps::connect(ServiceKind::Lookup, lookup_settings)
             .await
             .unwrap();
-        let codec = Arc::new(CodeCodec::new(CODE_KEY.as_bytes()));
-        let source = match (bus.clone(), &lookup_deps.redis) {
-            (Some(bus), _) => InvalidationSource::Local(bus),
-            (None, Some(redis)) => InvalidationSource::Redis(redis.clone()),
-            (None, None) => InvalidationSource::None,
-        };
-        let (lookup_port, lookup) =
-            lookup_service::Application::build_with_source(lookup_deps, codec, source)
-                .unwrap()
-                .spawn();
+        if let Some(bus) = &bus {
+            lookup_deps.bus = bus.clone();
+        }
+        let lookup = lookup_service::start(lookup_deps).await.unwrap();
 
         let stats_settings = Settings::load_from(ServiceKind::Stats, None, env.clone()).unwrap();
         let stats_deps = Deps::connect(ServiceKind::Stats, stats_settings)
             .await
             .unwrap();
-        let (stats_port, stats, consumers) = stats_service::Application::build_with(stats_deps)
-            .unwrap()
-            .spawn();
+        let stats_service = stats_service::StatsService::start(&stats_deps);
+        let stats = stats_service::app::serve(&stats_deps, &stats_service).unwrap();
 
         let key = common::auth::create_key(&db, "acme", "tests")
             .await
@@ -247,12 +232,14 @@ impl Harness {
         let http = test_kit::http_client().unwrap();
         Harness {
             engine,
+            create_port: create.port(),
             create,
-            lookup_port,
+            lookup_port: lookup.port(),
             lookup,
-            stats_port,
+            stats_port: stats.port(),
             stats,
-            consumers: Some(consumers),
+            stats_service,
+            restarted_appliers: None,
             db,
             http,
             key,
@@ -264,17 +251,17 @@ impl Harness {
     }
 
     pub async fn stop(self) {
-        self.create.stop().await;
-        lookup_service::app::stop(self.lookup).await;
-        self.stats.stop(true).await;
-        if let Some(consumers) = self.consumers {
-            consumers.stop().await;
+        self.create.stop().await.unwrap();
+        self.lookup.stop().await.unwrap();
+        self.stats.stop().await.unwrap();
+        if let Some(appliers) = self.restarted_appliers {
+            appliers.shutdown(std::time::Duration::from_secs(10)).await;
         }
         self.db.close().await;
     }
 
     pub fn create_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.create.port)
+        format!("http://127.0.0.1:{}{path}", self.create_port)
     }
 
     pub fn stats_url(&self, path: &str) -> String {
@@ -349,15 +336,16 @@ impl Harness {
 
     /// Where admin commands announce changes for this harness's services: the
     /// in-process bus, else Redis when configured.
-    pub fn admin_bus(&self) -> InvalidationSource {
+    pub fn admin_bus(&self) -> Bus {
         if let Some(bus) = &self.bus {
-            return InvalidationSource::Local(bus.clone());
+            return bus.clone();
         }
         let settings = Settings::load_from(ServiceKind::Create, None, self.env.clone()).unwrap();
-        match common::redis::RedisCluster::from_settings(&settings.redis).unwrap() {
-            Some(redis) => InvalidationSource::Redis(redis),
-            None => InvalidationSource::None,
-        }
+        Bus::from_redis(
+            common::redis::RedisCluster::from_settings(&settings.redis)
+                .unwrap()
+                .as_ref(),
+        )
     }
 
     pub async fn count_links(&self) -> i64 {

@@ -24,7 +24,7 @@ fn start(db_url: &str, port: u16) -> Child {
 }
 
 fn start_with(db_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lookup-service"))
+    Command::new(test_kit::service_binary("lookup-service"))
         .envs(env.iter().copied())
         .env("SHORTENER__DATABASE__URL", db_url)
         .env("SHORTENER__HTTP__BIND", "127.0.0.1")

@@ -22,6 +22,7 @@ async fn non_canonical_codes_never_reach_storage() {
             "postgres://nobody@127.0.0.1:1/none",
         ),
         ("SHORTENER__DATABASE__ACQUIRE_TIMEOUT_MS", "300"),
+        ("SHORTENER__IDS__CODE_KEY", KEY),
         ("SHORTENER__HTTP__BIND", "127.0.0.1"),
         ("SHORTENER__HTTP__PORT", "0"),
         ("SHORTENER__TELEMETRY__FILTER", "error"),
@@ -31,9 +32,8 @@ async fn non_canonical_codes_never_reach_storage() {
     let settings = Settings::load_from(ServiceKind::Lookup, None, env).unwrap();
     let deps = Deps::connect(ServiceKind::Lookup, settings).await.unwrap();
     let codec = Arc::new(CodeCodec::new(KEY.as_bytes()));
-    let (port, handle) = lookup_service::Application::build_with(deps, codec.clone())
-        .unwrap()
-        .spawn();
+    let lookup = lookup_service::start(deps).await.unwrap();
+    let port = lookup.port();
     let http = test_kit::http_client().unwrap();
     let status = |path: String| {
         let http = http.clone();
@@ -88,5 +88,5 @@ async fn non_canonical_codes_never_reach_storage() {
             "`{code}` must query storage"
         );
     }
-    lookup_service::app::stop(handle).await;
+    lookup.stop().await.unwrap();
 }

@@ -17,7 +17,7 @@ use common::db::{Database, clicks};
 use sqlx::Row;
 
 fn start(db_url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_stats-service"))
+    Command::new(test_kit::service_binary("stats-service"))
         .env("SHORTENER__DATABASE__URL", db_url)
         .env("SHORTENER__HTTP__BIND", "127.0.0.1")
         .env("SHORTENER__HTTP__PORT", "0")
