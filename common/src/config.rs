@@ -507,44 +507,49 @@ impl Settings {
                 "must be at most 50",
             ));
         }
-        if self.lookup.l1_ttl_secs == 0 || self.lookup.l2_ttl_secs == 0 {
-            return Err(invalid(
-                "lookup.l1_ttl_secs",
-                "cache lifetimes must be at least 1 s",
-            ));
-        }
-        if self.lookup.not_found_per_ip_per_minute == 0 || self.lookup.not_found_burst == 0 {
-            return Err(invalid(
+        for (key, value) in [
+            ("lookup.l1_ttl_secs", self.lookup.l1_ttl_secs),
+            ("lookup.l2_ttl_secs", self.lookup.l2_ttl_secs),
+            (
                 "lookup.not_found_per_ip_per_minute",
-                "rate and burst must both be at least 1",
-            ));
+                u64::from(self.lookup.not_found_per_ip_per_minute),
+            ),
+            (
+                "lookup.not_found_burst",
+                u64::from(self.lookup.not_found_burst),
+            ),
+            ("redis.wait_timeout_ms", self.redis.wait_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.stats.flush_interval_ms < 10 {
             return Err(invalid("stats.flush_interval_ms", "must be at least 10"));
         }
-        if self.stats.apply_batch < 1 || self.stats.max_attempts < 1 {
-            return Err(invalid(
-                "stats.apply_batch",
-                "batch size and attempts must be at least 1",
-            ));
+        if self.stats.apply_batch < 1 {
+            return Err(invalid("stats.apply_batch", "must be at least 1"));
+        }
+        if self.stats.max_attempts < 1 {
+            return Err(invalid("stats.max_attempts", "must be at least 1"));
         }
         if self.redis.timeout_ms == 0 {
             return Err(invalid("redis.timeout_ms", "must be at least 1"));
         }
-        for (key, per_minute, burst) in [
+        for (key, value) in [
             (
                 "rate_limit.per_key_per_minute",
                 self.rate_limit.per_key_per_minute,
-                self.rate_limit.per_key_burst,
             ),
+            ("rate_limit.per_key_burst", self.rate_limit.per_key_burst),
             (
                 "rate_limit.per_ip_per_minute",
                 self.rate_limit.per_ip_per_minute,
-                self.rate_limit.per_ip_burst,
             ),
+            ("rate_limit.per_ip_burst", self.rate_limit.per_ip_burst),
         ] {
-            if per_minute == 0 || burst == 0 {
-                return Err(invalid(key, "rate and burst must both be at least 1"));
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
             }
         }
         Ok(())
@@ -688,6 +693,39 @@ mod tests {
             assert!(
                 err.to_string().contains("links.blocklist_reload_secs"),
                 "{err}"
+            );
+        }
+    }
+
+    /// Each refused value names its own key, not a neighbour checked beside it.
+    #[test]
+    fn every_refused_value_names_its_own_key() {
+        for key in [
+            "lookup.l1_ttl_secs",
+            "lookup.l2_ttl_secs",
+            "lookup.not_found_per_ip_per_minute",
+            "lookup.not_found_burst",
+            "stats.apply_batch",
+            "stats.max_attempts",
+            "stats.flush_interval_ms",
+            "redis.timeout_ms",
+            "redis.wait_timeout_ms",
+            "rate_limit.per_key_per_minute",
+            "rate_limit.per_key_burst",
+            "rate_limit.per_ip_per_minute",
+            "rate_limit.per_ip_burst",
+            "database.max_connections",
+        ] {
+            let var = format!(
+                "SHORTENER__{}",
+                key.to_ascii_uppercase().replacen('.', "__", 1)
+            );
+            let err =
+                Settings::load_from(ServiceKind::Lookup, None, env(&[(&var, "0")])).expect_err(key);
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("configuration key `{key}`:")),
+                "{key}: {message}"
             );
         }
     }

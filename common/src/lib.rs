@@ -5,7 +5,8 @@
 //! bodies, metrics names, configuration keys) is defined exactly once:
 //!
 //! - [`config`]: layered, typed settings (`defaults → file → SHORTENER__SECTION__KEY`).
-//! - [`ids`]: Snowflake ids, the worker-id lease, and the public code codec.
+//! - [`ids`]: Snowflake ids and the public code codec; [`issuer`]: ids for async
+//!   code, waiting on the timer; [`lease`]: the worker-id lease.
 //! - [`links`]: domain types at the edge (`LongUrl`, `Alias`, link records) and the
 //!   host blocklist matcher.
 //! - [`blocklist`]: the runtime host blocklist, kept current on every instance, and
@@ -33,6 +34,7 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod ids;
+pub mod issuer;
 pub mod lease;
 pub mod links;
 pub mod metrics;

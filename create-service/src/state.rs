@@ -248,17 +248,18 @@ impl CreateState {
         }
     }
 
-    /// A fresh Snowflake id, unless this instance may not issue ids right now.
-    pub fn next_id(&self) -> Result<SnowflakeId, ApiError> {
+    /// A fresh Snowflake id, unless this instance may not issue ids right now. Waits
+    /// (for the next millisecond, or a clock that stepped back) on the timer, never
+    /// holding the worker thread.
+    pub async fn next_id(&self) -> Result<SnowflakeId, ApiError> {
         if !self.lease.is_valid() {
             return Err(ApiError::IdsPaused("worker-id lease not held".into()));
         }
         let before = self.generator.stats();
         // Refusals (clock stepped back past the bound, clock before the epoch) pause
         // creation on this instance; they are never the client's fault.
-        let id = self
-            .generator
-            .next_id()
+        let id = common::issuer::next_id(&self.generator)
+            .await
             .map_err(|e| ApiError::IdsPaused(e.to_string()));
         let after = self.generator.stats();
         let waits = &self.deps.metrics.id_waits;

@@ -3,7 +3,7 @@
 //! - [`resolve`]: turns a path segment into a link, looking up only strings that can
 //!   be a code or an alias.
 //! - [`tiers`]: L1 moka → L2 Redis Cluster (behind a breaker) → replica → primary.
-//! - [`replicas`]: replica rotation, health probes and lag.
+//! - [`visits`]: the `max_visits` check, under a deadline.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
 //! - [`clicks`]: click aggregation and its flushes to the durable queue.
 //! - [`app`]: the server, and the redirect service the all-in-one mounts.
@@ -12,9 +12,9 @@ pub mod app;
 pub mod clicks;
 pub mod metrics;
 pub mod redirect;
-pub mod replicas;
 pub mod resolve;
 pub mod tiers;
+pub mod visits;
 
 pub use app::{LookupService, REDIRECT_ROUTE, redirect_service, run, start};
 pub use resolve::LookupState;

@@ -134,7 +134,7 @@ pub async fn follow(req: HttpRequest, state: web::Data<LookupState>) -> HttpResp
     if let Some(max) = resolved.entry.max_visits
         && !state
             .visit_limiter
-            .admit(code, max, is_get, state.replicas.pick().map(|r| r.pool()))
+            .admit(code, max, is_get, state.replicas.pick())
             .await
     {
         return Problem::new(StatusCode::GONE, "link-gone", "Link no longer available")

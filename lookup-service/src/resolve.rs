@@ -5,6 +5,7 @@
 //! else is "not found" at once, so scanners and typos cost no cache or database work.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 use common::deps::Deps;
@@ -13,10 +14,11 @@ use common::ids::{CodeCodec, looks_like_generated_code};
 use common::links::{Alias, Blocklist};
 use common::ratelimit::RateLimiter;
 
-use crate::clicks::{ClickRecorder, VisitLimiter};
+use crate::clicks::ClickRecorder;
 use crate::metrics::LookupMetrics;
-use crate::replicas::Replicas;
 use crate::tiers::{Age, Tiers};
+use crate::visits::VisitLimiter;
+use common::db::replicas::Replicas;
 
 /// Codes minted by a clock at most this far ahead of ours are still plausible.
 const CLOCK_SKEW_MS: i64 = 60_000;
@@ -95,7 +97,10 @@ impl LookupState {
         });
         LookupState {
             clicks,
-            visit_limiter: VisitLimiter::new(deps.db.clone()),
+            visit_limiter: VisitLimiter::new(
+                deps.db.clone(),
+                Duration::from_millis(settings.replica_timeout_ms),
+            ),
             blocklist: deps.blocklist.clone(),
             deps: deps.clone(),
             codec,

@@ -32,7 +32,7 @@ use futures_util::future::BoxFuture;
 use moka::Expiry;
 
 use crate::metrics::LookupMetrics;
-use crate::replicas::Replicas;
+use common::db::replicas::Replicas;
 
 /// A link ready to answer with: the entry and its `Location`, built once per load
 /// from the stored URL re-validated as http(s).

@@ -10,10 +10,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use common::auth::{ANONYMOUS_TENANT, Authenticator};
 use common::clicks::{DAY_MS, HOUR_MS};
+use std::time::Duration;
+
+use common::db::replicas::Replicas;
 use common::db::{Database, StoreError, clicks, links};
 use common::problem::Problem;
 use common::time::{from_ms, now_ms};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
 use utoipa::{IntoParams, ToSchema};
 
 /// Longest range answered hour by hour.
@@ -23,9 +28,108 @@ const MAX_RANGE_MS: i64 = 5 * 366 * DAY_MS;
 
 pub struct StatsState {
     pub db: Database,
+    /// Where reads go first (see [`read`]).
+    pub replicas: Replicas,
+    /// Deadline of one answer's reads on a replica.
+    pub replica_deadline: Duration,
     pub auth: Authenticator,
     /// `links.anonymous_stats`: a request without a key reads anonymous links.
     pub anonymous_stats: bool,
+    pub reads: Reads,
+}
+
+/// Stats reads by the pool that answered, each series resolved once.
+pub struct Reads {
+    replica: IntCounter,
+    primary: IntCounter,
+}
+
+impl Reads {
+    pub fn new(metrics: &common::metrics::Metrics) -> Reads {
+        let reads = common::metrics::register(
+            metrics.registry(),
+            IntCounterVec::new(
+                Opts::new(
+                    "stats_reads_total",
+                    "Stats API answers by the database that gave them (replica or primary).",
+                ),
+                &["pool"],
+            ),
+        );
+        Reads {
+            replica: reads.with_label_values(&["replica"]),
+            primary: reads.with_label_values(&["primary"]),
+        }
+    }
+}
+
+/// What one stats answer is made of, read from one database.
+struct Read {
+    link: Option<links::LinkRecord>,
+    hours: Vec<(i64, i64)>,
+    dims: Vec<(String, String, i64)>,
+    unique_visitors: i64,
+}
+
+async fn read_from(
+    pool: &AnyPool,
+    code: &str,
+    from: i64,
+    to: i64,
+    day_from: i64,
+) -> Result<Read, StoreError> {
+    let Some(link) = links::get(pool, code).await? else {
+        return Ok(Read {
+            link: None,
+            hours: Vec::new(),
+            dims: Vec::new(),
+            unique_visitors: 0,
+        });
+    };
+    Ok(Read {
+        hours: clicks::hours(pool, code, from, to).await?,
+        dims: clicks::dimensions(pool, code, day_from, to).await?,
+        unique_visitors: clicks::unique_visitors(pool, code, day_from, to).await?,
+        link: Some(link),
+    })
+}
+
+/// Reads a healthy replica, all of an answer from one database. The primary answers
+/// instead when no replica is healthy, when the replica fails or misses its deadline
+/// (it then leaves the rotation until its probe answers), and when it does not have
+/// the link: a link created a moment ago may not have reached it yet, and its stats
+/// must be readable the moment its create returned.
+async fn read(
+    state: &StatsState,
+    code: &str,
+    from: i64,
+    to: i64,
+    day_from: i64,
+) -> Result<Read, StoreError> {
+    if let Some(replica) = state.replicas.pick() {
+        let attempt = tokio::time::timeout(
+            state.replica_deadline,
+            read_from(replica.pool(), code, from, to, day_from),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(read)) if read.link.is_some() => {
+                state.reads.replica.inc();
+                return Ok(read);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                replica.failed();
+                tracing::warn!(error = %e, "stats read failed on a replica; reading the primary");
+            }
+            Err(_) => {
+                replica.failed();
+                tracing::warn!("stats read timed out on a replica; reading the primary");
+            }
+        }
+    }
+    state.reads.primary.inc();
+    read_from(state.db.primary(), code, from, to, day_from).await
 }
 
 /// The parameters arrive as text so that a bad value is answered with a problem that
@@ -171,15 +275,19 @@ pub async fn link_stats(
     let from = from - from.rem_euclid(step);
     let to = to + (step - to.rem_euclid(step)) % step;
 
-    let pool = state.db.primary();
-    let link = links::get(pool, &code).await.map_err(store_problem)?;
+    let day_from = from - from.rem_euclid(DAY_MS);
+    let Read {
+        link,
+        hours,
+        dims,
+        unique_visitors,
+    } = read(&state, &code, from, to, day_from)
+        .await
+        .map_err(store_problem)?;
     match link {
         Some(link) if link.tenant_id == tenant && link.deleted_at.is_none() => {}
         _ => return Err(Problem::not_found().detail("no such link of yours")),
     }
-    let hours = clicks::hours(pool, &code, from, to)
-        .await
-        .map_err(store_problem)?;
     let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
     let mut t = from;
     while t < to {
@@ -191,10 +299,6 @@ pub async fn link_stats(
         total += n;
         *buckets.entry(hour - hour.rem_euclid(step)).or_default() += n;
     }
-    let day_from = from - from.rem_euclid(DAY_MS);
-    let dims = clicks::dimensions(pool, &code, day_from, to)
-        .await
-        .map_err(store_problem)?;
     let pick = |dim: &str| -> Vec<Count> {
         dims.iter()
             .filter(|(d, _, _)| d == dim)
@@ -209,9 +313,6 @@ pub async fn link_stats(
         .filter(|(d, v, _)| d == "bot" && v == "bot")
         .map(|(_, _, n)| n)
         .sum();
-    let unique_visitors = clicks::unique_visitors(pool, &code, day_from, to)
-        .await
-        .map_err(store_problem)?;
     let stats = Stats {
         code: code.into_inner(),
         from: from_ms(from),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::web;
 use common::background::TaskGroup;
 use common::config::{ServiceKind, Settings};
+use common::db::replicas::Replicas;
 use common::deps::Deps;
 use common::server::{Running, ServiceBuilder};
 
@@ -19,6 +20,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::get().to(crate::api::link_stats),
     );
 }
+
+/// Deadline of one stats answer read on a replica: a few range queries, heavier than
+/// a redirect's lookup, so longer than `lookup.replica_timeout_ms`; past it the
+/// primary answers and the replica leaves the rotation until its probe answers.
+const REPLICA_READ_DEADLINE: Duration = Duration::from_secs(2);
 
 /// How long appliers may take to finish their round at shutdown.
 const APPLIER_STOP: Duration = Duration::from_secs(10);
@@ -41,10 +47,17 @@ impl StatsService {
             &appliers,
             &deps.background,
         );
+        let replicas = Replicas::new(&deps.db);
+        for probe in replicas.probes() {
+            deps.background.spawn(probe);
+        }
         let state = web::Data::new(StatsState {
             db: deps.db.clone(),
+            replicas,
+            replica_deadline: REPLICA_READ_DEADLINE,
             auth: common::auth::Authenticator::new(deps.db.clone()),
             anonymous_stats: deps.settings.links.anonymous_stats,
+            reads: crate::api::Reads::new(&deps.metrics),
         });
         StatsService { state, appliers }
     }

@@ -281,6 +281,86 @@ async fn lagging_and_frozen_replica() {
     drop(h);
 }
 
+/// The stats API reads a replica, and the primary for a link the replica does not
+/// have yet: a link's stats are readable the moment its create returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_read_replicas_and_the_primary_for_new_links() {
+    let pg = PgCluster::start().await.unwrap();
+    let h = Harness::on_servers(&pg, None, &[]).await;
+    let reads = |pool: &'static str| {
+        let h = &h;
+        async move {
+            h.metric_where(
+                h.stats_port,
+                "shortener_stats_reads_total",
+                &format!("pool=\"{pool}\""),
+            )
+            .await
+        }
+    };
+    psql(
+        pg.replica_port(),
+        "ALTER SYSTEM SET recovery_min_apply_delay = '3s'",
+    );
+    psql(pg.replica_port(), "SELECT pg_reload_conf()");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let link = h
+        .create_link(json!({"url": "https://example.com/counted"}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    let stats_path = format!("/api/v1/links/{code}/stats");
+    let stats = h
+        .send(h.http.get(h.stats_url(&stats_path)).bearer_auth(&h.key))
+        .await;
+    assert_eq!(stats.status, 200, "{}", stats.text);
+    assert_eq!(stats.body["total"], 0);
+    assert_eq!((reads("replica").await, reads("primary").await), (0.0, 1.0));
+
+    psql(
+        pg.replica_port(),
+        "ALTER SYSTEM RESET recovery_min_apply_delay",
+    );
+    psql(pg.replica_port(), "SELECT pg_reload_conf()");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = h
+            .send(h.http.get(h.stats_url(&stats_path)).bearer_auth(&h.key))
+            .await;
+        assert_eq!(stats.status, 200, "{}", stats.text);
+        if reads("replica").await > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stats never read the replica");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(h);
+}
+
+/// A frozen replica never stalls a redirect of a link with a visit limit: the read
+/// of its applied total gives up at the replica deadline (150 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_replica_never_stalls_the_visit_limit() {
+    let pg = PgCluster::start().await.unwrap();
+    let h = Harness::on_servers(&pg, None, &[]).await;
+    let link = h
+        .create_link(json!({"url": "https://example.com/limited", "max_visits": 1000}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    // Cached locally, and its applied total read once.
+    assert_eq!(h.follow(code).await.status, 302);
+    // The total is due to be read again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    pg.freeze_replica().unwrap();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(5), h.follow(code)).await;
+    let elapsed = started.elapsed();
+    pg.thaw_replica().unwrap();
+    let answer = answer.expect("the redirect hung on the frozen replica");
+    assert_eq!(answer.status, 302, "{}", answer.text);
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    drop(h);
+}
+
 /// An edit through create-service reaches every lookup instance within the bound;
 /// a lost subscription clears the local cache and comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

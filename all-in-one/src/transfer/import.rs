@@ -467,6 +467,7 @@ async fn write_batch(
     let mut meta = Vec::with_capacity(rows.len());
     for row in rows {
         let record = create_service::http::record_for(state, tenant, row.link, row.created_at)
+            .await
             .map_err(|e| anyhow::anyhow!("cannot issue ids: {e}"))?;
         meta.push((row.line, row.key, row.clicks));
         records.push(record);
@@ -500,7 +501,7 @@ async fn write_records(
             code: record.code.clone(),
         })
         .collect();
-    let mut tx = state.deps.db.primary().begin().await?;
+    let mut tx = state.deps.db.begin_write().await?;
     let fresh = transfer::claim(&mut tx, tenant, &entries, now_ms()).await?;
     let (new, known): (Vec<_>, Vec<_>) = records
         .iter()

@@ -186,7 +186,6 @@ pub async fn apply_pending(
     limit: i64,
     max_attempts: i64,
 ) -> Result<Applied, StoreError> {
-    let pool = db.primary();
     let claim = match db.engine() {
         // The partition of the oldest batch nobody holds, then that partition's
         // batches: a concurrent round takes another partition, so the two never wait
@@ -198,13 +197,14 @@ pub async fn apply_pending(
               ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
         }
-        // One consumer per embedded database; its write transaction is exclusive.
+        // One consumer per embedded database, and its transaction holds the write
+        // lock from its start (`Database::begin_write`).
         Engine::Sqlite => {
             "SELECT batch_id, payload FROM click_batches WHERE done_at IS NULL AND attempts < $1 \
              ORDER BY created_at LIMIT $2"
         }
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let rows = sqlx::query(claim)
         .bind(max_attempts)
         .bind(limit)
@@ -301,7 +301,7 @@ pub async fn record_failure(
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for id in &dead {
         bury(&mut tx, id, error).await?;
     }

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod leases;
 pub mod links;
+pub mod replicas;
 pub mod transfer;
 
 use std::sync::Arc;
@@ -227,6 +228,19 @@ impl Database {
         };
         migrator.run(&self.primary).await?;
         Ok(())
+    }
+
+    /// The one way a transaction that writes begins. On SQLite it takes the write
+    /// lock at `BEGIN IMMEDIATE`, so it waits its turn under the busy timeout: a plain
+    /// (deferred) transaction starts as a reader, and when it then writes after
+    /// another connection committed, SQLite refuses it at once ("database is locked")
+    /// instead of waiting. On PostgreSQL a plain `BEGIN`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let tx = match self.engine {
+            Engine::Sqlite => self.primary.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.primary.begin().await?,
+        };
+        Ok(tx)
     }
 
     /// A trivial round trip to the primary, for readiness.

@@ -5,6 +5,6 @@ pub mod snowflake;
 
 pub use codec::{ALPHABET, CODE_LEN, Code, CodeCodec, looks_like_generated_code};
 pub use snowflake::{
-    Clock, EPOCH_MS, Generator, GeneratorStats, IdError, MAX_WORKERS, ManualClock, SnowflakeId,
-    SystemClock, WorkerId,
+    Busy, Clock, EPOCH_MS, Generator, GeneratorStats, IdError, MAX_WORKERS, ManualClock,
+    SnowflakeId, SystemClock, WorkerId,
 };

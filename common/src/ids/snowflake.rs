@@ -39,7 +39,7 @@ const TOP_BIT: u64 = 1 << 63;
 /// A spin on an exhausted sequence that lasts this long means the clock is not
 /// advancing at all (a frozen test clock, a broken time source); failing beats
 /// burning a core forever.
-const STALL_LIMIT: Duration = Duration::from_secs(1);
+pub const STALL_LIMIT: Duration = Duration::from_secs(1);
 
 /// Sleep granularity while waiting for a clock that stepped backwards: short
 /// enough to resume within about a millisecond of the catch-up.
@@ -251,6 +251,24 @@ pub struct GeneratorStats {
     pub clock_backwards_refusals: u64,
 }
 
+/// Why [`Generator::try_next_id`] could not issue an id at once.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Busy {
+    /// This millisecond's 4096 sequence numbers are used: the next id comes with the
+    /// next millisecond.
+    SequenceExhausted,
+    /// The clock reads `behind_ms` earlier than the last issued id (within the
+    /// generator's `max_backwards`).
+    ClockBehind { behind_ms: u64 },
+}
+
+/// One attempt at an id: issued, or what stands in the way.
+enum Step {
+    Issued(SnowflakeId),
+    Exhausted { last_ms: u64 },
+    Behind { last_ms: u64, now: u64 },
+}
+
 /// Issues strictly increasing ids for one worker; shareable across threads.
 ///
 /// Policy:
@@ -265,8 +283,10 @@ pub struct GeneratorStats {
 ///   [`IdError::ClockMovedBackwards`]. A gap larger than `max_backwards` is
 ///   refused at once, because a real clock cannot close it within the bound
 ///   and every caller would otherwise stall for the full wait.
-/// - `next_id` therefore may block the calling thread for up to
-///   `max_backwards`; keep it small (a few ms) when calling from async code.
+/// - `next_id` therefore may block the calling thread (spinning up to a second on a
+///   stuck clock, sleeping up to `max_backwards`). Async code uses
+///   [`Generator::try_next_id`] instead and waits on its runtime's timer
+///   (`common::issuer`), so no worker thread is ever held.
 /// - Only this generator's own history is known: a process restarted while
 ///   its clock is behind the previous run could repeat ids. The worker lease
 ///   and NTP slewing (not stepping) are what guard against that.
@@ -337,6 +357,63 @@ impl Generator {
     /// Issues the next id; see the type's documentation for the waiting policy.
     pub fn next_id(&self) -> Result<SnowflakeId, IdError> {
         loop {
+            match self.step()? {
+                Step::Issued(id) => return Ok(id),
+                Step::Exhausted { last_ms } => {
+                    self.sequence_exhaustion_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.spin_past(last_ms)?;
+                }
+                Step::Behind { last_ms, now } => self.wait_for_catch_up(last_ms, now)?,
+            }
+        }
+    }
+
+    /// Issues the next id if that needs no waiting; otherwise says why not, and the
+    /// caller waits (on a timer, not a thread) and asks again, counting the wait
+    /// once with [`Generator::record_wait`]. A clock further behind than
+    /// `max_backwards` is refused at once, as by [`Generator::next_id`].
+    pub fn try_next_id(&self) -> Result<Result<SnowflakeId, Busy>, IdError> {
+        match self.step()? {
+            Step::Issued(id) => Ok(Ok(id)),
+            Step::Exhausted { .. } => Ok(Err(Busy::SequenceExhausted)),
+            Step::Behind { last_ms, now } => {
+                let behind_ms = last_ms - now;
+                if behind_ms > self.max_backwards_ms() {
+                    self.record_refusal();
+                    return Err(IdError::ClockMovedBackwards { behind_ms });
+                }
+                Ok(Err(Busy::ClockBehind { behind_ms }))
+            }
+        }
+    }
+
+    /// Counts one wait of a caller of [`Generator::try_next_id`].
+    pub fn record_wait(&self, busy: Busy) {
+        let counter = match busy {
+            Busy::SequenceExhausted => &self.sequence_exhaustion_waits,
+            Busy::ClockBehind { .. } => &self.clock_backwards_waits,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refusal of a caller that gave up waiting for the clock.
+    pub fn record_refusal(&self) {
+        self.clock_backwards_refusals
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long a clock that stepped back is waited for before ids are refused.
+    pub fn max_backwards(&self) -> Duration {
+        self.max_backwards
+    }
+
+    fn max_backwards_ms(&self) -> u64 {
+        u64::try_from(self.max_backwards.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn step(&self) -> Result<Step, IdError> {
+        loop {
             // Loading the state before reading the clock matters: a reading
             // taken after seeing another thread's id is at least as late as
             // the reading that id was made from, so only a real step back
@@ -349,15 +426,11 @@ impl Generator {
                 now << SEQUENCE_BITS
             } else if now == last_ms {
                 if last & MAX_SEQUENCE == MAX_SEQUENCE {
-                    self.sequence_exhaustion_waits
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.spin_past(last_ms)?;
-                    continue;
+                    return Ok(Step::Exhausted { last_ms });
                 }
                 last + 1
             } else {
-                self.wait_for_catch_up(last_ms, now)?;
-                continue;
+                return Ok(Step::Behind { last_ms, now });
             };
 
             if self
@@ -365,11 +438,11 @@ impl Generator {
                 .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                return Ok(SnowflakeId::compose(
+                return Ok(Step::Issued(SnowflakeId::compose(
                     next >> SEQUENCE_BITS,
                     self.worker,
                     next & MAX_SEQUENCE,
-                ));
+                )));
             }
         }
     }
@@ -413,10 +486,8 @@ impl Generator {
     /// of monotonic time (the wall clock is the thing that cannot be trusted).
     fn wait_for_catch_up(&self, last_ms: u64, mut now: u64) -> Result<(), IdError> {
         let behind = last_ms - now;
-        let bound_ms = u64::try_from(self.max_backwards.as_millis()).unwrap_or(u64::MAX);
-        if behind > bound_ms {
-            self.clock_backwards_refusals
-                .fetch_add(1, Ordering::Relaxed);
+        if behind > self.max_backwards_ms() {
+            self.record_refusal();
             return Err(IdError::ClockMovedBackwards { behind_ms: behind });
         }
         self.clock_backwards_waits.fetch_add(1, Ordering::Relaxed);

@@ -121,7 +121,7 @@ pub async fn create_bulk(
                     )));
                     continue;
                 }
-                records.push(super::new_record(&state, &caller, valid)?);
+                records.push(super::new_record(&state, &caller, valid).await?);
                 positions.push(index);
                 results.push(None);
             }
@@ -129,8 +129,7 @@ pub async fn create_bulk(
         }
     }
 
-    let pool = state.deps.db.primary();
-    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let mut tx = state.deps.db.begin_write().await?;
     let inserted = links::insert_many(&mut tx, &records).await?;
     tx.commit().await.map_err(StoreError::from)?;
 

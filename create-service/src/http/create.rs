@@ -91,7 +91,7 @@ pub async fn create_link(
         .validate(&state.url_policy, now_ms())
         .map_err(|e| ApiError::Invalid(e.into_problem()))?;
     let is_alias = valid.alias.is_some();
-    let record = super::new_record(&state, &caller, valid)?;
+    let record = super::new_record(&state, &caller, valid).await?;
     let view = super::view(&state, &record);
     let body = serde_json::to_string(&view)
         .map_err(|_| ApiError::Store(StoreError::Corrupt("view".into())))?;
@@ -99,7 +99,7 @@ pub async fn create_link(
     match (&idem_key, &request_hash) {
         (Some(key), Some(hash)) => {
             // The link and its stored response commit together, or neither does.
-            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let mut tx = state.deps.db.begin_write().await?;
             if !links::insert_one(&mut *tx, &record).await? {
                 drop(tx);
                 // A concurrent retry of this very request may have taken the alias.

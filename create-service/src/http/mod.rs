@@ -17,25 +17,25 @@ use crate::model::LinkView;
 use crate::state::{Caller, CreateState};
 
 /// Builds the record of a validated new link for `caller`.
-pub(crate) fn new_record(
+pub(crate) async fn new_record(
     state: &CreateState,
     caller: &Caller,
     link: crate::model::ValidLink,
 ) -> Result<LinkRecord, ApiError> {
-    record_for(state, caller.tenant_id(), link, None)
+    record_for(state, caller.tenant_id(), link, None).await
 }
 
 /// Builds the record of a validated new link of `tenant_id`: a fresh Snowflake id
 /// under this instance's lease, and the alias or the id's code as its code.
 /// `created_at` is now unless given: `shortener links import` keeps the time a link
 /// was created in the shortener it comes from.
-pub fn record_for(
+pub async fn record_for(
     state: &CreateState,
     tenant_id: &str,
     link: crate::model::ValidLink,
     created_at: Option<i64>,
 ) -> Result<LinkRecord, ApiError> {
-    let id = state.next_id()?;
+    let id = state.next_id().await?;
     let code = match &link.alias {
         Some(alias) => alias.as_str().to_string(),
         None => state.codec.encode(id).as_str().to_string(),

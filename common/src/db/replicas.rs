@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::db::{Database, Engine};
+use super::{Database, Engine};
 use sqlx::{AnyPool, Row};
 
 const PROBE_EVERY: Duration = Duration::from_millis(500);
