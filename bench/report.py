@@ -605,7 +605,7 @@ def map_creates(src: Source) -> dict:
             "reference": reference,
         }
 
-    criterion_note = "criterion micro-benchmark (cargo bench -p common --bench ids); no reference in the same run"
+    criterion_note = "criterion micro-benchmark (cargo bench -p domain --bench ids); no reference in the same run"
     quiet = src.flag("criterion_on_quiet_machine")
     if src.obj("snowflake") is not None:
         out["snowflake_ids"] = {

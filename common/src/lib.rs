@@ -1,14 +1,13 @@
-//! Shared library of the shortener.
+//! The platform the three services share, built on the pure [`domain`] crate (whose
+//! modules it re-exports: [`ids`], [`links`], [`link`], [`cache`], [`clicks`]).
 //!
 //! Every service (create, lookup, stats) and the all-in-one binary are built from this
-//! crate's pieces, so behaviour that users can observe (URL rules, code shapes, error
-//! bodies, metrics names, configuration keys) is defined exactly once:
+//! crate's pieces, so behaviour that users can observe (error bodies, metrics names,
+//! configuration keys, how a service starts and stops) is defined exactly once:
 //!
 //! - [`config`]: layered, typed settings (`defaults → file → SHORTENER__SECTION__KEY`).
-//! - [`ids`]: Snowflake ids and the public code codec; [`issuer`]: ids for async
-//!   code, waiting on the timer; [`lease`]: the worker-id lease.
-//! - [`links`]: domain types at the edge (`LongUrl`, `Alias`, link records) and the
-//!   host blocklist matcher.
+//! - [`issuer`]: Snowflake ids for async code, waiting on the timer; [`lease`]: the
+//!   worker-id lease.
 //! - [`blocklist`]: the runtime host blocklist, kept current on every instance, and
 //!   the admin operations that change it.
 //! - [`db`]: connection pools (primary + replicas) over PostgreSQL or embedded SQLite,
@@ -20,23 +19,21 @@
 //! - [`background`]: the tasks a process owns and stops in order; [`backoff`]: the
 //!   retry schedule of every reconnect loop.
 
+pub use domain::{self, cache, clicks, ids, link, links};
+
 pub mod auth;
 pub mod background;
 pub mod backoff;
 pub mod blocklist;
 pub mod breaker;
-pub mod cache;
-pub mod clicks;
 pub mod config;
 pub mod db;
 pub mod deps;
 pub mod events;
 pub mod health;
 pub mod http;
-pub mod ids;
 pub mod issuer;
 pub mod lease;
-pub mod links;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -3,9 +3,9 @@
 //! and not shaped like a generated code; a refusal names a rule the input breaks.
 #![no_main]
 
-use common::ids::looks_like_generated_code;
-use common::links::alias::{MAX_LEN, MIN_LEN};
-use common::links::{Alias, AliasError, RESERVED_WORDS};
+use domain::ids::looks_like_generated_code;
+use domain::links::alias::{MAX_LEN, MIN_LEN};
+use domain::links::{Alias, AliasError, RESERVED_WORDS};
 use libfuzzer_sys::fuzz_target;
 
 fn allowed(c: char) -> bool {

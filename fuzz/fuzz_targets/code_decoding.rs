@@ -3,8 +3,8 @@
 //! encode then decode, and no segment is both a generated code and an alias.
 #![no_main]
 
-use common::ids::{CODE_LEN, CodeCodec, SnowflakeId, looks_like_generated_code};
-use common::links::{Alias, AliasError};
+use domain::ids::{CODE_LEN, CodeCodec, SnowflakeId, looks_like_generated_code};
+use domain::links::{Alias, AliasError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

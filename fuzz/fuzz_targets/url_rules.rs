@@ -3,7 +3,7 @@
 //! its own stored form.
 #![no_main]
 
-use common::links::{Blocklist, LongUrl, UrlPolicy};
+use domain::links::{Blocklist, LongUrl, UrlPolicy};
 use libfuzzer_sys::fuzz_target;
 use url::Url;
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     blocklist.replace_runtime([RUNTIME_BLOCKED, "10.0.0.1"]);
     // The default limit, and a small one that percent-encoding and punycode can
     // push an accepted-looking input past.
-    for max_len in [common::links::url::DEFAULT_MAX_LEN, 64] {
+    for max_len in [domain::links::url::DEFAULT_MAX_LEN, 64] {
         let policy = UrlPolicy {
             own_hosts: vec![OWN.into(), "Links.Example.COM:8443".into()],
             blocked_hosts: vec![BLOCKED.into(), "[::1]".into()],

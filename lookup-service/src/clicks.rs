@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use common::background::CancellationToken;
 use common::backoff::Backoff;
-use common::clicks::{Click, ClickBatch, ClickBuffer};
+use common::clicks::{Click, ClickBatch};
+
+use crate::buffer::ClickBuffer;
 use common::config::StatsSettings;
 use common::db::{Database, clicks};
 use common::metrics::{Metrics, register};

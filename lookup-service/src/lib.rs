@@ -5,10 +5,12 @@
 //! - [`tiers`]: L1 moka → L2 Redis Cluster (behind a breaker) → replica → primary.
 //! - [`visits`]: the `max_visits` check, under a deadline.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
-//! - [`clicks`]: click aggregation and its flushes to the durable queue.
+//! - [`buffer`]: the in-memory click aggregate the redirect adds to.
+//! - [`clicks`]: the recorder and its flushes to the durable queue.
 //! - [`app`]: the server, and the redirect service the all-in-one mounts.
 
 pub mod app;
+pub mod buffer;
 pub mod clicks;
 pub mod metrics;
 pub mod redirect;

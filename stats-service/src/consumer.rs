@@ -126,7 +126,14 @@ async fn run(
     let idle = Duration::from_millis(settings.poll_ms);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     while !stop.is_cancelled() {
-        match clicks::apply_pending(&db, settings.apply_batch, settings.max_attempts).await {
+        match clicks::apply_pending(
+            &db,
+            settings.apply_batch,
+            settings.max_attempts,
+            crate::agents::classify_agent,
+        )
+        .await
+        {
             Ok(applied) => {
                 backoff.reset();
                 metrics.batches.inc_by(applied.batches);
@@ -164,7 +171,14 @@ async fn run(
 pub async fn apply_remaining(db: &Database, settings: &StatsSettings, deadline: Duration) {
     let until = tokio::time::Instant::now() + deadline;
     while tokio::time::Instant::now() < until {
-        match clicks::apply_pending(db, settings.apply_batch, settings.max_attempts).await {
+        match clicks::apply_pending(
+            db,
+            settings.apply_batch,
+            settings.max_attempts,
+            crate::agents::classify_agent,
+        )
+        .await
+        {
             Ok(applied) if applied.batches == 0 && applied.dead == 0 => return,
             Ok(_) => {}
             Err(e) => {

@@ -2,10 +2,12 @@
 //!
 //! - [`consumer`]: takes batches from the durable queue (the `click_batches` outbox) and
 //!   applies each exactly once.
+//! - [`agents`]: how a user agent is filed (browser, OS, device, bot).
 //! - [`api`]: `GET /api/v1/links/{code}/stats`, owner only, JSON or CSV.
 //! - [`app`]: the server, and the routes the all-in-one mounts.
 //! - [`openapi`]: the OpenAPI document of the stats API.
 
+pub mod agents;
 pub mod api;
 pub mod app;
 pub mod consumer;

@@ -7,7 +7,7 @@
 use sqlx::{Any, AnyConnection, Executor, Row};
 
 use super::StoreError;
-use super::links::LinkRecord;
+use super::links::{LinkRecord, record_from_row};
 
 /// What a change did to its link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub async fn pending(
         .map(|row| {
             let kind: String = row.try_get(13)?;
             Ok(PendingChange {
-                link: LinkRecord::from_row(row)?,
+                link: record_from_row(row)?,
                 seq: row.try_get(12)?,
                 kind: ChangeKind::parse(&kind)?,
                 created_at: row.try_get(14)?,

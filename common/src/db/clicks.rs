@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use super::{AnyQuery, Database, Engine, StoreError, placeholders};
-use crate::clicks::{ClickBatch, DAY_MS, classify_agent};
+use crate::clicks::{Agent, ClickBatch, DAY_MS};
+
+/// How a user agent is filed: stats-service's classifier, handed to each round.
+pub type Classify = fn(Option<&str>) -> Agent;
 
 /// Rows per multi-row upsert (5 parameters each at most).
 const CHUNK: usize = 1000;
@@ -43,18 +46,30 @@ pub async fn enqueue(pool: &AnyPool, batch: &ClickBatch) -> Result<(), StoreErro
 
 /// The counter rows one or more batches add up to, merged by key so that a multi-row
 /// upsert never touches one row twice.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Deltas {
+    classify: Classify,
     totals: HashMap<String, (i64, i64)>,
     hours: HashMap<(String, i64), i64>,
     dims: HashMap<(String, i64, &'static str, String), i64>,
     visitors: std::collections::HashSet<(String, i64, i64)>,
     /// Classified user agents: a round carries thousands of keys but few distinct
     /// agents, and classifying one is the costliest step of applying a click key.
-    agents: HashMap<Option<String>, crate::clicks::Agent>,
+    agents: HashMap<Option<String>, Agent>,
 }
 
 impl Deltas {
+    fn new(classify: Classify) -> Deltas {
+        Deltas {
+            classify,
+            totals: HashMap::new(),
+            hours: HashMap::new(),
+            dims: HashMap::new(),
+            visitors: std::collections::HashSet::new(),
+            agents: HashMap::new(),
+        }
+    }
+
     fn add(&mut self, batch: &ClickBatch) {
         for count in &batch.counts {
             let n = i64::try_from(count.clicks).unwrap_or(i64::MAX);
@@ -63,7 +78,7 @@ impl Deltas {
             let agent = self
                 .agents
                 .entry(key.user_agent.clone())
-                .or_insert_with(|| classify_agent(key.user_agent.as_deref()))
+                .or_insert_with(|| (self.classify)(key.user_agent.as_deref()))
                 .clone();
             let total = self.totals.entry(key.code.clone()).or_default();
             total.0 += n;
@@ -181,10 +196,12 @@ pub struct Applied {
 /// batch rows retired together, so each batch counts exactly once whatever crashes
 /// when. Batches claimed by another consumer are skipped (PostgreSQL `SKIP LOCKED`).
 /// A batch that cannot be applied `max_attempts` times moves to the dead letters.
+/// User agents are filed by `classify`.
 pub async fn apply_pending(
     db: &Database,
     limit: i64,
     max_attempts: i64,
+    classify: Classify,
 ) -> Result<Applied, StoreError> {
     let claim = match db.engine() {
         // The partition of the oldest batch nobody holds, then that partition's
@@ -213,7 +230,7 @@ pub async fn apply_pending(
     if rows.is_empty() {
         return Ok(Applied::default());
     }
-    let mut deltas = Deltas::default();
+    let mut deltas = Deltas::new(classify);
     let mut applied = Applied::default();
     let mut ids = Vec::with_capacity(rows.len());
     let mut unreadable = Vec::new();

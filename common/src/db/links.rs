@@ -6,7 +6,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use super::{AnyQuery, StoreError, placeholders};
 use crate::time::now_ms;
 
-/// Columns in the order [`LinkRecord::from_row`] reads them (a macro so statements
+/// Columns in the order [`record_from_row`] reads them (a macro so statements
 /// stay compile-time constants).
 macro_rules! columns {
     () => {
@@ -19,72 +19,31 @@ macro_rules! columns {
 /// parameter limits (PostgreSQL 65535, SQLite 32766).
 pub const INSERT_CHUNK: usize = 512;
 
-/// A link as stored. Built only from validated input (create-service) or from a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkRecord {
-    pub code: String,
-    pub id: i64,
-    pub tenant_id: String,
-    pub url: String,
-    pub redirect_status: u16,
-    pub tags: Vec<String>,
-    pub max_visits: Option<i64>,
-    pub expires_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub disabled_at: Option<i64>,
-    pub deleted_at: Option<i64>,
+pub use domain::link::{LinkRecord, LinkState};
+
+/// A link from a row of the link columns (in the order of `columns!`).
+pub(crate) fn record_from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
+    let tags: String = row.try_get(5)?;
+    let status: i64 = row.try_get(4)?;
+    Ok(LinkRecord {
+        code: row.try_get(0)?,
+        id: row.try_get(1)?,
+        tenant_id: row.try_get(2)?,
+        url: row.try_get(3)?,
+        redirect_status: u16::try_from(status)
+            .map_err(|_| StoreError::Corrupt(format!("redirect_status {status}")))?,
+        tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
+        max_visits: row.try_get(6)?,
+        expires_at: row.try_get(7)?,
+        created_at: row.try_get(8)?,
+        updated_at: row.try_get(9)?,
+        disabled_at: row.try_get(10)?,
+        deleted_at: row.try_get(11)?,
+    })
 }
 
-/// What a follower of the link gets, derived from the record at a given instant.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkState {
-    Active,
-    Disabled,
-    Expired,
-    Deleted,
-}
-
-impl LinkRecord {
-    pub fn state_at(&self, now_ms: i64) -> LinkState {
-        if self.deleted_at.is_some() {
-            LinkState::Deleted
-        } else if self.disabled_at.is_some() {
-            LinkState::Disabled
-        } else if self.expires_at.is_some_and(|at| at <= now_ms) {
-            LinkState::Expired
-        } else {
-            LinkState::Active
-        }
-    }
-
-    pub(crate) fn from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
-        let tags: String = row.try_get(5)?;
-        let status: i64 = row.try_get(4)?;
-        Ok(LinkRecord {
-            code: row.try_get(0)?,
-            id: row.try_get(1)?,
-            tenant_id: row.try_get(2)?,
-            url: row.try_get(3)?,
-            redirect_status: u16::try_from(status)
-                .map_err(|_| StoreError::Corrupt(format!("redirect_status {status}")))?,
-            tags: serde_json::from_str(&tags)
-                .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
-            max_visits: row.try_get(6)?,
-            expires_at: row.try_get(7)?,
-            created_at: row.try_get(8)?,
-            updated_at: row.try_get(9)?,
-            disabled_at: row.try_get(10)?,
-            deleted_at: row.try_get(11)?,
-        })
-    }
-
-    fn tags_json(&self) -> String {
-        serde_json::to_string(&self.tags).unwrap_or_else(|_| "[]".to_string())
-    }
+fn tags_json(link: &LinkRecord) -> String {
+    serde_json::to_string(&link.tags).unwrap_or_else(|_| "[]".to_string())
 }
 
 /// Binds the ten inserted columns of `link`, in the order of every INSERT below.
@@ -95,7 +54,7 @@ fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
         .bind(link.tenant_id.clone())
         .bind(link.url.clone())
         .bind(i64::from(link.redirect_status))
-        .bind(link.tags_json())
+        .bind(tags_json(link))
         .bind(link.max_visits)
         .bind(link.expires_at)
         .bind(link.created_at)
@@ -167,7 +126,7 @@ where
 {
     let sql = concat!("SELECT ", columns!(), " FROM links WHERE code = $1");
     let row = sqlx::query(sql).bind(code).fetch_optional(executor).await?;
-    row.as_ref().map(LinkRecord::from_row).transpose()
+    row.as_ref().map(record_from_row).transpose()
 }
 
 /// One page of a tenant's live links, newest first, strictly older than `before_id`.
@@ -189,7 +148,7 @@ pub async fn list_for_tenant(
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;
-    rows.iter().map(LinkRecord::from_row).collect()
+    rows.iter().map(record_from_row).collect()
 }
 
 /// Writes the mutable fields of `link` if the row still has `expected_updated_at`
@@ -207,7 +166,7 @@ pub async fn update(
     )
     .bind(link.url.clone())
     .bind(i64::from(link.redirect_status))
-    .bind(link.tags_json())
+    .bind(tags_json(link))
     .bind(link.max_visits)
     .bind(link.expires_at)
     .bind(link.disabled_at)
@@ -239,7 +198,7 @@ pub async fn soft_delete(
         .bind(tenant_id)
         .fetch_optional(pool)
         .await?;
-    row.as_ref().map(LinkRecord::from_row).transpose()
+    row.as_ref().map(record_from_row).transpose()
 }
 
 /// Number of rows, for tests and operators.

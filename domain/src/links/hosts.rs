@@ -227,7 +227,7 @@ impl Blocklist {
     }
 
     /// True for the first caller only: that one keeps the list current.
-    pub(crate) fn claim_keeper(&self) -> bool {
+    pub fn claim_keeper(&self) -> bool {
         !self.shared.kept.swap(true, Ordering::AcqRel)
     }
 

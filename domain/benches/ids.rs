@@ -4,8 +4,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock, WorkerId};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use domain::ids::{CodeCodec, Generator, SnowflakeId, SystemClock, WorkerId};
 
 fn snowflake(c: &mut Criterion) {
     let Ok(worker) = WorkerId::new(1) else {

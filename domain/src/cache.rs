@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::links::{LinkRecord, LinkState};
+use crate::link::{LinkRecord, LinkState};
 
 /// What lookup needs to answer a redirect, and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

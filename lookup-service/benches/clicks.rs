@@ -3,8 +3,9 @@
 
 use std::hint::black_box;
 
-use common::clicks::{Click, ClickBuffer, DAY_MS, visitor_hash};
+use common::clicks::{Click, DAY_MS, visitor_hash};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lookup_service::buffer::ClickBuffer;
 
 const UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
                   (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
