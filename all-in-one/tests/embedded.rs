@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::config::{ServiceKind, Settings};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn settings(dir: &Path) -> Settings {
     let env = vec![
@@ -37,15 +37,11 @@ async fn one_port_serves_create_follow_and_ops() {
     let base = format!("http://127.0.0.1:{port}");
 
     // Anonymous creation is on in the embedded default.
-    let created: Value = http
-        .post(format!("{base}/api/v1/links"))
-        .json(&json!({"url": "https://example.com/embedded"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = test_kit::json_of(
+        http.post(format!("{base}/api/v1/links"))
+            .json(&json!({"url": "https://example.com/embedded"})),
+    )
+    .await;
     let code = created["code"].as_str().unwrap();
     assert_eq!(
         created["short_url"],
@@ -129,15 +125,11 @@ async fn keys_create_prints_a_working_key_last() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let mine: Value = http
-        .get(format!("http://127.0.0.1:{port}/api/v1/links"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine = test_kit::json_of(
+        http.get(format!("http://127.0.0.1:{port}/api/v1/links"))
+            .bearer_auth(&key),
+    )
+    .await;
     assert_eq!(mine["items"][0]["url"], "https://example.com/keyed");
     server.stop().await.unwrap();
 }
@@ -151,16 +143,12 @@ async fn qr_codes_on_one_port() {
     let (port, server) = start(dir.path()).await;
     let http = test_kit::http_client().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let created: Value = http
-        .post(format!("{base}/api/v1/links"))
-        .bearer_auth(&key)
-        .json(&json!({"url": "https://example.com/poster"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = test_kit::json_of(
+        http.post(format!("{base}/api/v1/links"))
+            .bearer_auth(&key)
+            .json(&json!({"url": "https://example.com/poster"})),
+    )
+    .await;
     let qr = format!(
         "{base}/api/v1/links/{}/qr",
         created["code"].as_str().unwrap()

@@ -10,18 +10,6 @@ use std::time::{Duration, Instant};
 use common::config::{ServiceKind, Settings};
 use serde_json::{Value, json};
 
-fn metric(text: &str, name: &str, labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-                && l.contains(labels)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_lock_failures_under_the_readme_flow_and_200_concurrent_creates_and_follows() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,15 +32,11 @@ async fn no_lock_failures_under_the_readme_flow_and_200_concurrent_creates_and_f
     let http = test_kit::http_client().unwrap();
 
     // The README's first steps: create, follow twice, read the stats.
-    let created: Value = http
-        .post(format!("{base}/api/v1/links"))
-        .json(&json!({"url": "https://example.com/"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = test_kit::json_of(
+        http.post(format!("{base}/api/v1/links"))
+            .json(&json!({"url": "https://example.com/"})),
+    )
+    .await;
     let code = created["code"].as_str().unwrap().to_string();
     for _ in 0..2 {
         let follow = http.get(format!("{base}/{code}")).send().await.unwrap();
@@ -61,14 +45,8 @@ async fn no_lock_failures_under_the_readme_flow_and_200_concurrent_creates_and_f
     let total = |code: String| {
         let (http, base) = (http.clone(), base.clone());
         async move {
-            let stats: Value = http
-                .get(format!("{base}/api/v1/links/{code}/stats"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let stats =
+                test_kit::json_of(http.get(format!("{base}/api/v1/links/{code}/stats"))).await;
             stats["total"].as_i64().unwrap_or(-1)
         }
     };
@@ -123,17 +101,17 @@ async fn no_lock_failures_under_the_readme_flow_and_200_concurrent_creates_and_f
         .unwrap();
     // A lock refusal is an "unavailable" database error wherever it happens.
     assert_eq!(
-        metric(&text, "shortener_db_errors_total", "kind=\"unavailable\""),
+        test_kit::metric_sum(&text, "shortener_db_errors_total", "kind=\"unavailable\""),
         0.0,
         "database calls refused (locked)"
     );
     assert_eq!(
-        metric(&text, "shortener_stats_apply_failures_total", ""),
+        test_kit::metric_sum(&text, "shortener_stats_apply_failures_total", ""),
         0.0,
         "apply rounds retried"
     );
     assert_eq!(
-        metric(&text, "shortener_link_change_relay_errors_total", ""),
+        test_kit::metric_sum(&text, "shortener_link_change_relay_errors_total", ""),
         0.0,
         "relay rounds retried"
     );

@@ -440,15 +440,11 @@ async fn imported_links_redirect(engine: Engine) {
     let server = shortener::start(target.settings()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", server.port());
     let http = test_kit::http_client().unwrap();
-    let created: Value = http
-        .post(format!("{base}/api/v1/links"))
-        .json(&json!({"url": "https://example.com/from-the-api"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = test_kit::json_of(
+        http.post(format!("{base}/api/v1/links"))
+            .json(&json!({"url": "https://example.com/from-the-api"})),
+    )
+    .await;
 
     let file = write(&target.path("links.jsonl"), &varied_jsonl());
     let (summary, bad) = target.import(&file, "acme").await;

@@ -127,6 +127,7 @@ impl ServiceBuilder {
         }
         let server = server.run();
         let handle = server.handle();
+        tracing::info!(service = self.deps.kind.name(), port, "listening");
         Ok(Running {
             port,
             handle,

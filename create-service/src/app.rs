@@ -114,7 +114,5 @@ pub async fn start(deps: Deps) -> anyhow::Result<Running> {
 /// `main`: connects, serves until SIGTERM, stops in order.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let deps = Deps::connect(ServiceKind::Create, settings).await?;
-    let running = start(deps).await?;
-    tracing::info!(port = running.port(), "create-service listening");
-    running.until_signal().await
+    start(deps).await?.until_signal().await
 }

@@ -71,6 +71,11 @@ impl Outcome {
         });
     }
 
+    /// A yes-or-no figure whose goal is yes (`goal` says what yes means).
+    pub fn yes(&mut self, label: &str, value: bool, goal: &str) {
+        self.figure(label, if value { "yes" } else { "no" }, goal, value);
+    }
+
     /// A figure reported for information, with no goal.
     pub fn measured(&mut self, label: &str, value: impl Into<String>) {
         self.figure(label, value, "-", true);

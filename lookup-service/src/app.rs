@@ -169,7 +169,5 @@ pub async fn start(deps: Deps) -> anyhow::Result<Running> {
 /// `main`: connects, serves until SIGTERM, stops in order.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let deps = Deps::connect(ServiceKind::Lookup, settings).await?;
-    let running = start(deps).await?;
-    tracing::info!(port = running.port(), "lookup-service listening");
-    running.until_signal().await
+    start(deps).await?.until_signal().await
 }

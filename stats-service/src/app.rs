@@ -103,7 +103,5 @@ pub fn serve(deps: &Deps, service: &StatsService) -> anyhow::Result<Running> {
 /// `main`: connects, serves until SIGTERM, stops in order.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let deps = Deps::connect(ServiceKind::Stats, settings).await?;
-    let running = start(deps)?;
-    tracing::info!(port = running.port(), "stats-service listening");
-    running.until_signal().await
+    start(deps)?.until_signal().await
 }

@@ -125,15 +125,11 @@ async fn total_when(
 ) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let stats: Value = http
-            .get(stack.edge(&format!("/api/v1/links/{code}/stats")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = test_kit::json_of(
+            http.get(stack.edge(&format!("/api/v1/links/{code}/stats")))
+                .bearer_auth(key),
+        )
+        .await;
         let total = stats["total"].as_i64().unwrap_or(-1);
         if total == expected || Instant::now() > deadline {
             return total;

@@ -84,6 +84,30 @@ pub fn service_binary(name: &str) -> std::path::PathBuf {
     binary
 }
 
+/// Sum of the samples of metric `name` (exactly that name, any labels) whose series
+/// line contains `labels`, in Prometheus text.
+pub fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                && l.contains(labels)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The JSON body of the answer to `request` (`Null` when it is not JSON). Panics when
+/// the request cannot be sent: for tests.
+#[cfg(feature = "http")]
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    match request.send().await {
+        Ok(answer) => answer.json().await.unwrap_or(serde_json::Value::Null),
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
 /// A client for talking to the services under test: redirects are answers to check,
 /// not to follow, and a proxy in the environment must never see loopback traffic.
 #[cfg(feature = "http")]

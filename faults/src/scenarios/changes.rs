@@ -20,23 +20,14 @@ use crate::world::{Spec, World};
 /// The Redis key prefix the services run with (the shipped default).
 const PREFIX: &str = "shortener:";
 
-/// Creates one link through the API; returns its code.
-async fn create_link(world: &World, create: &Service, url: &str) -> Result<String> {
-    let body: serde_json::Value = world
-        .http
-        .post(create.url("/api/v1/links"))
-        .bearer_auth(&world.api_key)
-        .json(&json!({ "url": url }))
-        .timeout(Duration::from_secs(10))
-        .send()
+/// Creates one link through the API; returns its code and URL.
+async fn create_link(world: &World, create: &Service, prefix: &str) -> Result<(String, String)> {
+    let link = world
+        .create_links(create, prefix, 1)
         .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    body["code"]
-        .as_str()
-        .map(str::to_string)
-        .context("create answered no code")
+        .pop()
+        .context("create answered no link")?;
+    Ok((link.code, link.url))
 }
 
 /// Points `code` at `url`; `Ok(false)` when the edit was not acknowledged.
@@ -139,9 +130,9 @@ pub async fn create_killed_redis_paused(ctx: &Ctx) -> Result<Outcome> {
         world.service(Kind::Lookup, &[]).await?,
         world.service(Kind::Lookup, &[]).await?,
     ];
-    let old = "https://example.com/before";
     let new = "https://example.com/after";
-    let code = create_link(&world, &create, old).await?;
+    let (code, old) = create_link(&world, &create, "https://example.com/before").await?;
+    let old = old.as_str();
     outbox_drained(&world, Duration::from_secs(10)).await?;
     for lookup in &lookups {
         if location(&world, lookup, &code).await.as_deref() != Some(old) {
@@ -174,11 +165,10 @@ pub async fn create_killed_redis_paused(ctx: &Ctx) -> Result<Outcome> {
 
     o.acknowledged = u64::from(acknowledged);
     o.lost = u64::from(acknowledged && converged.is_none());
-    o.figure(
+    o.yes(
         "edit acknowledged while Redis was paused",
-        if acknowledged { "yes" } else { "no" },
-        "yes",
         acknowledged,
+        "yes",
     );
     o.measured("create-service ready again after", seconds(restarted));
     o.figure(
@@ -198,9 +188,9 @@ pub async fn master_killed_after_write(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("change-master-killed", "edits");
     let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
     let create = world.service(Kind::Create, &[]).await?;
-    let old = "https://example.com/replicated";
     let new = "https://example.com/only-on-the-master";
-    let code = create_link(&world, &create, old).await?;
+    let (code, old) = create_link(&world, &create, "https://example.com/replicated").await?;
+    let old = old.as_str();
     outbox_drained(&world, Duration::from_secs(10)).await?;
     let redis = world.redis.as_ref().context("no redis")?;
     redis.wait_healthy(Duration::from_secs(30)).await?;
@@ -245,11 +235,10 @@ pub async fn master_killed_after_write(ctx: &Ctx) -> Result<Outcome> {
     o.acknowledged = u64::from(acknowledged);
     let right = followed.as_deref() == Some(new) && in_l2.as_deref() == Some(new);
     o.lost = u64::from(acknowledged && !right);
-    o.figure(
+    o.yes(
         "edit on the master, not on its paused replica, when the master died",
-        if on_master { "yes" } else { "no" },
-        "yes (the fault is real)",
         on_master,
+        "yes (the fault is real)",
     );
     o.measured("failover (kill → replica serving)", seconds(window));
     o.figure(
@@ -289,10 +278,12 @@ pub async fn edits_across_kill(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::new("change-edits-across-kill", "edits");
     let mut world = World::start(&ctx.paths, Spec::WITH_REDIS).await?;
     let mut create = world.service(Kind::Create, &[]).await?;
-    let mut codes = Vec::with_capacity(LINKS);
-    for i in 0..LINKS {
-        codes.push(create_link(&world, &create, &format!("https://example.com/e{i}/v0")).await?);
-    }
+    let codes: Vec<String> = world
+        .create_links(&create, "https://example.com/e", LINKS)
+        .await?
+        .into_iter()
+        .map(|link| link.code)
+        .collect();
     let world = Arc::new(world);
     // A restart keeps the port.
     let port = create.port;

@@ -144,15 +144,7 @@ impl Harness {
 
     /// Like [`Harness::metric`], over the series whose line contains `labels`.
     pub async fn metric_where(&self, port: u16, name: &str, labels: &str) -> f64 {
-        let text = self.metrics_text(port).await;
-        text.lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-                    && l.contains(labels)
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        test_kit::metric_sum(&self.metrics_text(port).await, name, labels)
     }
 
     pub async fn postgres(overrides: &[(&str, &str)]) -> Harness {
