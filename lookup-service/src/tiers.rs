@@ -31,7 +31,7 @@ use common::redis::{RedisCluster, redis};
 use futures_util::future::BoxFuture;
 use moka::Expiry;
 
-use crate::metrics::LookupMetrics;
+use crate::metrics::{LookupMetrics, Outcome, Tier};
 use common::db::replicas::Replicas;
 
 /// A link ready to answer with: the entry and its `Location`, built once per load
@@ -233,12 +233,12 @@ impl Tiers {
             Some(old) => {
                 // Loaded before events may have been missed: reload, but keep the old
                 // answer for the case where no tier below can give a new one.
-                self.metrics.tier.with_label_values(&["l1", "stale"]).inc();
+                self.metrics.count(Tier::L1, Outcome::Stale);
                 self.l1.invalidate(code).await;
                 Some(old)
             }
             None => {
-                self.metrics.tier.with_label_values(&["l1", "miss"]).inc();
+                self.metrics.count(Tier::L1, Outcome::Miss);
                 None
             }
         };
@@ -248,10 +248,7 @@ impl Tiers {
             .await;
         match (loaded, stale) {
             (Err(e), Some(stale)) => {
-                self.metrics
-                    .tier
-                    .with_label_values(&["l1", "stale-served"])
-                    .inc();
+                self.metrics.count(Tier::L1, Outcome::StaleServed);
                 tracing::warn!(error = %e, "serving a local entry from before an invalidation gap");
                 Ok(stale)
             }
@@ -280,10 +277,7 @@ impl Tiers {
     async fn l2_get(&self, code: &str) -> Option<Option<LinkEntry>> {
         let redis = self.redis.as_ref()?;
         if !self.breaker.allow() {
-            self.metrics
-                .tier
-                .with_label_values(&["l2", "skipped"])
-                .inc();
+            self.metrics.count(Tier::L2, Outcome::Skipped);
             return None;
         }
         let key = l2_key(redis.prefix(), code);
@@ -297,15 +291,13 @@ impl Tiers {
             })
             .await;
         self.metrics
-            .load_seconds
-            .with_label_values(&["l2"])
-            .observe(started.elapsed().as_secs_f64());
+            .loaded(Tier::L2, started.elapsed().as_secs_f64());
         match result {
             Ok(value) => {
                 self.breaker.success();
                 let decoded = value.as_deref().and_then(decode);
-                let outcome = if decoded.is_some() { "hit" } else { "miss" };
-                self.metrics.tier.with_label_values(&["l2", outcome]).inc();
+                self.metrics
+                    .count(Tier::L2, Outcome::found(decoded.is_some()));
                 // A value written before a recent edit may be stale: ignore it.
                 match decoded {
                     Some(Some(entry)) if self.stale(code, Some(&entry)) => None,
@@ -315,7 +307,7 @@ impl Tiers {
             }
             Err(e) => {
                 self.breaker.failure();
-                self.metrics.tier.with_label_values(&["l2", "error"]).inc();
+                self.metrics.count(Tier::L2, Outcome::Error);
                 tracing::debug!(error = %e, "L2 read failed");
                 None
             }
@@ -377,75 +369,47 @@ impl Tiers {
         let recently_changed = self.recent.contains_key(code);
         if !recently_changed && let Some(replica) = self.replicas.pick() {
             let started = Instant::now();
-            self.metrics
-                .db_queries
-                .with_label_values(&["replica"])
-                .inc();
+            self.metrics.queried(Tier::Replica);
             let deadline = Duration::from_millis(self.settings.replica_timeout_ms);
             let result = tokio::time::timeout(deadline, links::get(replica.pool(), code)).await;
             self.metrics
-                .load_seconds
-                .with_label_values(&["replica"])
-                .observe(started.elapsed().as_secs_f64());
+                .loaded(Tier::Replica, started.elapsed().as_secs_f64());
             match result {
                 Ok(Ok(Some(record))) => {
-                    self.metrics
-                        .tier
-                        .with_label_values(&["replica", "hit"])
-                        .inc();
+                    self.metrics.count(Tier::Replica, Outcome::Hit);
                     return Ok(Some(LinkEntry::from_record(&record)));
                 }
                 Ok(Ok(None)) => {
-                    self.metrics
-                        .tier
-                        .with_label_values(&["replica", "miss"])
-                        .inc();
+                    self.metrics.count(Tier::Replica, Outcome::Miss);
                     if !self.may_be_lagging(age) {
                         return Ok(None);
                     }
                 }
                 Ok(Err(e)) => {
                     replica.failed();
-                    self.metrics
-                        .tier
-                        .with_label_values(&["replica", "error"])
-                        .inc();
+                    self.metrics.count(Tier::Replica, Outcome::Error);
                     tracing::warn!(error = %e, "replica read failed; reading the primary");
                 }
                 Err(_) => {
                     replica.failed();
-                    self.metrics
-                        .tier
-                        .with_label_values(&["replica", "error"])
-                        .inc();
+                    self.metrics.count(Tier::Replica, Outcome::Error);
                     tracing::warn!(?deadline, "replica read timed out; reading the primary");
                 }
             }
         }
         let started = Instant::now();
-        self.metrics
-            .db_queries
-            .with_label_values(&["primary"])
-            .inc();
+        self.metrics.queried(Tier::Primary);
         let result = links::get(self.db.primary(), code).await;
         self.metrics
-            .load_seconds
-            .with_label_values(&["primary"])
-            .observe(started.elapsed().as_secs_f64());
+            .loaded(Tier::Primary, started.elapsed().as_secs_f64());
         match result {
             Ok(record) => {
-                let outcome = if record.is_some() { "hit" } else { "miss" };
                 self.metrics
-                    .tier
-                    .with_label_values(&["primary", outcome])
-                    .inc();
+                    .count(Tier::Primary, Outcome::found(record.is_some()));
                 Ok(record.as_ref().map(LinkEntry::from_record))
             }
             Err(e) => {
-                self.metrics
-                    .tier
-                    .with_label_values(&["primary", "error"])
-                    .inc();
+                self.metrics.count(Tier::Primary, Outcome::Error);
                 Err(e.into())
             }
         }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -15,6 +14,8 @@ use std::time::Duration;
 use common::db::replicas::Replicas;
 use common::db::{Database, StoreError, clicks, links};
 use common::problem::Problem;
+
+use crate::error::StatsError;
 use common::time::{from_ms, now_ms};
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use serde::{Deserialize, Serialize};
@@ -187,30 +188,14 @@ pub struct Stats {
     pub unique_visitors: i64,
 }
 
-fn bad(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-query",
-        "Invalid query parameters",
-    )
-    .detail(detail)
-}
-
-fn store_problem(e: StoreError) -> Problem {
-    if e.is_unavailable() {
-        Problem::unavailable("the database is unavailable; retry shortly")
-    } else {
-        tracing::error!(error = ?e, "stats query failed");
-        Problem::internal()
-    }
-}
-
-fn parse_instant(name: &str, value: Option<&String>, default: i64) -> Result<i64, Problem> {
+fn parse_instant(name: &str, value: Option<&String>, default: i64) -> Result<i64, StatsError> {
     match value {
         None => Ok(default),
         Some(v) => DateTime::parse_from_rfc3339(v)
             .map(|t| t.timestamp_millis())
-            .map_err(|_| bad(format!("`{name}` must be an RFC 3339 timestamp"))),
+            .map_err(|_| {
+                StatsError::InvalidQuery(format!("`{name}` must be an RFC 3339 timestamp"))
+            }),
     }
 }
 
@@ -243,33 +228,34 @@ pub async fn link_stats(
     state: web::Data<StatsState>,
     code: web::Path<String>,
     query: web::Query<StatsQuery>,
-) -> Result<HttpResponse, Problem> {
+) -> Result<HttpResponse, StatsError> {
     let tenant = match state.auth.authenticate(&req).await? {
         Some(principal) => principal.tenant_id,
         None if state.anonymous_stats => ANONYMOUS_TENANT.to_string(),
-        None => {
-            return Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Missing or invalid API key",
-            )
-            .detail("send `Authorization: Bearer <key>`"));
-        }
+        None => return Err(StatsError::Unauthorized),
     };
     let granularity = query.granularity.as_deref().unwrap_or("day");
     let step = match granularity {
         "hour" => HOUR_MS,
         "day" => DAY_MS,
-        _ => return Err(bad("`granularity` must be `hour` or `day`")),
+        _ => {
+            return Err(StatsError::InvalidQuery(
+                "`granularity` must be `hour` or `day`".into(),
+            ));
+        }
     };
     let now = now_ms();
     let to = parse_instant("to", query.to.as_ref(), now)?;
     let from = parse_instant("from", query.from.as_ref(), to - 30 * DAY_MS)?;
     if from >= to {
-        return Err(bad("`from` must be before `to`"));
+        return Err(StatsError::InvalidQuery(
+            "`from` must be before `to`".into(),
+        ));
     }
     if to - from > MAX_RANGE_MS || (step == HOUR_MS && (to - from) / HOUR_MS > MAX_HOURS) {
-        return Err(bad("the range is too long for this granularity"));
+        return Err(StatsError::InvalidQuery(
+            "the range is too long for this granularity".into(),
+        ));
     }
     // Buckets are whole hours/days: widen the range to them.
     let from = from - from.rem_euclid(step);
@@ -281,12 +267,10 @@ pub async fn link_stats(
         hours,
         dims,
         unique_visitors,
-    } = read(&state, &code, from, to, day_from)
-        .await
-        .map_err(store_problem)?;
+    } = read(&state, &code, from, to, day_from).await?;
     match link {
         Some(link) if link.tenant_id == tenant && link.deleted_at.is_none() => {}
-        _ => return Err(Problem::not_found().detail("no such link of yours")),
+        _ => return Err(StatsError::NotFound),
     }
     let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
     let mut t = from;

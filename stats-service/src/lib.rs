@@ -4,6 +4,7 @@
 //!   applies each exactly once.
 //! - [`agents`]: how a user agent is filed (browser, OS, device, bot).
 //! - [`api`]: `GET /api/v1/links/{code}/stats`, owner only, JSON or CSV.
+//! - [`error`]: the stats API's error enum and its problem+json.
 //! - [`app`]: the server, and the routes the all-in-one mounts.
 //! - [`openapi`]: the OpenAPI document of the stats API.
 
@@ -11,6 +12,7 @@ pub mod agents;
 pub mod api;
 pub mod app;
 pub mod consumer;
+pub mod error;
 pub mod openapi;
 
 pub use app::{StatsService, routes, run, start};
