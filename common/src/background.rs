@@ -52,11 +52,6 @@ impl Background {
         }
     }
 
-    /// Fired when the process stops its background work for good.
-    pub fn token(&self) -> CancellationToken {
-        self.token.clone()
-    }
-
     /// Cancels every task still running and waits up to `deadline` for all of them
     /// to end. False when some did not end in time.
     pub async fn shutdown(&self, deadline: Duration) -> bool {
@@ -72,11 +67,6 @@ impl Background {
             );
         }
         ended
-    }
-
-    /// Tasks not yet ended (for tests and the shutdown log).
-    pub fn running(&self) -> usize {
-        self.tracker.len()
     }
 }
 
@@ -108,10 +98,6 @@ impl TaskGroup {
     {
         let task = make(self.token.clone());
         self.root.spawn(self.tracker.track_future(task));
-    }
-
-    pub fn token(&self) -> CancellationToken {
-        self.token.clone()
     }
 
     /// Signals the group and waits up to `deadline` for its tasks to end. False when
@@ -158,7 +144,6 @@ mod tests {
         // The plain task kept going through the group's stop, and ends with the root.
         assert!(ticks.load(Ordering::SeqCst) >= 10);
         assert!(background.shutdown(Duration::from_secs(1)).await);
-        assert_eq!(background.running(), 0);
     }
 
     #[tokio::test(start_paused = true)]

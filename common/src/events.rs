@@ -185,12 +185,7 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// True while no event can be missed.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
-    }
-
-    /// The health flag itself, for readers on a hot path.
+    /// The health flag: true while no event can be missed (read on the hot path).
     pub fn flag(&self) -> Arc<AtomicBool> {
         self.up.clone()
     }
