@@ -164,8 +164,9 @@ impl Relay {
     /// and lets go of the relay.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut standby = None;
         while !stop.is_cancelled() {
-            let held = match self.hold().await {
+            let held = match self.hold(&mut standby).await {
                 Ok(Some(held)) => held,
                 Ok(None) => {
                     // Another instance relays; look again later.
@@ -196,16 +197,24 @@ impl Relay {
                 }
             }
         }
+        if let Some(conn) = standby {
+            let _ = sqlx::Connection::close(conn).await;
+        }
     }
 
-    /// Takes the relay: `None` when another instance holds it.
-    async fn hold(&self) -> Result<Option<Held>, StoreError> {
+    /// Takes the relay: `None` when another instance holds it. A standby keeps its
+    /// connection in `standby` and asks again on it, rather than opening a
+    /// connection (a server process) every poll.
+    async fn hold(&self, standby: &mut Option<AnyConnection>) -> Result<Option<Held>, StoreError> {
         if self.db.engine() != Engine::Postgres {
             return Ok(Some(Held::Pool));
         }
         // A connection of its own, outside the pool: the lock lives as long as this
         // session, and must never go back to the pool with it.
-        let mut conn = PoolConnection::detach(self.db.primary().acquire().await?);
+        let mut conn = match standby.take() {
+            Some(conn) => conn,
+            None => PoolConnection::detach(self.db.primary().acquire().await?),
+        };
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(LOCK_KEY)
             .fetch_one(&mut conn)
@@ -213,7 +222,7 @@ impl Relay {
         if locked {
             Ok(Some(Held::Locked(conn)))
         } else {
-            let _ = sqlx::Connection::close(conn).await;
+            *standby = Some(conn);
             Ok(None)
         }
     }
