@@ -564,6 +564,16 @@ impl Settings {
             .ok_or_else(|| invalid("database.url", "is required"))
     }
 
+    /// The code codec keyed by `ids.code_key`, which every service needs (the
+    /// all-in-one writes a key of its own when the setting is absent).
+    pub fn code_codec(&self) -> Result<crate::ids::CodeCodec, ConfigError> {
+        let key =
+            self.ids.code_key.as_ref().ok_or_else(|| {
+                invalid("ids.code_key", "is required (set SHORTENER__IDS__CODE_KEY)")
+            })?;
+        Ok(crate::ids::CodeCodec::new(key.expose_secret().as_bytes()))
+    }
+
     /// Hosts that must never be the target of a short link (no redirect loops).
     pub fn own_hosts(&self) -> Vec<String> {
         let mut hosts: Vec<String> = self

@@ -12,7 +12,6 @@ use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
 use common::links::UrlPolicy;
 use common::ratelimit::{Decision, Quota, RateLimiter};
-use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
 use crate::group_commit::GroupCommit;
@@ -84,17 +83,6 @@ pub async fn purge_idempotency_records(db: common::db::Database) {
     }
 }
 
-/// The code codec from `ids.code_key`; the all-in-one supplies a key of its own when
-/// the setting is absent, the services refuse to start without one.
-pub fn codec_from(settings: &Settings) -> anyhow::Result<CodeCodec> {
-    let key = settings.ids.code_key.as_ref().ok_or_else(|| {
-        anyhow::anyhow!(
-            "configuration key `ids.code_key` is required (set SHORTENER__IDS__CODE_KEY)"
-        )
-    })?;
-    Ok(CodeCodec::new(key.expose_secret().as_bytes()))
-}
-
 impl CreateState {
     /// Leases a worker id (refusing to start if it is taken), loads the blocklist and
     /// builds the state. Starts no work of its own: [`crate::app::CreateService`]
@@ -134,7 +122,7 @@ impl CreateState {
         });
         Ok(CreateState {
             group_commit,
-            codec: Arc::new(codec_from(&settings)?),
+            codec: Arc::new(settings.code_codec()?),
             auth: Authenticator::new(deps.db.clone()),
             limiter: RateLimiter::new(deps.redis.clone()),
             relay: Relay::new(deps),

@@ -144,21 +144,10 @@ impl LookupService {
     }
 }
 
-/// The code key every lookup needs to tell codes from noise.
-pub fn codec(settings: &Settings) -> anyhow::Result<Arc<CodeCodec>> {
-    let key = settings.ids.code_key.as_ref().ok_or_else(|| {
-        anyhow::anyhow!(
-            "configuration key `ids.code_key` is required (set SHORTENER__IDS__CODE_KEY)"
-        )
-    })?;
-    Ok(Arc::new(CodeCodec::new(
-        secrecy::ExposeSecret::expose_secret(key).as_bytes(),
-    )))
-}
-
 /// Serves lookup-service on `deps` (port 0 picks a free one).
 pub async fn start(deps: Deps) -> anyhow::Result<Running> {
-    let service = LookupService::start(&deps, codec(&deps.settings)?).await;
+    let codec = Arc::new(deps.settings.code_codec()?);
+    let service = LookupService::start(&deps, codec).await;
     let builder = ServiceBuilder::new(&deps, readiness(&deps, &service.state));
     service
         .mount(builder)
