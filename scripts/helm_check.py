@@ -1,7 +1,7 @@
 """Offline checks of the Helm chart, run by scripts/helm-check inside its venv.
 
 First, the settings that values.schema.json accepts under `config` must be exactly
-those of common/src/config.rs, less the ones the chart owns. Then, for the default
+those of common/src/config/mod.rs, less the ones the chart owns. Then, for the default
 values and every values file in the variants directory: lint (strict, any warning
 fails), render, write each manifest to a temporary directory, validate the built-in
 kinds with kubernetes-validate (strict, any WARN fails) and the Prometheus Operator
@@ -74,20 +74,24 @@ CHART_OWNED_KEYS = {
 }
 
 
-def config_keys_in_code(repo: Path) -> set[str]:
-    """`section.key` of every field of the services' Settings (common/src/config.rs)."""
-    source = (repo / "common/src/config.rs").read_text()
+def config_keys_in_code(repo: Path, of_type: str | None = None) -> set[str]:
+    """`section.key` of every field of the services' Settings (common/src/config/mod.rs),
+    or of those whose Rust type is `of_type`."""
+    source = (repo / "common/src/config/mod.rs").read_text()
     structs = {
-        name: re.findall(r"^\s*pub (\w+):", body, re.M)
+        name: [
+            field for field, kind in re.findall(r"^\s*pub (\w+): ([^,\n]+),", body, re.M)
+            if of_type is None or kind == of_type
+        ]
         for name, body in re.findall(r"pub struct (\w+) \{(.*?)\n\}", source, re.S)
     }
     top = re.search(r"pub struct Settings \{(.*?)\n\}", source, re.S)
     if not top:
-        raise CheckError("common/src/config.rs: no `pub struct Settings`")
+        raise CheckError("common/src/config/mod.rs: no `pub struct Settings`")
     keys = set()
     for section, struct in re.findall(r"pub (\w+): (\w+),", top.group(1)):
         if struct not in structs:
-            raise CheckError(f"common/src/config.rs: no struct {struct} for section {section}")
+            raise CheckError(f"common/src/config/mod.rs: no struct {struct} for section {section}")
         keys.update(f"{section}.{field}" for field in structs[struct])
     return keys
 
@@ -109,9 +113,17 @@ def check_schema_follows_config(repo: Path, chart: Path) -> str:
         problems.append(f"values.schema.json allows keys the services refuse: {sorted(unknown)}")
     if owned:
         problems.append(f"values.schema.json allows chart-owned or secret keys: {sorted(owned)}")
+    # A duration the schema let through as a number would stop the pods at start.
+    not_durations = sorted(
+        key for key in config_keys_in_code(repo, "Duration") - CHART_OWNED_KEYS
+        if sections[key.split(".")[0]]["properties"].get(key.split(".")[1], {}).get("$ref")
+        != "#/definitions/duration"
+    )
+    if not_durations:
+        problems.append(f"durations not checked as durations by values.schema.json: {not_durations}")
     if problems:
         raise CheckError("; ".join(problems))
-    return f"{len(in_schema)} settings of common/src/config.rs in values.schema.json"
+    return f"{len(in_schema)} settings of common/src/config/mod.rs in values.schema.json"
 
 
 def metric_names_in(text: str) -> set[str]:
@@ -293,6 +305,65 @@ def render(chart: Path, values: dict) -> dict[str, str]:
         return loaded.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
 
 
+DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def whole_seconds(duration: str) -> int:
+    """Seconds, rounded up, of a duration as the services read it ("1m30s")."""
+    parts = re.findall(r"([0-9]+)(ms|s|m|h|d)", duration)
+    return -(-sum(int(n) * DURATION_UNITS_MS[unit] for n, unit in parts) // 1000)
+
+
+def merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def check_drain_budget(doc: dict, values: dict, where: str) -> None:
+    """A pod's grace period covers its preStop pause, its drain delay, its shutdown
+    timeout and 15 s, the durations read as the services read them."""
+    component = doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+    own = values.get(component, {})
+    if not isinstance(own, dict) or own.get("terminationGracePeriodSeconds") is not None:
+        return
+    http = merged(values.get("config") or {}, own.get("config") or {}).get("http") or {}
+    want = (
+        int(own.get("preStopSleepSeconds") or 0)
+        + whole_seconds(str(http.get("drain_delay") or "0s"))
+        + whole_seconds(str(http.get("shutdown_timeout") or "20s"))
+        + 15
+    )
+    got = doc["spec"]["template"]["spec"].get("terminationGracePeriodSeconds")
+    if got != want:
+        raise CheckError(f"{where}: terminationGracePeriodSeconds {got}, want {want}")
+
+
+def check_ingress_tls(doc: dict, values: dict, where: str) -> None:
+    """Every TLS entry names hosts the Ingress serves; with a cert-manager issuer,
+    every host has a certificate, and the Ingress asks that issuer for them."""
+    rules = [rule["host"] for rule in doc["spec"].get("rules", [])]
+    tls = doc["spec"].get("tls", [])
+    covered = [host for entry in tls for host in entry.get("hosts", [])]
+    stray = sorted(set(covered) - set(rules))
+    if stray:
+        raise CheckError(f"{where}: TLS for hosts it does not serve: {stray}")
+    issuer = (values.get("ingress", {}).get("certManager") or {}).get("clusterIssuer")
+    if issuer:
+        annotation = doc["metadata"].get("annotations", {}).get("cert-manager.io/cluster-issuer")
+        if annotation != issuer:
+            raise CheckError(f"{where}: cluster-issuer annotation {annotation!r}, want {issuer!r}")
+        uncovered = sorted(set(rules) - set(covered))
+        if uncovered:
+            raise CheckError(f"{where}: hosts without a certificate: {uncovered}")
+        if len(covered) != len(set(covered)):
+            raise CheckError(f"{where}: a host has two TLS entries")
+
+
 def check_variant(chart: Path, values: dict, out: Path, validate: Path, registered: set[str]) -> str:
     lint(chart, values)
     try:
@@ -331,6 +402,11 @@ def check_variant(chart: Path, values: dict, out: Path, validate: Path, register
                         dashboard_queries += check_dashboard(body, registered, f"{where} {name}")
             if doc.get("kind") == "Service":
                 services[doc["metadata"]["name"]] = doc
+            if doc.get("kind") in ("Deployment", "StatefulSet"):
+                defaults = yaml.safe_load((chart / "values.yaml").read_text())
+                check_drain_budget(doc, merged(defaults, values), where)
+            if doc.get("kind") == "Ingress":
+                check_ingress_tls(doc, values, where)
             index += 1
             if (doc.get("apiVersion"), doc.get("kind")) in CRD_KINDS:
                 crds.append((doc, where))

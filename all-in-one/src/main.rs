@@ -52,7 +52,7 @@ enum Command {
 enum HostsCommand {
     /// Block a host and all its subdomains: redirects to it answer 410 and new links
     /// to it are refused. Running instances are told through Redis when one is
-    /// configured, and reload the list every `links.blocklist_reload_secs` anyway.
+    /// configured, and reload the list every `links.blocklist_reload` anyway.
     Block {
         /// The host, e.g. `evil.example` (no scheme, no path; Unicode is fine).
         host: String,
@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let server = shortener::start(settings.clone()).await?;
-            let base = settings.http.public_base_url.trim_end_matches('/');
+            let base = settings.http.base_url();
             println!(
                 "shortener listening on http://{}:{}",
                 settings.http.bind,
@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<ExitCode> {
 
 /// Results on stdout; whether running instances were told, on stderr.
 async fn hosts(settings: Settings, command: HostsCommand) -> anyhow::Result<ExitCode> {
-    let reload_secs = settings.links.blocklist_reload_secs;
+    let reload = common::config::duration::format(settings.links.blocklist_reload);
     let outcome = match command {
         HostsCommand::Block { host, reason } => {
             let outcome = shortener::block_host(settings, &host, &reason).await?;
@@ -209,11 +209,11 @@ async fn hosts(settings: Settings, command: HostsCommand) -> anyhow::Result<Exit
         Announcement::Published => eprintln!("running instances were told"),
         Announcement::NoBus => eprintln!(
             "no Redis configured: a server running on this database applies this within \
-             {reload_secs} s (links.blocklist_reload_secs)"
+             {reload} (links.blocklist_reload)"
         ),
         Announcement::Failed(why) => eprintln!(
             "warning: running instances could not be told ({why}); each applies this at \
-             its next periodic reload (links.blocklist_reload_secs)"
+             its next periodic reload (links.blocklist_reload)"
         ),
         Announcement::Unchanged => {}
     }

@@ -58,8 +58,8 @@ impl Server {
                     format!("http://127.0.0.1:{port}"),
                 ),
                 ("SHORTENER__HTTP__WORKERS", "2".into()),
-                ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS", "1".into()),
-                ("SHORTENER__STATS__FLUSH_INTERVAL_MS", "200".into()),
+                ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT", "1s".into()),
+                ("SHORTENER__STATS__FLUSH_INTERVAL", "200ms".into()),
                 ("SHORTENER__TELEMETRY__FILTER", "error".into()),
             ]
             .map(|(k, v)| (k.to_string(), v));

@@ -18,7 +18,7 @@ fn settings(dir: &Path) -> Settings {
         ),
         ("SHORTENER__HTTP__PORT".into(), "0".into()),
         ("SHORTENER__HTTP__WORKERS".into(), "1".into()),
-        ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
+        ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT".into(), "1s".into()),
         ("SHORTENER__TELEMETRY__FILTER".into(), "error".into()),
     ];
     Settings::load_from(ServiceKind::AllInOne, None, env).unwrap()

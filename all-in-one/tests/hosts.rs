@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::config::{ServiceKind, Settings};
 use serde_json::{Value, json};
 
-/// `links.blocklist_reload_secs` of the server under test.
+/// `links.blocklist_reload` of the server under test, in seconds.
 const RELOAD_SECS: u64 = 1;
 
 fn db_url(dir: &Path) -> String {
@@ -24,11 +24,11 @@ fn settings(dir: &Path) -> Settings {
         ("SHORTENER__DATABASE__URL".to_string(), db_url(dir)),
         ("SHORTENER__HTTP__PORT".into(), "0".into()),
         ("SHORTENER__HTTP__WORKERS".into(), "1".into()),
-        ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
+        ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT".into(), "1s".into()),
         ("SHORTENER__TELEMETRY__FILTER".into(), "error".into()),
         (
-            "SHORTENER__LINKS__BLOCKLIST_RELOAD_SECS".into(),
-            RELOAD_SECS.to_string(),
+            "SHORTENER__LINKS__BLOCKLIST_RELOAD".into(),
+            format!("{RELOAD_SECS}s"),
         ),
     ];
     Settings::load_from(ServiceKind::AllInOne, None, env).unwrap()
@@ -132,7 +132,7 @@ async fn hosts_commands_reach_a_running_server_by_its_reload() {
     assert!(blocked.status.success(), "{blocked:?}");
     assert_eq!(stdout(&blocked).trim(), "blocked phish.example");
     assert!(
-        stderr(&blocked).contains("links.blocklist_reload_secs"),
+        stderr(&blocked).contains("links.blocklist_reload"),
         "{}",
         stderr(&blocked)
     );

@@ -19,9 +19,9 @@ async fn no_lock_failures_under_the_readme_flow_and_200_concurrent_creates_and_f
             format!("sqlite://{}/shortener.db?mode=rwc", dir.path().display()),
         ),
         ("SHORTENER__HTTP__PORT".into(), "0".into()),
-        ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
-        ("SHORTENER__STATS__FLUSH_INTERVAL_MS".into(), "100".into()),
-        ("SHORTENER__STATS__POLL_MS".into(), "10".into()),
+        ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT".into(), "1s".into()),
+        ("SHORTENER__STATS__FLUSH_INTERVAL".into(), "100ms".into()),
+        ("SHORTENER__STATS__POLL_INTERVAL".into(), "10ms".into()),
         // The burst comes from one address; limits are not what this is about.
         ("SHORTENER__RATE_LIMIT__ENABLED".into(), "false".into()),
         ("SHORTENER__TELEMETRY__FILTER".into(), "error".into()),

@@ -56,7 +56,7 @@ impl Target {
             ("SHORTENER__DATABASE__URL".to_string(), url.clone()),
             ("SHORTENER__HTTP__PORT".into(), "0".into()),
             ("SHORTENER__HTTP__WORKERS".into(), "1".into()),
-            ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
+            ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT".into(), "1s".into()),
             ("SHORTENER__TELEMETRY__FILTER".into(), "error".into()),
         ];
         if pg.is_some() {
@@ -451,7 +451,7 @@ async fn imported_links_redirect(engine: Engine) {
     assert_eq!((summary.imported, bad.len()), (7, 0));
 
     let db = target.db().await;
-    let imported = links::list_for_tenant(db.primary(), "acme", None, 100)
+    let imported = links::list_for_tenant(db.primary(), &acme(), None, 100)
         .await
         .unwrap();
     assert_eq!(imported.len(), 7);
@@ -634,12 +634,16 @@ async fn killed_import_resumes_without_duplicates() {
     );
     assert_eq!(links::count(db.primary()).await.unwrap(), rows as i64);
     assert_eq!(distinct_urls(&db).await, rows as i64);
-    let codes: BTreeSet<String> = links::list_for_tenant(db.primary(), "acme", None, 1000)
+    let codes: BTreeSet<String> = links::list_for_tenant(db.primary(), &acme(), None, 1000)
         .await
         .unwrap()
         .into_iter()
-        .map(|l| l.code)
+        .map(|l| l.code.into_string())
         .collect();
     assert_eq!(codes.len(), 1000);
     db.close().await;
+}
+
+fn acme() -> common::link::TenantId {
+    common::link::TenantId::named("acme").expect("a valid tenant name")
 }

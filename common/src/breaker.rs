@@ -7,7 +7,10 @@
 //! jittered).
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that tests drive the cool-downs on a paused clock.
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
@@ -157,8 +160,8 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[test]
-    fn opens_probes_and_closes() {
+    #[tokio::test(start_paused = true)]
+    async fn opens_probes_and_closes() {
         let transitions = Arc::new(AtomicUsize::new(0));
         let seen = transitions.clone();
         let breaker = Breaker::new(
@@ -177,7 +180,10 @@ mod tests {
         breaker.failure();
         assert_eq!(breaker.state(), BreakerState::Open);
         assert!(!breaker.allow(), "open: calls are skipped");
-        std::thread::sleep(Duration::from_millis(30));
+        // The first cool-down is 20 ms ± 25 %.
+        tokio::time::advance(Duration::from_millis(14)).await;
+        assert!(!breaker.allow(), "still cooling down");
+        tokio::time::advance(Duration::from_millis(11)).await;
         assert!(
             breaker.allow(),
             "after the cool-down one probe goes through"
@@ -186,7 +192,10 @@ mod tests {
         assert!(!breaker.allow(), "only one probe at a time");
         breaker.failure();
         assert_eq!(breaker.state(), BreakerState::Open);
-        std::thread::sleep(Duration::from_millis(60));
+        // A failed probe doubles it: 40 ms ± 25 %.
+        tokio::time::advance(Duration::from_millis(29)).await;
+        assert!(!breaker.allow(), "the doubled cool-down is not over");
+        tokio::time::advance(Duration::from_millis(22)).await;
         assert!(breaker.allow());
         breaker.success();
         assert_eq!(breaker.state(), BreakerState::Closed);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::background::Background;
 use crate::config::{ServiceKind, Settings};
 use crate::db::Database;
+use crate::domains::Domains;
 use crate::events::Bus;
 use crate::links::Blocklist;
 use crate::metrics::Metrics;
@@ -22,6 +23,9 @@ pub struct Deps {
     /// `links.blocked_hosts` plus the runtime blocklist, once a service keeps it
     /// current ([`crate::blocklist::keep_current`]).
     pub blocklist: Blocklist,
+    /// The branded domains, once a service keeps them current
+    /// ([`crate::domains::keep_current`]).
+    pub domains: Domains,
     /// Where link and blocklist changes are announced and heard: Redis when
     /// configured; the all-in-one replaces it with an in-process bus.
     pub bus: Bus,
@@ -55,6 +59,7 @@ impl Deps {
             kind,
             metrics,
             blocklist: Blocklist::new(&settings.links.blocked_hosts),
+            domains: Domains::default(),
             settings: Arc::new(settings),
             db,
             bus: Bus::from_redis(redis.as_ref()),

@@ -7,8 +7,9 @@
 //! missed, and told again once it is back, because events published meanwhile were
 //! missed.
 //!
-//! Topics: link changes (each lookup instance evicts the code from its local cache)
-//! and blocklist changes (`shortener hosts block|unblock` announces one after writing
+//! Topics: link changes (each lookup instance evicts the code from its local cache),
+//! domain changes (every lookup instance reloads the set of branded domains, see
+//! [`crate::domains`]) and blocklist changes (`shortener hosts block|unblock` announces one after writing
 //! the table; every instance holding the blocklist reloads it; an announcement carries
 //! no data, so a lost one only delays a reload until the periodic one, see
 //! [`crate::blocklist`]).
@@ -23,7 +24,7 @@ use tokio::sync::broadcast;
 
 use crate::background::Background;
 use crate::backoff::Backoff;
-use crate::cache::{blocklist_channel, invalidation_channel};
+use crate::cache::{blocklist_channel, domains_channel, invalidation_channel};
 use crate::redis::{RedisCluster, redis};
 
 /// Backoff between attempts to (re)subscribe.
@@ -43,6 +44,8 @@ pub enum Event {
     LinkChanged { code: String, updated_at: i64 },
     /// The runtime blocklist changed: reload it.
     BlocklistChanged,
+    /// A branded domain was added or given up: reload the set.
+    DomainsChanged,
 }
 
 /// What a subscription listens to. Each topic is a channel of its own on Redis.
@@ -50,16 +53,19 @@ pub enum Event {
 pub enum Topic {
     Links,
     Blocklist,
+    Domains,
 }
 
-/// The payload of a blocklist announcement on Redis.
+/// The payloads of the announcements on Redis.
 const BLOCKLIST_CHANGED: &str = "blocklist-changed";
+const DOMAINS_CHANGED: &str = "domains-changed";
 
 impl Event {
     pub fn topic(&self) -> Topic {
         match self {
             Event::LinkChanged { .. } => Topic::Links,
             Event::BlocklistChanged => Topic::Blocklist,
+            Event::DomainsChanged => Topic::Domains,
         }
     }
 
@@ -69,6 +75,7 @@ impl Event {
         match self {
             Event::LinkChanged { code, updated_at } => format!("{updated_at}|{code}"),
             Event::BlocklistChanged => BLOCKLIST_CHANGED.to_string(),
+            Event::DomainsChanged => DOMAINS_CHANGED.to_string(),
         }
     }
 
@@ -83,6 +90,7 @@ impl Event {
                 })
             }
             Topic::Blocklist => (payload == BLOCKLIST_CHANGED).then_some(Event::BlocklistChanged),
+            Topic::Domains => (payload == DOMAINS_CHANGED).then_some(Event::DomainsChanged),
         }
     }
 }
@@ -92,6 +100,7 @@ impl Topic {
         match self {
             Topic::Links => "invalidation",
             Topic::Blocklist => "blocklist",
+            Topic::Domains => "domains",
         }
     }
 
@@ -99,6 +108,7 @@ impl Topic {
         match self {
             Topic::Links => invalidation_channel(prefix),
             Topic::Blocklist => blocklist_channel(prefix),
+            Topic::Domains => domains_channel(prefix),
         }
     }
 }
@@ -335,7 +345,13 @@ mod tests {
             Event::from_payload(Topic::Blocklist, &Event::BlocklistChanged.to_payload()),
             Some(Event::BlocklistChanged)
         );
-        // A payload of the other topic's shape is not this topic's event.
+        assert_eq!(
+            Event::from_payload(Topic::Domains, &Event::DomainsChanged.to_payload()),
+            Some(Event::DomainsChanged)
+        );
+        // A payload of another topic's shape is not this topic's event.
+        assert_eq!(Event::from_payload(Topic::Domains, BLOCKLIST_CHANGED), None);
+        assert_eq!(Event::from_payload(Topic::Blocklist, DOMAINS_CHANGED), None);
         assert_eq!(Event::from_payload(Topic::Blocklist, "1|abc"), None);
         assert_eq!(Event::from_payload(Topic::Links, BLOCKLIST_CHANGED), None);
         assert_eq!(Event::from_payload(Topic::Links, "x|abc"), None);

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::problem::Problem;
@@ -77,7 +78,7 @@ pub async fn not_found() -> HttpResponse {
 
 /// The client's address: the trusted proxy header when one is configured, else the
 /// TCP peer. A malformed header falls back to the peer rather than to "no address".
-pub fn client_ip(req: &HttpRequest, trusted_header: Option<&str>) -> Option<IpAddr> {
+pub fn client_ip(req: &HttpRequest, trusted_header: Option<&HeaderName>) -> Option<IpAddr> {
     if let Some(name) = trusted_header
         && let Some(value) = req.headers().get(name).and_then(|v| v.to_str().ok())
     {
@@ -114,7 +115,7 @@ mod tests {
             .insert_header(("X-Forwarded-For", "198.51.100.1, 203.0.113.9"))
             .to_http_request();
         assert_eq!(
-            client_ip(&req, Some("X-Forwarded-For")),
+            client_ip(&req, Some(&HeaderName::from_static("x-forwarded-for"))),
             Some("203.0.113.9".parse().expect("ip"))
         );
         assert_eq!(client_ip(&req, None), Some("10.0.0.1".parse().expect("ip")));

@@ -80,7 +80,7 @@ impl WorkerLease {
         settings: &IdSettings,
         background: &Background,
     ) -> Result<WorkerLease, LeaseError> {
-        let ttl_ms = i64::try_from(settings.lease_ttl_secs.saturating_mul(1000)).unwrap_or(30_000);
+        let ttl_ms = i64::try_from(settings.lease_ttl.as_millis()).unwrap_or(30_000);
         let holder = holder_name();
         let wanted = match (settings.worker_id, &settings.pod_name) {
             (Some(id), _) => {

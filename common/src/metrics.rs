@@ -13,8 +13,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets tuned for a redirect service: most answers take well under a millisecond.
@@ -72,6 +72,60 @@ pub fn count_redis_error(kind: &'static str) {
     REDIS_ERRORS.with_label_values(&[kind]).inc();
 }
 
+/// The values of one metric label, fixed at compile time: call sites name a variant,
+/// so none can mistype a value, and [`Counters`] resolves each series once.
+pub trait Label: Copy + Eq + 'static {
+    /// Every value, in declaration order.
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+}
+
+/// Declares a fieldless enum of label values and its [`Label`] impl.
+#[macro_export]
+macro_rules! label_values {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident => $value:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name { $($variant),+ }
+
+        impl $crate::metrics::Label for $name {
+            const ALL: &'static [Self] = &[$($name::$variant),+];
+            fn name(self) -> &'static str {
+                match self { $($name::$variant => $value),+ }
+            }
+        }
+    };
+}
+
+/// One counter of `vec` per value of `L`, each resolved once (and so exported at 0
+/// before its first event: `rate()` has a base from the first scrape).
+pub struct Counters<L: Label> {
+    series: Vec<(L, IntCounter)>,
+    /// Never registered; answers only a value missing from `ALL`, which the macro
+    /// rules out.
+    unlisted: IntCounter,
+}
+
+impl<L: Label> Counters<L> {
+    pub fn new(vec: &IntCounterVec) -> Counters<L> {
+        Counters {
+            series: L::ALL
+                .iter()
+                .map(|&label| (label, vec.with_label_values(&[label.name()])))
+                .collect(),
+            unlisted: constant(IntCounter::new("unlisted", "A value no label lists.")),
+        }
+    }
+
+    /// The series of `label`: a scan over a handful of values, cheaper than hashing.
+    pub fn get(&self, label: L) -> &IntCounter {
+        self.series
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map_or(&self.unlisted, |(_, counter)| counter)
+    }
+}
+
 type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 
 pub struct Metrics {
@@ -80,9 +134,6 @@ pub struct Metrics {
     /// Connections of each pool (`role` primary | replica) by `state` in_use | idle |
     /// max, read when scraped.
     pub db_pool_connections: IntGaugeVec,
-    pub id_waits: IntCounterVec,
-    pub links_created: IntCounterVec,
-    pub ratelimited: IntCounterVec,
     pub worker_id: IntGauge,
     /// The route label of one-segment paths answered by the app's default service,
     /// where that service is the redirect.
@@ -140,33 +191,6 @@ impl Metrics {
                 &["role", "state"],
             ),
         );
-        let id_waits = register(
-            &registry,
-            IntCounterVec::new(
-                Opts::new(
-                    "id_generator_waits_total",
-                    "Times the Snowflake generator waited, by reason.",
-                ),
-                &["reason"],
-            ),
-        );
-        let links_created = register(
-            &registry,
-            IntCounterVec::new(
-                Opts::new(
-                    "links_created_total",
-                    "Links created, by how they were named.",
-                ),
-                &["kind"],
-            ),
-        );
-        let ratelimited = register(
-            &registry,
-            IntCounterVec::new(
-                Opts::new("rate_limited_total", "Requests refused with 429, by limit."),
-                &["limit"],
-            ),
-        );
         let worker_id = register(
             &registry,
             IntGauge::new("snowflake_worker_id", "Worker id leased by this process."),
@@ -175,9 +199,6 @@ impl Metrics {
             registry,
             http_request_duration,
             db_pool_connections,
-            id_waits,
-            links_created,
-            ratelimited,
             worker_id,
             default_route: OnceLock::new(),
             redirect_found: OnceLock::new(),
@@ -286,6 +307,33 @@ pub async fn track_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    crate::label_values! {
+        enum Colour {
+            Red => "red",
+            Green => "green",
+        }
+    }
+
+    /// Every value of a label is exported at 0 from the start, and each call site's
+    /// variant counts on its own series.
+    #[test]
+    fn label_values_resolve_once_each() {
+        let registry = Registry::new();
+        let vec = register(
+            &registry,
+            IntCounterVec::new(Opts::new("paint_total", "Paint."), &["colour"]),
+        );
+        let counters = Counters::<Colour>::new(&vec);
+        counters.get(Colour::Green).inc_by(2);
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut text)
+            .expect("encode");
+        let text = String::from_utf8(text).expect("utf-8");
+        assert!(text.contains("paint_total{colour=\"red\"} 0"), "{text}");
+        assert!(text.contains("paint_total{colour=\"green\"} 2"), "{text}");
+    }
 
     #[test]
     fn every_metric_registers_and_renders() {

@@ -72,6 +72,17 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
     }
 
+    /// Over a rate limit: 429 with the whole seconds to wait, at least one.
+    pub fn rate_limited(retry_after: std::time::Duration, detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+        )
+        .detail(detail)
+        .retry_after(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
     /// A dependency is down: the request may succeed if retried later.
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         Problem::new(

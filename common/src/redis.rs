@@ -74,9 +74,9 @@ impl RedisCluster {
         config.pool = Some(deadpool_redis::PoolConfig {
             max_size: settings.pool_size,
             timeouts: deadpool_redis::Timeouts {
-                wait: Some(Duration::from_millis(settings.timeout_ms)),
-                create: Some(Duration::from_millis(settings.timeout_ms.max(500))),
-                recycle: Some(Duration::from_millis(settings.timeout_ms)),
+                wait: Some(settings.timeout),
+                create: Some(settings.timeout.max(Duration::from_millis(500))),
+                recycle: Some(settings.timeout),
             },
             ..Default::default()
         });
@@ -88,7 +88,7 @@ impl RedisCluster {
             shared: Arc::new(Mutex::new(Shared::default())),
             connected: Arc::new(tokio::sync::Notify::new()),
             prefix: settings.key_prefix.clone(),
-            timeout: Duration::from_millis(settings.timeout_ms),
+            timeout: settings.timeout,
             urls,
         }))
     }

@@ -4,8 +4,8 @@
 //!
 //! Stopping is a feature, in one order for every service:
 //! 1. readiness fails, so load balancers stop sending new requests;
-//! 2. requests are still served for `http.drain_delay_ms`, then the listener closes and
-//!    in-flight requests finish (up to `http.shutdown_timeout_secs`);
+//! 2. requests are still served for `http.drain_delay`, then the listener closes and
+//!    in-flight requests finish (up to `http.shutdown_timeout`);
 //! 3. the stop steps run, in the order the service registered them: flush buffered
 //!    clicks → publish pending link changes → stop the stats appliers → release the
 //!    worker-id lease (each service registers the ones it has);
@@ -119,7 +119,7 @@ impl ServiceBuilder {
             }
             app.default_service(default_service())
         })
-        .shutdown_timeout(http.shutdown_timeout_secs)
+        .shutdown_timeout(http.shutdown_timeout.as_secs())
         .disable_signals()
         .listen(listener)?;
         if let Some(workers) = http.workers {
@@ -133,8 +133,8 @@ impl ServiceBuilder {
             handle,
             server: tokio::spawn(server),
             draining,
-            drain_delay: Duration::from_millis(http.drain_delay_ms),
-            shutdown_timeout: Duration::from_secs(http.shutdown_timeout_secs),
+            drain_delay: http.drain_delay,
+            shutdown_timeout: http.shutdown_timeout,
             stop_steps: self.stop_steps,
             background: self.deps.background.clone(),
         })

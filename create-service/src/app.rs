@@ -42,6 +42,17 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
                 .route(web::delete().to(http::delete::delete_link)),
         )
         .route("/api/v1/links/{code}/qr", web::get().to(http::qr::link_qr))
+        .service(
+            web::resource("/api/v1/domains")
+                .app_data(common::http::json_config(json_limit))
+                .route(web::post().to(http::domains::create_domain))
+                .route(web::get().to(http::domains::list_domains)),
+        )
+        .service(
+            web::resource("/api/v1/domains/{name}")
+                .route(web::get().to(http::domains::get_domain))
+                .route(web::delete().to(http::domains::delete_domain)),
+        )
         .configure(crate::web::routes);
     }
 }

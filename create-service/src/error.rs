@@ -20,11 +20,15 @@ pub enum ApiError {
     NotFound,
     #[error("alias `{0}` is taken")]
     AliasTaken(String),
+    #[error("no such domain")]
+    DomainNotFound,
+    #[error("domain `{name}` is held already")]
+    DomainTaken { name: String, yours: bool },
     #[error("idempotency key reused with a different request")]
     IdempotencyMismatch,
     #[error("rate limited ({limit})")]
     RateLimited {
-        limit: &'static str,
+        limit: crate::metrics::Limit,
         retry_after: Duration,
     },
     #[error("edited concurrently")]
@@ -55,19 +59,25 @@ impl ApiError {
                     .detail(format!("the alias `{alias}` is already in use"))
                     .field("alias", "already in use")
             }
+            ApiError::DomainNotFound => Problem::not_found().detail("no such domain of yours"),
+            ApiError::DomainTaken { name, yours } => {
+                Problem::new(StatusCode::CONFLICT, "domain-taken", "Domain already held")
+                    .detail(if *yours {
+                        format!("you hold `{name}` already")
+                    } else {
+                        format!("`{name}` is held by another tenant")
+                    })
+                    .field("name", "already held")
+            }
             ApiError::IdempotencyMismatch => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
                 "Idempotency key reused",
             )
             .detail("this Idempotency-Key was already used with a different request body"),
-            ApiError::RateLimited { limit, retry_after } => Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many requests",
-            )
-            .detail(format!("the {limit} limit was reached"))
-            .retry_after(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            ApiError::RateLimited { limit, retry_after } => {
+                Problem::rate_limited(*retry_after, format!("the {limit} limit was reached"))
+            }
             ApiError::Conflict => Problem::new(
                 StatusCode::CONFLICT,
                 "edit-conflict",

@@ -9,6 +9,7 @@
 //!   code codec, authentication and rate limits.
 //! - [`model`]: request and response bodies and their validation into domain types.
 //! - [`error`]: the service's one error enum and its mapping to problem+json.
+//! - [`metrics`]: the service's counters, labelled by closed enums.
 //! - [`http`]: one file per endpoint, each with its OpenAPI annotation.
 //! - [`group_commit`]: concurrent single creates written together, one commit each batch.
 //! - [`qr`]: QR codes of short links, drawn as PNG or SVG.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod error;
 pub mod group_commit;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod qr;
 pub mod relay;

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 
 use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
-use common::db::links::{LinkRecord, LinkState};
+use common::db::links::{LinkRecord, LinkState, RedirectStatus};
 use common::links::{Alias, LongUrl, UrlPolicy};
 use common::problem::Problem;
 use common::time::from_ms;
@@ -21,7 +21,6 @@ use utoipa::ToSchema;
 
 pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG_LEN: usize = 64;
-pub const REDIRECT_STATUSES: [u16; 4] = [301, 302, 307, 308];
 
 /// `POST /api/v1/links`, and each item of a bulk request.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -166,7 +165,8 @@ pub struct LinkView {
     pub updated_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub max_visits: Option<i64>,
-    pub redirect_status: u16,
+    #[schema(value_type = u16, minimum = 301, maximum = 308)]
+    pub redirect_status: RedirectStatus,
     pub tags: Vec<String>,
     pub state: LinkState,
 }
@@ -175,7 +175,7 @@ impl LinkView {
     pub fn from_record(record: &LinkRecord, short_url: String, now_ms: i64) -> LinkView {
         LinkView {
             id: record.id.to_string(),
-            code: record.code.clone(),
+            code: record.code.to_string(),
             short_url,
             url: record.url.clone(),
             created_at: from_ms(record.created_at),
@@ -204,7 +204,7 @@ pub struct ValidLink {
     pub alias: Option<Alias>,
     pub expires_at: Option<i64>,
     pub max_visits: Option<i64>,
-    pub redirect_status: u16,
+    pub redirect_status: RedirectStatus,
     pub tags: Vec<String>,
 }
 
@@ -266,13 +266,12 @@ fn check_max_visits(n: u64, errors: &mut FieldErrors) -> Option<i64> {
     }
 }
 
-fn check_status(status: u16, errors: &mut FieldErrors) -> Option<u16> {
-    if REDIRECT_STATUSES.contains(&status) {
-        Some(status)
-    } else {
+fn check_status(status: u16, errors: &mut FieldErrors) -> Option<RedirectStatus> {
+    let status = RedirectStatus::from_code(status);
+    if status.is_none() {
         errors.push("redirect_status", "must be one of 301, 302, 307, 308");
-        None
     }
+    status
 }
 
 fn check_tags(tags: &[String], errors: &mut FieldErrors) -> Option<Vec<String>> {
@@ -425,7 +424,7 @@ mod tests {
         let mut r = request("https://example.com/x");
         r.tags = Some(vec!["a".into(), "b".into(), "a".into()]);
         let valid = r.validate(&policy(), 0).expect("valid");
-        assert_eq!(valid.redirect_status, 302);
+        assert_eq!(valid.redirect_status, RedirectStatus::Found);
         assert_eq!(valid.tags, ["a", "b"]);
     }
 

@@ -37,7 +37,6 @@ use common::db::changes::{self, ChangeKind, PendingChange};
 use common::db::{Database, Engine, StoreError};
 use common::deps::Deps;
 use common::events::{Bus, Event};
-use common::ids::looks_like_generated_code;
 use common::metrics::register;
 use common::redis::{RedisCluster, RedisError, redis};
 use prometheus::{IntCounter, IntGauge};
@@ -147,9 +146,9 @@ impl Relay {
             db: deps.db.clone(),
             redis: deps.redis.clone(),
             bus: deps.bus.clone(),
-            l2_ttl_secs: deps.settings.lookup.l2_ttl_secs.max(1),
+            l2_ttl_secs: deps.settings.lookup.l2_ttl.as_secs().max(1),
             wait_replicas: redis.wait_replicas,
-            wait_timeout: Duration::from_millis(redis.wait_timeout_ms.max(1)),
+            wait_timeout: redis.wait_timeout,
             wake: Notify::new(),
             metrics: RelayMetrics::new(&deps.metrics),
         })
@@ -330,7 +329,7 @@ impl Relay {
             .iter()
             .filter(|c| needs_eviction(c))
             .map(|c| Event::LinkChanged {
-                code: c.link.code.clone(),
+                code: c.link.code.to_string(),
                 updated_at: c.link.updated_at,
             })
             .collect();
@@ -463,6 +462,6 @@ impl Relay {
 fn needs_eviction(change: &PendingChange) -> bool {
     match change.kind {
         ChangeKind::Updated | ChangeKind::Deleted => true,
-        ChangeKind::Created => !looks_like_generated_code(&change.link.code),
+        ChangeKind::Created => !change.link.code.is_generated(),
     }
 }

@@ -1,7 +1,7 @@
 //! What create-service handlers share, and the checks every API request passes through
 //! (authentication, then rate limits).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
@@ -15,9 +15,13 @@ use common::ratelimit::{Decision, Quota, RateLimiter};
 
 use crate::error::ApiError;
 use crate::group_commit::GroupCommit;
+use crate::metrics::{CreateMetrics, IdWait, Limit};
 use crate::relay::Relay;
 
-pub use common::auth::ANONYMOUS_TENANT;
+use common::link::TenantId;
+
+/// The owner of links created without an API key.
+static ANONYMOUS: LazyLock<TenantId> = LazyLock::new(TenantId::anonymous);
 
 /// Who is making an API request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,10 +31,10 @@ pub enum Caller {
 }
 
 impl Caller {
-    pub fn tenant_id(&self) -> &str {
+    pub fn tenant_id(&self) -> &TenantId {
         match self {
             Caller::Tenant(p) => &p.tenant_id,
-            Caller::Anonymous => ANONYMOUS_TENANT,
+            Caller::Anonymous => &ANONYMOUS,
         }
     }
 }
@@ -53,6 +57,7 @@ pub struct CreateState {
     /// Where single creates without an idempotency key are written (none: each is
     /// its own INSERT).
     pub group_commit: Option<GroupCommit>,
+    pub metrics: CreateMetrics,
 }
 
 impl std::fmt::Debug for CreateState {
@@ -91,23 +96,10 @@ impl CreateState {
         let settings = deps.settings.clone();
         let lease = WorkerLease::acquire(&deps.db, &settings.ids, &deps.background).await?;
         deps.metrics.worker_id.set(i64::from(lease.worker().get()));
-        // Every label value this service counts, at 0 before the first event, so
-        // rate() has a base from the first scrape (the kinds of create.rs and
-        // bulk.rs, the limits of `caller`, the waits of `next_id`).
-        let m = &deps.metrics;
-        for kind in ["generated", "alias", "bulk"] {
-            m.links_created.with_label_values(&[kind]);
-        }
-        for limit in ["per-key", "per-address"] {
-            m.ratelimited.with_label_values(&[limit]);
-        }
-        for reason in ["sequence_exhausted", "clock_backwards"] {
-            m.id_waits.with_label_values(&[reason]);
-        }
         let generator = Generator::new(
             lease.worker(),
             Arc::new(SystemClock),
-            Duration::from_millis(settings.ids.max_clock_backwards_ms),
+            settings.ids.max_clock_backwards,
         )
         .with_floor(lease.floor_ms());
         // Loaded before the first request (and before an import checks its rows).
@@ -122,16 +114,13 @@ impl CreateState {
         });
         Ok(CreateState {
             group_commit,
+            metrics: CreateMetrics::new(&deps.metrics),
             codec: Arc::new(settings.code_codec()?),
             auth: Authenticator::new(deps.db.clone()),
             limiter: RateLimiter::new(deps.redis.clone()),
             relay: Relay::new(deps),
             url_policy,
-            base_url: settings
-                .http
-                .public_base_url
-                .trim_end_matches('/')
-                .to_string(),
+            base_url: settings.http.base_url().to_string(),
             generator,
             lease,
             settings,
@@ -180,7 +169,7 @@ impl CreateState {
         match auth {
             Ok(Some(principal)) => {
                 self.charge(
-                    "per-key",
+                    Limit::PerKey,
                     &format!("key:{}", principal.key_id),
                     Quota {
                         per_minute: limits.per_key_per_minute,
@@ -205,11 +194,11 @@ impl CreateState {
 
     async fn charge_ip(&self, req: &HttpRequest) -> Result<(), ApiError> {
         let limits = &self.settings.rate_limit;
-        let ip = common::http::client_ip(req, self.settings.http.client_ip_header.as_deref())
+        let ip = common::http::client_ip(req, self.settings.http.client_ip_header.as_ref())
             .map(|ip| ip.to_string())
             .unwrap_or_else(|| "unknown".to_string());
         self.charge(
-            "per-address",
+            Limit::PerAddress,
             &format!("ip:{ip}"),
             Quota {
                 per_minute: limits.per_ip_per_minute,
@@ -219,18 +208,14 @@ impl CreateState {
         .await
     }
 
-    async fn charge(&self, limit: &'static str, key: &str, quota: Quota) -> Result<(), ApiError> {
+    async fn charge(&self, limit: Limit, key: &str, quota: Quota) -> Result<(), ApiError> {
         if !self.settings.rate_limit.enabled {
             return Ok(());
         }
         match self.limiter.check(key, quota).await {
             Decision::Allow => Ok(()),
             Decision::Deny(retry_after) => {
-                self.deps
-                    .metrics
-                    .ratelimited
-                    .with_label_values(&[limit])
-                    .inc();
+                self.metrics.rate_limited.get(limit).inc();
                 Err(ApiError::RateLimited { limit, retry_after })
             }
         }
@@ -250,13 +235,13 @@ impl CreateState {
             .await
             .map_err(|e| ApiError::IdsPaused(e.to_string()));
         let after = self.generator.stats();
-        let waits = &self.deps.metrics.id_waits;
-        waits.with_label_values(&["sequence_exhausted"]).inc_by(
+        let waits = &self.metrics.id_waits;
+        waits.get(IdWait::SequenceExhausted).inc_by(
             after
                 .sequence_exhaustion_waits
                 .saturating_sub(before.sequence_exhaustion_waits),
         );
-        waits.with_label_values(&["clock_backwards"]).inc_by(
+        waits.get(IdWait::ClockBackwards).inc_by(
             after
                 .clock_backwards_waits
                 .saturating_sub(before.clock_backwards_waits),

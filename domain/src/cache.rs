@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::link::{LinkRecord, LinkState};
+use crate::link::{LinkRecord, LinkState, RedirectStatus};
 
 /// What lookup needs to answer a redirect, and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +16,7 @@ pub struct LinkEntry {
     #[serde(rename = "u")]
     pub url: String,
     #[serde(rename = "s")]
-    pub redirect_status: u16,
+    pub redirect_status: RedirectStatus,
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +74,30 @@ impl LinkEntry {
     }
 }
 
+/// Longest key a link can have: a domain, `/`, and the longest code.
+pub const MAX_KEY: usize = crate::links::domain_name::MAX_LEN + 1 + crate::links::alias::MAX_LEN;
+
+/// The key a link is stored, cached, invalidated and counted under: its code on the
+/// default domain, `domain/code` on a branded one. Neither codes nor domain names
+/// contain `/`, so no two (domain, code) pairs share a key. Built in `buf`, not in a
+/// fresh allocation, for the redirect path; `None` only for parts longer than any
+/// checked domain or code.
+pub fn link_key<'a>(
+    domain: Option<&str>,
+    code: &'a str,
+    buf: &'a mut [u8; MAX_KEY],
+) -> Option<&'a str> {
+    let Some(domain) = domain else {
+        return Some(code);
+    };
+    let len = domain.len() + 1 + code.len();
+    let key = buf.get_mut(..len)?;
+    key[..domain.len()].copy_from_slice(domain.as_bytes());
+    key[domain.len()] = b'/';
+    key[domain.len() + 1..].copy_from_slice(code.as_bytes());
+    std::str::from_utf8(key).ok()
+}
+
 /// Marker stored in Redis for "no such code" (negative caching).
 const MISSING: &str = "-";
 
@@ -90,6 +114,11 @@ pub fn invalidation_channel(prefix: &str) -> String {
 /// The channel of blocklist announcements, which lookup and create instances hear.
 pub fn blocklist_channel(prefix: &str) -> String {
     format!("{prefix}blocklist")
+}
+
+/// The channel of announcements that the set of branded domains changed.
+pub fn domains_channel(prefix: &str) -> String {
+    format!("{prefix}domains")
 }
 
 /// Serialises a cache value for Redis: `None` is the negative marker. A link that
@@ -114,14 +143,15 @@ pub fn decode(value: &str) -> Option<Option<LinkEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::{LinkCode, TenantId};
 
     fn record() -> LinkRecord {
         LinkRecord {
-            code: "promo".into(),
+            code: LinkCode::parse("promo").expect("valid"),
             id: 42,
-            tenant_id: "acme".into(),
+            tenant_id: TenantId::named("acme").expect("valid"),
             url: "https://example.com/".into(),
-            redirect_status: 307,
+            redirect_status: RedirectStatus::TemporaryRedirect,
             tags: vec!["a".into()],
             max_visits: Some(3),
             expires_at: Some(2_000),
@@ -150,12 +180,42 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// No two (domain, code) pairs share a key, so no tier can answer one link
+        /// for another: the default domain's `spring` and `go.acme.com`'s `spring` are
+        /// two keys, and so are a code on one domain and the same code on another.
+        #[test]
+        fn no_two_links_share_a_key(
+            a_domain in proptest::option::of("[a-z0-9-]{1,20}(\\.[a-z0-9-]{1,20}){1,3}"),
+            b_domain in proptest::option::of("[a-z0-9-]{1,20}(\\.[a-z0-9-]{1,20}){1,3}"),
+            a_code in "[A-Za-z0-9_-]{3,64}",
+            b_code in "[A-Za-z0-9_-]{3,64}",
+        ) {
+            let (mut a_buf, mut b_buf) = ([0u8; MAX_KEY], [0u8; MAX_KEY]);
+            let a = link_key(a_domain.as_deref(), &a_code, &mut a_buf).expect("fits");
+            let b = link_key(b_domain.as_deref(), &b_code, &mut b_buf).expect("fits");
+            proptest::prop_assert_eq!(a == b, a_domain == b_domain && a_code == b_code);
+        }
+    }
+
+    #[test]
+    fn keys_spell_domain_slash_code() {
+        let mut buf = [0u8; MAX_KEY];
+        assert_eq!(link_key(None, "spring", &mut buf), Some("spring"));
+        assert_eq!(
+            link_key(Some("go.acme.com"), "spring", &mut buf),
+            Some("go.acme.com/spring")
+        );
+        let long = "a".repeat(MAX_KEY);
+        assert_eq!(link_key(Some(&long), "spring", &mut buf), None);
+    }
+
+    proptest::proptest! {
         /// Whatever a link holds, its entry reads back as that link: never as the
         /// "no such code" marker, never as unreadable.
         #[test]
         fn every_link_reads_back_as_itself(
             url in ".{0,200}",
-            status in proptest::sample::select(vec![301u16, 302, 307, 308]),
+            status in proptest::sample::select(RedirectStatus::ALL.to_vec()),
             expires_at in proptest::option::of(proptest::num::i64::ANY),
             max_visits in proptest::option::of(1i64..),
             id in proptest::num::i64::ANY,

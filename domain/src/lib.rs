@@ -9,6 +9,42 @@
 //! - [`clicks`]: clicks on the wire: the batch lookup sends, the normalised
 //!   dimensions, what a user agent is filed as.
 
+/// The text behind a checked string type (a code, an alias, a tenant, a host): read
+/// as `&str`, given up as `String`, printed and serialised as the bare text. Each
+/// type keeps its own constructor, the one place its rule is checked.
+macro_rules! text_type {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use text_type;
+
 pub mod cache;
 pub mod clicks;
 pub mod ids;

@@ -157,11 +157,11 @@ impl World {
             ("SHORTENER__DATABASE__URL", self.primary_url()),
             ("SHORTENER__IDS__CODE_KEY", self.code_key.clone()),
             ("SHORTENER__HTTP__PUBLIC_BASE_URL", PUBLIC_BASE.into()),
-            ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS", "10".into()),
+            ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT", "10s".into()),
             ("SHORTENER__RATE_LIMIT__ENABLED", "false".into()),
             ("SHORTENER__TELEMETRY__FORMAT", "json".into()),
             ("SHORTENER__TELEMETRY__FILTER", "info".into()),
-            ("SHORTENER__STATS__FLUSH_INTERVAL_MS", "500".into()),
+            ("SHORTENER__STATS__FLUSH_INTERVAL", "500ms".into()),
         ]);
         if kind != Kind::Create {
             env.push((

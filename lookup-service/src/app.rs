@@ -108,6 +108,7 @@ impl LookupService {
         let state = web::Data::new(LookupState::build(deps, codec, &subscription));
         subscription.start(Arc::new(Evictor(state.tiers.clone())), background);
         common::blocklist::keep_current(deps).await;
+        common::domains::keep_current(deps).await;
         for probe in state.replicas.probes() {
             background.spawn(probe);
         }

@@ -1,5 +1,5 @@
 //! Click recording in lookup: the redirect adds to an in-memory aggregate; a background
-//! task flushes it every `stats.flush_interval_ms` as one batch into the durable queue
+//! task flushes it every `stats.flush_interval` as one batch into the durable queue
 //! (the `click_batches` outbox on the primary).
 //!
 //! The redirect never waits: recording is a map update under one of sixteen shard
@@ -120,28 +120,16 @@ impl ClickRecorder {
             instance: format!("{:016x}", rand::random::<u64>()),
             sequence: AtomicU64::new(0),
             visitor_key: visitor_key(code_key),
-            // Parsed once here rather than on every click.
-            country_header: match settings.country_header.as_str() {
-                "" => None,
-                name => HeaderName::try_from(name)
-                    .inspect_err(|_| {
-                        tracing::warn!(
-                            name,
-                            "stats.country_header is not a header name; countries not recorded"
-                        )
-                    })
-                    .ok(),
-            },
+            country_header: settings.country_header.clone(),
             metrics: ClickMetrics::new(metrics),
             settings,
         })
     }
 
-    /// Flushes every `stats.flush_interval_ms` (backing off while the queue refuses)
+    /// Flushes every `stats.flush_interval` (backing off while the queue refuses)
     /// until `stop` fires, then flushes what is left, for up to `drain`.
     pub async fn run(self: Arc<Self>, stop: CancellationToken, drain: Duration) {
-        let mut ticker =
-            tokio::time::interval(Duration::from_millis(self.settings.flush_interval_ms));
+        let mut ticker = tokio::time::interval(self.settings.flush_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let mut failing = false;

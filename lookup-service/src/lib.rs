@@ -5,6 +5,7 @@
 //! - [`tiers`]: L1 moka → L2 Redis Cluster (behind a breaker) → replica → primary.
 //! - [`visits`]: the `max_visits` check, under a deadline.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
+//! - [`error`]: every answer other than a redirect, as one enum.
 //! - [`buffer`]: the in-memory click aggregate the redirect adds to.
 //! - [`clicks`]: the recorder and its flushes to the durable queue.
 //! - [`app`]: the server, and the redirect service the all-in-one mounts.
@@ -12,6 +13,7 @@
 pub mod app;
 pub mod buffer;
 pub mod clicks;
+pub mod error;
 pub mod metrics;
 pub mod redirect;
 pub mod resolve;

@@ -1,20 +1,25 @@
-//! From a path segment to a link.
+//! From a request's host and path segment to a link.
 //!
-//! A segment is looked up only if it can exist: a canonical generated code (decoded
-//! without storage, and not minted in the future) or a well-formed alias. Everything
-//! else is "not found" at once, so scanners and typos cost no cache or database work.
+//! The host picks the domain: the default one, a branded domain a tenant holds, or
+//! none (404). A segment is looked up only if it can exist: a canonical generated code
+//! (decoded without storage, and not minted in the future) or a well-formed alias.
+//! Everything else is "not found" at once, so scanners, typos and unknown hosts cost
+//! no cache or database work.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::http::header::HeaderValue;
+use actix_web::HttpRequest;
+use actix_web::http::header::{HOST, HeaderName, HeaderValue};
 use common::deps::Deps;
+use common::domains::Domains;
 use common::events::Subscription;
 use common::ids::{CodeCodec, looks_like_generated_code};
-use common::links::{Alias, Blocklist};
+use common::links::domain_name::MAX_LEN;
+use common::links::{Alias, Blocklist, HostEntry, RequestHost, request_host};
 use common::ratelimit::RateLimiter;
 
 use crate::clicks::ClickRecorder;
+use crate::error::FollowError;
 use crate::metrics::LookupMetrics;
 use crate::tiers::{Age, Tiers};
 use crate::visits::VisitLimiter;
@@ -40,6 +45,13 @@ pub struct LookupState {
     /// Hosts no redirect may lead to, checked on every redirect whichever tier
     /// answered (links made before a host was blocked stay cached).
     pub blocklist: Blocklist,
+    /// The branded domains tenants hold, kept current by the service.
+    pub domains: Domains,
+    /// Hosts of the default domain: `http.public_base_url`'s, `links.own_hosts` and
+    /// `localhost`, lowercase.
+    pub default_hosts: Vec<String>,
+    /// Where the host a client asked for is read from (`Host` when unset).
+    pub forwarded_host: Option<HeaderName>,
 }
 
 impl std::fmt::Debug for LookupState {
@@ -77,7 +89,7 @@ impl LookupState {
         ));
         let permanent_cache_control = HeaderValue::from_str(&format!(
             "public, max-age={}",
-            settings.permanent_max_age_secs
+            settings.permanent_max_age.as_secs()
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=3600"));
         let clicks = deps.settings.stats.enabled.then(|| {
@@ -97,11 +109,20 @@ impl LookupState {
         });
         LookupState {
             clicks,
-            visit_limiter: VisitLimiter::new(
-                deps.db.clone(),
-                Duration::from_millis(settings.replica_timeout_ms),
-            ),
+            visit_limiter: VisitLimiter::new(deps.db.clone(), settings.replica_timeout),
             blocklist: deps.blocklist.clone(),
+            domains: deps.domains.clone(),
+            // In the spelling `request_host` reads a request's host in (a configured
+            // `WWW.Sho.rt.` still matches `www.sho.rt`).
+            default_hosts: deps
+                .settings
+                .own_hosts()
+                .iter()
+                .map(String::as_str)
+                .chain(["localhost"])
+                .filter_map(|host| HostEntry::parse(host).ok().map(HostEntry::into_string))
+                .collect(),
+            forwarded_host: deps.settings.http.forwarded_host_header.clone(),
             deps: deps.clone(),
             codec,
             tiers,
@@ -109,6 +130,32 @@ impl LookupState {
             metrics,
             not_found_limiter: RateLimiter::new(None),
             permanent_cache_control,
+        }
+    }
+
+    /// The domain a request is for: `None` for the default domain (its own hosts, and
+    /// any IP address: a request to an address names no domain), a branded domain a
+    /// tenant holds, or [`FollowError::UnknownHost`], decided without storage. The
+    /// name is read into `buf` when it must be lowered, never into an allocation.
+    pub fn site<'a>(
+        &self,
+        req: &'a HttpRequest,
+        buf: &'a mut [u8; MAX_LEN],
+    ) -> Result<Option<&'a str>, FollowError> {
+        let header = self.forwarded_host.as_ref().unwrap_or(&HOST);
+        let value = match req.headers().get(header) {
+            Some(value) => value.to_str().map_err(|_| FollowError::UnknownHost)?,
+            // HTTP/2 carries the host in the request target; HTTP/1.0 may send none.
+            None => match req.uri().authority() {
+                Some(authority) => authority.as_str(),
+                None => return Ok(None),
+            },
+        };
+        match request_host(value, buf) {
+            RequestHost::Address => Ok(None),
+            RequestHost::Name(name) if self.default_hosts.iter().any(|h| h == name) => Ok(None),
+            RequestHost::Name(name) if self.domains.contains(name) => Ok(Some(name)),
+            RequestHost::Name(_) | RequestHost::Invalid => Err(FollowError::UnknownHost),
         }
     }
 

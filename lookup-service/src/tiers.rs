@@ -1,9 +1,9 @@
 //! The read tiers of a redirect: L1 (moka, in process) → L2 (Redis Cluster) → L3 (a
 //! healthy read replica) → the primary.
 //!
-//! - L1 is bounded by bytes, entries live `l1_ttl_secs` ± jitter (so a burst of loads
-//!   does not expire in one burst), "no such code" entries only `l1_negative_ttl_secs`,
-//!   and every entry only `l1_degraded_ttl_secs` while invalidation events may be
+//! - L1 is bounded by bytes, entries live `l1_ttl` ± jitter (so a burst of loads
+//!   does not expire in one burst), "no such code" entries only `l1_negative_ttl`,
+//!   and every entry only `l1_degraded_ttl` while invalidation events may be
 //!   missed. Concurrent misses for one code share one load.
 //! - L2 sits behind a circuit breaker with a deadline on every call: Redis slow or down
 //!   means "skip L2", never a failed or stalled redirect. Loads fill L2 with `SET NX`,
@@ -170,20 +170,20 @@ impl Tiers {
                 u32::try_from(code.len() + entry + 64).unwrap_or(u32::MAX)
             })
             .expire_after(Lifetimes {
-                positive: Duration::from_secs(settings.l1_ttl_secs),
+                positive: settings.l1_ttl,
                 jitter_percent: settings.l1_ttl_jitter_percent,
-                negative: Duration::from_secs(settings.l1_negative_ttl_secs),
-                degraded: Duration::from_secs(settings.l1_degraded_ttl_secs),
+                negative: settings.l1_negative_ttl,
+                degraded: settings.l1_degraded_ttl,
                 subscribed: subscribed.clone(),
             })
             .build();
         let transitions = metrics.clone();
         let breaker = Breaker::new(
             settings.breaker_threshold,
-            Duration::from_millis(settings.breaker_cool_down_ms),
+            settings.breaker_cool_down,
             // A probe costs one lookup at most the Redis deadline; a short cap brings L2
             // back within seconds of Redis recovering (after a failover, ~3 s here).
-            Duration::from_secs(5).max(Duration::from_millis(settings.breaker_cool_down_ms)),
+            Duration::from_secs(5).max(settings.breaker_cool_down),
             move |state: BreakerState| {
                 transitions.breaker_state.set(state.gauge());
                 transitions
@@ -195,7 +195,7 @@ impl Tiers {
         );
         let recent = moka::sync::Cache::builder()
             .max_capacity(1_000_000)
-            .time_to_live(Duration::from_millis(settings.replica_lag_bound_ms.max(1)))
+            .time_to_live(settings.replica_lag_bound.max(Duration::from_millis(1)))
             .build();
         Tiers {
             l1,
@@ -331,9 +331,9 @@ impl Tiers {
             }
         };
         let ttl = if entry.is_some() {
-            self.settings.l2_ttl_secs
+            self.settings.l2_ttl
         } else {
-            self.settings.l2_negative_ttl_secs
+            self.settings.l2_negative_ttl
         };
         let result = redis
             .call(|mut conn| async move {
@@ -342,7 +342,7 @@ impl Tiers {
                     .arg(value)
                     .arg("NX")
                     .arg("EX")
-                    .arg(ttl.max(1))
+                    .arg(ttl.as_secs().max(1))
                     .query_async::<()>(&mut conn)
                     .await
             })
@@ -370,7 +370,7 @@ impl Tiers {
         if !recently_changed && let Some(replica) = self.replicas.pick() {
             let started = Instant::now();
             self.metrics.queried(Tier::Replica);
-            let deadline = Duration::from_millis(self.settings.replica_timeout_ms);
+            let deadline = self.settings.replica_timeout;
             let result = tokio::time::timeout(deadline, links::get(replica.pool(), code)).await;
             self.metrics
                 .loaded(Tier::Replica, started.elapsed().as_secs_f64());
@@ -417,7 +417,7 @@ impl Tiers {
 
     /// Whether a replica's "no such code" may just be replication lag.
     fn may_be_lagging(&self, age: Age) -> bool {
-        let bound = i64::try_from(self.settings.replica_lag_bound_ms)
+        let bound = i64::try_from(self.settings.replica_lag_bound.as_millis())
             .unwrap_or(i64::MAX)
             .max(
                 self.replicas
@@ -488,7 +488,7 @@ mod tests {
     fn entry(url: &str) -> LinkEntry {
         LinkEntry {
             url: url.to_string(),
-            redirect_status: 302,
+            redirect_status: common::link::RedirectStatus::Found,
             expires_at: None,
             max_visits: None,
             id: 1,

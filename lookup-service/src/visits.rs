@@ -3,7 +3,7 @@
 //! the limit.
 //!
 //! The applied total is re-read at most once a second per link, from a replica when
-//! one is healthy, under the replica deadline (`lookup.replica_timeout_ms`): a replica
+//! one is healthy, under the replica deadline (`lookup.replica_timeout`): a replica
 //! or primary that does not answer in time costs the redirect that long once, and the
 //! check then goes on with the count it has. A replica that timed out leaves the
 //! rotation, as after any failed read.

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use common::auth::{ANONYMOUS_TENANT, Authenticator};
+use common::auth::Authenticator;
 use common::clicks::{DAY_MS, HOUR_MS};
+use common::link::{LinkCode, TenantId};
 use std::time::Duration;
 
 use common::db::replicas::Replicas;
@@ -231,9 +232,11 @@ pub async fn link_stats(
 ) -> Result<HttpResponse, StatsError> {
     let tenant = match state.auth.authenticate(&req).await? {
         Some(principal) => principal.tenant_id,
-        None if state.anonymous_stats => ANONYMOUS_TENANT.to_string(),
+        None if state.anonymous_stats => TenantId::anonymous(),
         None => return Err(StatsError::Unauthorized),
     };
+    // Text no link could have reaches no database.
+    let code = LinkCode::parse(&code).ok_or(StatsError::NotFound)?;
     let granularity = query.granularity.as_deref().unwrap_or("day");
     let step = match granularity {
         "hour" => HOUR_MS,
@@ -267,7 +270,7 @@ pub async fn link_stats(
         hours,
         dims,
         unique_visitors,
-    } = read(&state, &code, from, to, day_from).await?;
+    } = read(&state, code.as_str(), from, to, day_from).await?;
     match link {
         Some(link) if link.tenant_id == tenant && link.deleted_at.is_none() => {}
         _ => return Err(StatsError::NotFound),
@@ -298,7 +301,7 @@ pub async fn link_stats(
         .map(|(_, _, n)| n)
         .sum();
     let stats = Stats {
-        code: code.into_inner(),
+        code: code.into_string(),
         from: from_ms(from),
         to: from_ms(to),
         granularity: granularity.to_string(),

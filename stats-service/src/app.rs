@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Deadline of one stats answer read on a replica: a few range queries, heavier than
-/// a redirect's lookup, so longer than `lookup.replica_timeout_ms`; past it the
+/// a redirect's lookup, so longer than `lookup.replica_timeout`; past it the
 /// primary answers and the replica leaves the rotation until its probe answers.
 const REPLICA_READ_DEADLINE: Duration = Duration::from_secs(2);
 

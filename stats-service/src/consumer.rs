@@ -1,5 +1,6 @@
-//! Applies queued click batches to the counters, exactly once each (see
-//! `common::db::clicks::apply_pending`), and exports the queue's lag.
+//! Applies queued click batches to the counters, exactly once each (claimed and
+//! retired by `common::db::clicks::apply_pending`, added up by [`crate::deltas`]), and
+//! exports the queue's lag.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,17 +124,10 @@ async fn run(
     metrics: Arc<ConsumerMetrics>,
     stop: CancellationToken,
 ) {
-    let idle = Duration::from_millis(settings.poll_ms);
+    let idle = settings.poll_interval;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     while !stop.is_cancelled() {
-        match clicks::apply_pending(
-            &db,
-            settings.apply_batch,
-            settings.max_attempts,
-            crate::agents::classify_agent,
-        )
-        .await
-        {
+        match clicks::apply_pending(&db, settings.apply_batch, settings.max_attempts, merge).await {
             Ok(applied) => {
                 backoff.reset();
                 metrics.batches.inc_by(applied.batches);
@@ -165,20 +159,18 @@ async fn run(
     }
 }
 
+/// stats-service's way of adding up a round: user agents filed by its classifier.
+fn merge(batches: &[common::clicks::ClickBatch]) -> clicks::CounterDeltas {
+    crate::deltas::merge(batches, crate::agents::classify_agent)
+}
+
 /// Applies what is queued until the queue is empty or `deadline` passes: the
 /// all-in-one's last step before its appliers stop, so that clicks flushed at
 /// shutdown are counted before the process ends.
 pub async fn apply_remaining(db: &Database, settings: &StatsSettings, deadline: Duration) {
     let until = tokio::time::Instant::now() + deadline;
     while tokio::time::Instant::now() < until {
-        match clicks::apply_pending(
-            db,
-            settings.apply_batch,
-            settings.max_attempts,
-            crate::agents::classify_agent,
-        )
-        .await
-        {
+        match clicks::apply_pending(db, settings.apply_batch, settings.max_attempts, merge).await {
             Ok(applied) if applied.batches == 0 && applied.dead == 0 => return,
             Ok(_) => {}
             Err(e) => {

@@ -2,6 +2,7 @@
 //!
 //! - [`consumer`]: takes batches from the durable queue (the `click_batches` outbox) and
 //!   applies each exactly once.
+//! - [`deltas`]: what a round of batches adds to each counter row.
 //! - [`agents`]: how a user agent is filed (browser, OS, device, bot).
 //! - [`api`]: `GET /api/v1/links/{code}/stats`, owner only, JSON or CSV.
 //! - [`error`]: the stats API's error enum and its problem+json.
@@ -12,6 +13,7 @@ pub mod agents;
 pub mod api;
 pub mod app;
 pub mod consumer;
+pub mod deltas;
 pub mod error;
 pub mod openapi;
 

@@ -309,7 +309,7 @@ async fn lost_subscriptions_converge_by_the_periodic_reload() {
     let h = Harness::on_servers(
         &pg,
         Some(&redis),
-        &[("SHORTENER__LINKS__BLOCKLIST_RELOAD_SECS", "1")],
+        &[("SHORTENER__LINKS__BLOCKLIST_RELOAD", "1s")],
     )
     .await;
     let (second, _second) = h.add_lookup().await;

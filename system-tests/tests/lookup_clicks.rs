@@ -31,7 +31,7 @@ fn start_with(db_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
         .env("SHORTENER__HTTP__PORT", port.to_string())
         .env("SHORTENER__HTTP__WORKERS", "2")
         .env("SHORTENER__IDS__CODE_KEY", KEY)
-        .env("SHORTENER__STATS__FLUSH_INTERVAL_MS", FLUSH_MS.to_string())
+        .env("SHORTENER__STATS__FLUSH_INTERVAL", format!("{FLUSH_MS}ms"))
         .env("SHORTENER__TELEMETRY__FILTER", "error")
         .spawn()
         .unwrap()
@@ -111,11 +111,11 @@ async fn seed(url: &str) -> (Database, Arc<Vec<String>>) {
         let id = SnowflakeId::from_u64(raw).unwrap();
         let code = codec.encode(id).as_str().to_string();
         let record = LinkRecord {
-            code: code.clone(),
+            code: common::link::LinkCode::from(codec.encode(id)),
             id: raw as i64,
-            tenant_id: "t".into(),
+            tenant_id: common::link::TenantId::named("t").expect("valid"),
             url: format!("https://example.com/{i}"),
-            redirect_status: 302,
+            redirect_status: common::link::RedirectStatus::Found,
             tags: vec![],
             max_visits: None,
             expires_at: None,
@@ -198,7 +198,7 @@ async fn sigterm_fails_readiness_then_drains() {
     let mut child = start_with(
         &test_db.primary_url,
         port,
-        &[("SHORTENER__HTTP__DRAIN_DELAY_MS", "1500")],
+        &[("SHORTENER__HTTP__DRAIN_DELAY", "1500ms")],
     );
     wait_ready(port).await;
     let http = test_kit::http_client().unwrap();

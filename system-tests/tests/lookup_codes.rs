@@ -21,7 +21,7 @@ async fn non_canonical_codes_never_reach_storage() {
             "SHORTENER__DATABASE__URL",
             "postgres://nobody@127.0.0.1:1/none",
         ),
-        ("SHORTENER__DATABASE__ACQUIRE_TIMEOUT_MS", "300"),
+        ("SHORTENER__DATABASE__ACQUIRE_TIMEOUT", "300ms"),
         ("SHORTENER__IDS__CODE_KEY", KEY),
         ("SHORTENER__HTTP__BIND", "127.0.0.1"),
         ("SHORTENER__HTTP__PORT", "0"),

@@ -22,7 +22,7 @@ fn start(db_url: &str) -> Child {
         .env("SHORTENER__HTTP__BIND", "127.0.0.1")
         .env("SHORTENER__HTTP__PORT", "0")
         .env("SHORTENER__STATS__APPLY_BATCH", "3")
-        .env("SHORTENER__STATS__POLL_MS", "20")
+        .env("SHORTENER__STATS__POLL_INTERVAL", "20ms")
         .env("SHORTENER__TELEMETRY__FILTER", "error")
         .spawn()
         .unwrap()

@@ -122,8 +122,8 @@ async fn frozen_redis_opens_the_breaker_and_stops_costing_time() {
         // cool-down longer than the test, so no half-open probe lands among the
         // measured lookups: any of them that waited on Redis would take 400 ms.
         &[
-            ("SHORTENER__REDIS__TIMEOUT_MS", "400"),
-            ("SHORTENER__LOOKUP__BREAKER_COOL_DOWN_MS", "30000"),
+            ("SHORTENER__REDIS__TIMEOUT", "400ms"),
+            ("SHORTENER__LOOKUP__BREAKER_COOL_DOWN", "30000ms"),
         ],
     )
     .await;
@@ -173,7 +173,7 @@ async fn redis_master_killed_under_load() {
         &pg,
         Some(&redis),
         &[
-            ("SHORTENER__LOOKUP__L1_TTL_SECS", "1"),
+            ("SHORTENER__LOOKUP__L1_TTL", "1s"),
             ("SHORTENER__LOOKUP__L1_TTL_JITTER_PERCENT", "0"),
         ],
     )

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::config::Settings;
-use common::db::links::{self, LinkRecord};
+use common::db::links::{self, LinkRecord, TenantId};
 use common::db::transfer::{self, LedgerEntry};
 use common::db::{Engine, StoreError};
 use common::links::UrlPolicy;
@@ -155,7 +155,7 @@ pub async fn import_links(
     mut on_bad: impl FnMut(&BadRow),
 ) -> anyhow::Result<ImportSummary> {
     let started = Instant::now();
-    check_tenant(&options.tenant)?;
+    let tenant = TenantId::parse(&options.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
     let format = match options.format {
         Some(format) => format,
         None => Format::from_path(&options.file)?,
@@ -199,7 +199,7 @@ pub async fn import_links(
     let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     // `buffered` hands results back in file order, so bad rows are reported in order.
     let mut done = chunks
-        .map(|chunk| write_chunk(&state, options, chunk))
+        .map(|chunk| write_chunk(&state, &tenant, options, chunk))
         .buffered(in_flight);
     let mut outcome = Ok(());
     while let Some(result) = done.next().await {
@@ -232,13 +232,6 @@ pub async fn import_links(
     reader_result?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-fn check_tenant(tenant: &str) -> anyhow::Result<()> {
-    if tenant.is_empty() || tenant.chars().any(char::is_control) {
-        anyhow::bail!("--tenant must be a non-empty name without control characters");
-    }
-    Ok(())
 }
 
 /// Runs on a blocking thread: reads, validates and keys the rows, and sends them
@@ -419,6 +412,7 @@ struct Done {
 
 async fn write_chunk(
     state: &CreateState,
+    tenant: &TenantId,
     options: &ImportOptions,
     chunk: anyhow::Result<Chunk>,
 ) -> anyhow::Result<Done> {
@@ -433,7 +427,7 @@ async fn write_chunk(
         return Ok(done);
     };
     let lines = format!("{}–{}", first.line, last.line);
-    let written = write_batch(state, &options.tenant, chunk.rows, options.dry_run)
+    let written = write_batch(state, tenant, chunk.rows, options.dry_run)
         .await
         .map_err(|e| {
             e.context(format!(
@@ -459,7 +453,7 @@ struct Written {
 /// links of the rows that were new, and adds their clicks. A failure rolls it all back.
 async fn write_batch(
     state: &CreateState,
-    tenant: &str,
+    tenant: &TenantId,
     rows: Vec<Candidate>,
     dry_run: bool,
 ) -> anyhow::Result<Written> {
@@ -488,7 +482,7 @@ async fn write_batch(
 
 async fn write_records(
     state: &CreateState,
-    tenant: &str,
+    tenant: &TenantId,
     records: &[LinkRecord],
     meta: &[(u64, String, i64)],
     dry_run: bool,
@@ -498,11 +492,11 @@ async fn write_records(
         .zip(meta)
         .map(|(record, (_, key, _))| LedgerEntry {
             import_key: key.clone(),
-            code: record.code.clone(),
+            code: record.code.to_string(),
         })
         .collect();
     let mut tx = state.deps.db.begin_write().await?;
-    let fresh = transfer::claim(&mut tx, tenant, &entries, now_ms()).await?;
+    let fresh = transfer::claim(&mut tx, tenant.as_str(), &entries, now_ms()).await?;
     let (new, known): (Vec<_>, Vec<_>) = records
         .iter()
         .zip(meta)
@@ -520,18 +514,18 @@ async fn write_records(
         if ok {
             written.imported += 1;
             if *n > 0 {
-                clicks.push((record.code.clone(), *n));
+                clicks.push((record.code.to_string(), *n));
             }
         } else {
             written.taken.push(BadRow {
                 line: *line,
-                reason: format!("alias {:?} is already taken", record.code),
+                reason: format!("alias {:?} is already taken", record.code.as_str()),
             });
             released.push(key.clone());
         }
     }
     if !released.is_empty() {
-        transfer::unclaim(&mut tx, tenant, &released).await?;
+        transfer::unclaim(&mut tx, tenant.as_str(), &released).await?;
     }
     if !clicks.is_empty() {
         transfer::add_click_totals(&mut tx, &clicks).await?;

@@ -1,15 +1,12 @@
 //! Every SQL statement on the click tables: the batch outbox, the counters, and the
 //! stats queries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use super::{AnyQuery, Database, Engine, StoreError, placeholders};
-use crate::clicks::{Agent, ClickBatch, DAY_MS};
-
-/// How a user agent is filed: stats-service's classifier, handed to each round.
-pub type Classify = fn(Option<&str>) -> Agent;
+use crate::clicks::ClickBatch;
 
 /// Rows per multi-row upsert (5 parameters each at most).
 const CHUNK: usize = 1000;
@@ -18,7 +15,7 @@ const CHUNK: usize = 1000;
 /// [`ClickBatch::parts`]), all parts in one statement: a flush is queued whole or not
 /// at all. Idempotent: re-sending a batch whose earlier attempt did reach the
 /// database (the answer was lost) inserts nothing, also once that first copy was
-/// applied, as long as its tombstone is kept (`stats.dedupe_window_secs`).
+/// applied, as long as its tombstone is kept (`stats.dedupe_window`).
 pub async fn enqueue(pool: &AnyPool, batch: &ClickBatch) -> Result<(), StoreError> {
     let parts = batch.parts();
     if parts.is_empty() {
@@ -44,76 +41,24 @@ pub async fn enqueue(pool: &AnyPool, batch: &ClickBatch) -> Result<(), StoreErro
     Ok(())
 }
 
-/// The counter rows one or more batches add up to, merged by key so that a multi-row
-/// upsert never touches one row twice.
-#[derive(Debug)]
-struct Deltas {
-    classify: Classify,
-    totals: HashMap<String, (i64, i64)>,
-    hours: HashMap<(String, i64), i64>,
-    dims: HashMap<(String, i64, &'static str, String), i64>,
-    visitors: std::collections::HashSet<(String, i64, i64)>,
-    /// Classified user agents: a round carries thousands of keys but few distinct
-    /// agents, and classifying one is the costliest step of applying a click key.
-    agents: HashMap<Option<String>, Agent>,
-}
-
-impl Deltas {
-    fn new(classify: Classify) -> Deltas {
-        Deltas {
-            classify,
-            totals: HashMap::new(),
-            hours: HashMap::new(),
-            dims: HashMap::new(),
-            visitors: std::collections::HashSet::new(),
-            agents: HashMap::new(),
-        }
-    }
-
-    fn add(&mut self, batch: &ClickBatch) {
-        for count in &batch.counts {
-            let n = i64::try_from(count.clicks).unwrap_or(i64::MAX);
-            let key = &count.key;
-            let day = key.hour - key.hour.rem_euclid(DAY_MS);
-            let agent = self
-                .agents
-                .entry(key.user_agent.clone())
-                .or_insert_with(|| (self.classify)(key.user_agent.as_deref()))
-                .clone();
-            let total = self.totals.entry(key.code.clone()).or_default();
-            total.0 += n;
-            if agent.bot {
-                total.1 += n;
-            }
-            *self.hours.entry((key.code.clone(), key.hour)).or_default() += n;
-            let referrer = key.referrer.clone().unwrap_or_else(|| "(direct)".into());
-            let country = key.country.clone().unwrap_or_else(|| "(unknown)".into());
-            let bot = if agent.bot { "bot" } else { "human" };
-            for (dim, value) in [
-                ("referrer", referrer),
-                ("browser", agent.browser),
-                ("os", agent.os),
-                ("device", agent.device),
-                ("country", country),
-                ("bot", bot.to_string()),
-            ] {
-                *self
-                    .dims
-                    .entry((key.code.clone(), day, dim, value))
-                    .or_default() += n;
-            }
-        }
-        for set in &batch.visitors {
-            for hash in &set.hashes {
-                self.visitors.insert((set.code.clone(), set.day, *hash));
-            }
-        }
-    }
+/// The counter rows a round of batches adds up to, merged by key so that a multi-row
+/// upsert never touches one row twice. stats-service does the merging
+/// (`stats_service::deltas`); this module only writes the result.
+#[derive(Debug, Default)]
+pub struct CounterDeltas {
+    /// code → (clicks, of which bots)
+    pub totals: HashMap<String, (i64, i64)>,
+    /// (code, hour start) → clicks
+    pub hours: HashMap<(String, i64), i64>,
+    /// (code, day start, dimension, value) → clicks
+    pub dims: HashMap<(String, i64, &'static str, String), i64>,
+    /// (code, day start, visitor hash)
+    pub visitors: HashSet<(String, i64, i64)>,
 }
 
 /// Rows go in key order: two consumers whose rounds share counter rows then lock them
 /// in the same order, so one waits for the other instead of deadlocking.
-async fn apply_deltas(conn: &mut AnyConnection, deltas: &Deltas) -> Result<(), StoreError> {
+async fn apply_deltas(conn: &mut AnyConnection, deltas: &CounterDeltas) -> Result<(), StoreError> {
     write_rows(
         conn,
         deltas.totals.iter().collect(),
@@ -196,12 +141,12 @@ pub struct Applied {
 /// batch rows retired together, so each batch counts exactly once whatever crashes
 /// when. Batches claimed by another consumer are skipped (PostgreSQL `SKIP LOCKED`).
 /// A batch that cannot be applied `max_attempts` times moves to the dead letters.
-/// User agents are filed by `classify`.
+/// `merge` folds the round's batches into the counter rows they add up to.
 pub async fn apply_pending(
     db: &Database,
     limit: i64,
     max_attempts: i64,
-    classify: Classify,
+    merge: impl FnOnce(&[ClickBatch]) -> CounterDeltas,
 ) -> Result<Applied, StoreError> {
     let claim = match db.engine() {
         // The partition of the oldest batch nobody holds, then that partition's
@@ -230,7 +175,7 @@ pub async fn apply_pending(
     if rows.is_empty() {
         return Ok(Applied::default());
     }
-    let mut deltas = Deltas::new(classify);
+    let mut batches = Vec::with_capacity(rows.len());
     let mut applied = Applied::default();
     let mut ids = Vec::with_capacity(rows.len());
     let mut unreadable = Vec::new();
@@ -239,16 +184,16 @@ pub async fn apply_pending(
         let payload: String = row.try_get(1)?;
         match serde_json::from_str::<ClickBatch>(&payload) {
             Ok(batch) => {
-                deltas.add(&batch);
                 applied.batches += 1;
                 applied.clicks += batch.clicks();
                 applied.cut_at.push(batch.created_at);
                 ids.push(id);
+                batches.push(batch);
             }
             Err(e) => unreadable.push((id, e.to_string())),
         }
     }
-    apply_deltas(&mut tx, &deltas).await?;
+    apply_deltas(&mut tx, &merge(&batches)).await?;
     let now = crate::time::now_ms();
     for id in &ids {
         retire(&mut tx, id, now).await?;

@@ -3,11 +3,12 @@
 use sqlx::{AnyPool, Row};
 
 use super::StoreError;
+use crate::link::TenantId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     pub id: i64,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub key_hash: String,
     pub label: String,
     pub created_at: i64,
@@ -17,7 +18,7 @@ pub struct KeyRecord {
 fn from_row(row: &sqlx::any::AnyRow) -> Result<KeyRecord, StoreError> {
     Ok(KeyRecord {
         id: row.try_get(0)?,
-        tenant_id: row.try_get(1)?,
+        tenant_id: TenantId::from_stored(row.try_get(1)?),
         key_hash: row.try_get(2)?,
         label: row.try_get(3)?,
         created_at: row.try_get(4)?,
@@ -31,7 +32,7 @@ pub async fn insert(pool: &AnyPool, key: &KeyRecord) -> Result<(), StoreError> {
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(key.id)
-    .bind(key.tenant_id.clone())
+    .bind(key.tenant_id.to_string())
     .bind(key.key_hash.clone())
     .bind(key.label.clone())
     .bind(key.created_at)

@@ -19,19 +19,21 @@ macro_rules! columns {
 /// parameter limits (PostgreSQL 65535, SQLite 32766).
 pub const INSERT_CHUNK: usize = 512;
 
-pub use domain::link::{LinkRecord, LinkState};
+pub use domain::link::{LinkCode, LinkRecord, LinkState, RedirectStatus, TenantId};
 
 /// A link from a row of the link columns (in the order of `columns!`).
 pub(crate) fn record_from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
     let tags: String = row.try_get(5)?;
     let status: i64 = row.try_get(4)?;
     Ok(LinkRecord {
-        code: row.try_get(0)?,
+        code: LinkCode::from_stored(row.try_get(0)?),
         id: row.try_get(1)?,
-        tenant_id: row.try_get(2)?,
+        tenant_id: TenantId::from_stored(row.try_get(2)?),
         url: row.try_get(3)?,
         redirect_status: u16::try_from(status)
-            .map_err(|_| StoreError::Corrupt(format!("redirect_status {status}")))?,
+            .ok()
+            .and_then(RedirectStatus::from_code)
+            .ok_or_else(|| StoreError::Corrupt(format!("redirect_status {status}")))?,
         tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
         max_visits: row.try_get(6)?,
         expires_at: row.try_get(7)?,
@@ -49,11 +51,11 @@ fn tags_json(link: &LinkRecord) -> String {
 /// Binds the ten inserted columns of `link`, in the order of every INSERT below.
 fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
     query
-        .bind(link.code.clone())
+        .bind(link.code.to_string())
         .bind(link.id)
-        .bind(link.tenant_id.clone())
+        .bind(link.tenant_id.to_string())
         .bind(link.url.clone())
-        .bind(i64::from(link.redirect_status))
+        .bind(i64::from(link.redirect_status.code()))
         .bind(tags_json(link))
         .bind(link.max_visits)
         .bind(link.expires_at)
@@ -116,7 +118,10 @@ pub async fn insert_many(
             inserted.insert(code);
         }
     }
-    Ok(links.iter().map(|l| inserted.contains(&l.code)).collect())
+    Ok(links
+        .iter()
+        .map(|l| inserted.contains(l.code.as_str()))
+        .collect())
 }
 
 /// The link stored under `code`, whoever owns it.
@@ -132,7 +137,7 @@ where
 /// One page of a tenant's live links, newest first, strictly older than `before_id`.
 pub async fn list_for_tenant(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     before_id: Option<i64>,
     limit: u32,
 ) -> Result<Vec<LinkRecord>, StoreError> {
@@ -143,7 +148,7 @@ pub async fn list_for_tenant(
          ORDER BY id DESC LIMIT $3"
     );
     let rows = sqlx::query(sql)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(before_id.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
         .fetch_all(pool)
@@ -165,14 +170,14 @@ pub async fn update(
          WHERE code = $8 AND tenant_id = $9 AND deleted_at IS NULL AND updated_at = $10",
     )
     .bind(link.url.clone())
-    .bind(i64::from(link.redirect_status))
+    .bind(i64::from(link.redirect_status.code()))
     .bind(tags_json(link))
     .bind(link.max_visits)
     .bind(link.expires_at)
     .bind(link.disabled_at)
     .bind(link.updated_at)
-    .bind(link.code.clone())
-    .bind(link.tenant_id.clone())
+    .bind(link.code.to_string())
+    .bind(link.tenant_id.to_string())
     .bind(expected_updated_at)
     .execute(pool)
     .await?;
@@ -183,8 +188,8 @@ pub async fn update(
 /// no live link to delete.
 pub async fn soft_delete(
     pool: &AnyPool,
-    tenant_id: &str,
-    code: &str,
+    tenant_id: &TenantId,
+    code: &LinkCode,
 ) -> Result<Option<LinkRecord>, StoreError> {
     let now = now_ms();
     let sql = concat!(
@@ -194,8 +199,8 @@ pub async fn soft_delete(
     );
     let row = sqlx::query(sql)
         .bind(now)
-        .bind(code)
-        .bind(tenant_id)
+        .bind(code.as_str())
+        .bind(tenant_id.as_str())
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(record_from_row).transpose()

@@ -11,6 +11,7 @@
 pub mod blocked_hosts;
 pub mod changes;
 pub mod clicks;
+pub mod domains;
 pub mod idempotency;
 pub mod keys;
 pub mod leases;
@@ -264,10 +265,10 @@ fn pool(
     max_connections: u32,
 ) -> anyhow::Result<AnyPool> {
     let options: AnyConnectOptions = url.parse()?;
-    let statement_timeout = settings.statement_timeout_ms;
+    let statement_timeout = settings.statement_timeout.as_millis();
     Ok(AnyPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .acquire_timeout(settings.acquire_timeout)
         // A connection that outlived a failover may point at a demoted server.
         .max_lifetime(Duration::from_secs(300))
         .idle_timeout(Duration::from_secs(60))

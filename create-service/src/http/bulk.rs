@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::metrics::Created;
 use crate::model::{CreateLinkRequest, Fields, LinkView, object_only};
 use crate::state::CreateState;
 
@@ -145,7 +146,10 @@ pub async fn create_bulk(
                 error: None,
             }
         } else {
-            failed(index, &ApiError::AliasTaken(record.code.clone()).problem())
+            failed(
+                index,
+                &ApiError::AliasTaken(record.code.to_string()).problem(),
+            )
         };
         if let Some(slot) = results.get_mut(index) {
             *slot = Some(result);
@@ -153,10 +157,9 @@ pub async fn create_bulk(
     }
     let results: Vec<BulkItemResult> = results.into_iter().flatten().collect();
     state
-        .deps
         .metrics
-        .links_created
-        .with_label_values(&["bulk"])
+        .created
+        .get(Created::Bulk)
         .inc_by(created as u64);
     Ok(HttpResponse::Ok().json(BulkResponse {
         created,

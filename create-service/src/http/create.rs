@@ -9,6 +9,7 @@ use common::time::now_ms;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::metrics::Created;
 use crate::model::{CreateLinkRequest, LinkView};
 use crate::state::CreateState;
 
@@ -108,7 +109,7 @@ pub async fn create_link(
                 {
                     return Ok(replay(&stored));
                 }
-                return Err(ApiError::AliasTaken(record.code));
+                return Err(ApiError::AliasTaken(record.code.into_string()));
             }
             let stored = idempotency::StoredResponse {
                 request_hash: hash.clone(),
@@ -139,18 +140,18 @@ pub async fn create_link(
                 None => links::insert_one(pool, &record).await?,
             };
             if !inserted {
-                return Err(ApiError::AliasTaken(record.code));
+                return Err(ApiError::AliasTaken(record.code.into_string()));
             }
         }
     }
     state.relay.wake();
 
-    state
-        .deps
-        .metrics
-        .links_created
-        .with_label_values(&[if is_alias { "alias" } else { "generated" }])
-        .inc();
+    let kind = if is_alias {
+        Created::Alias
+    } else {
+        Created::Generated
+    };
+    state.metrics.created.get(kind).inc();
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/v1/links/{}", record.code)))
         .insert_header((CONTENT_TYPE, "application/json"))

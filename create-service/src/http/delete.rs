@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/links/{code}`: the code answers 410 from now on and is never reused.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use common::db::links;
+use common::db::links::{self, LinkCode};
 use common::problem::Problem;
 
 use crate::error::ApiError;
@@ -25,6 +25,7 @@ pub async fn delete_link(
     code: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, false).await?;
+    let code = LinkCode::parse(&code).ok_or(ApiError::NotFound)?;
     match links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &code).await? {
         Some(_) => {
             state.relay.wake();

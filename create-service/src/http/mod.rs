@@ -3,13 +3,14 @@
 pub mod bulk;
 pub mod create;
 pub mod delete;
+pub mod domains;
 pub mod get;
 pub mod list;
 pub mod openapi;
 pub mod qr;
 pub mod update;
 
-use common::db::links::LinkRecord;
+use common::db::links::{LinkCode, LinkRecord, TenantId};
 use common::time::now_ms;
 
 use crate::error::ApiError;
@@ -31,20 +32,20 @@ pub(crate) async fn new_record(
 /// was created in the shortener it comes from.
 pub async fn record_for(
     state: &CreateState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     link: crate::model::ValidLink,
     created_at: Option<i64>,
 ) -> Result<LinkRecord, ApiError> {
     let id = state.next_id().await?;
     let code = match &link.alias {
-        Some(alias) => alias.as_str().to_string(),
-        None => state.codec.encode(id).as_str().to_string(),
+        Some(alias) => LinkCode::from(alias.clone()),
+        None => LinkCode::from(state.codec.encode(id)),
     };
     let now = now_ms();
     Ok(LinkRecord {
         code,
         id: i64::try_from(id.as_u64()).map_err(|_| ApiError::IdsPaused("id overflow".into()))?,
-        tenant_id: tenant_id.to_string(),
+        tenant_id: tenant_id.clone(),
         url: link.url.into_string(),
         redirect_status: link.redirect_status,
         tags: link.tags,
@@ -58,7 +59,7 @@ pub async fn record_for(
 }
 
 pub(crate) fn view(state: &CreateState, record: &LinkRecord) -> LinkView {
-    LinkView::from_record(record, state.short_url(&record.code), now_ms())
+    LinkView::from_record(record, state.short_url(record.code.as_str()), now_ms())
 }
 
 /// The caller's live link `code`. Another tenant's link is "not found", never
@@ -68,11 +69,13 @@ pub(crate) async fn owned_link(
     caller: &Caller,
     code: &str,
 ) -> Result<LinkRecord, ApiError> {
+    // Text no link could have reaches no database.
+    let code = LinkCode::parse(code).ok_or(ApiError::NotFound)?;
     // Management reads go to the primary: an owner who just created or edited a
     // link must see it as it is now.
-    let record = common::db::links::get(state.deps.db.primary(), code).await?;
+    let record = common::db::links::get(state.deps.db.primary(), code.as_str()).await?;
     match record {
-        Some(r) if r.tenant_id == caller.tenant_id() && r.deleted_at.is_none() => Ok(r),
+        Some(r) if &r.tenant_id == caller.tenant_id() && r.deleted_at.is_none() => Ok(r),
         _ => Err(ApiError::NotFound),
     }
 }

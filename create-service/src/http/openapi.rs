@@ -67,10 +67,17 @@ pub enum BodyProblems {
         super::delete::delete_link,
         super::list::list_links,
         super::qr::link_qr,
+        super::domains::create_domain,
+        super::domains::list_domains,
+        super::domains::get_domain,
+        super::domains::delete_domain,
     ),
     components(schemas(common::problem::FieldError)),
     modifiers(&ApiKeyAuth),
-    tags((name = "links", description = "Short links"))
+    tags(
+        (name = "links", description = "Short links"),
+        (name = "domains", description = "Branded domains links are served on")
+    )
 )]
 pub struct ApiDoc;
 
@@ -109,7 +116,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 7);
+        assert_eq!(operations, 11);
     }
 
     #[test]

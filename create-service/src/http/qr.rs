@@ -144,7 +144,7 @@ pub async fn link_qr(
     let format = query.format(req.headers())?;
     let module_px = query.module_px()?;
     let record = super::owned_link(&state, &caller, &code).await?;
-    let short_url = state.short_url(&record.code);
+    let short_url = state.short_url(record.code.as_str());
 
     // Drawing is CPU work that grows with the square of `size`: off the actix worker.
     let body = web::block(move || qr::render(&short_url, format, module_px))

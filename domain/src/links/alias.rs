@@ -1,8 +1,5 @@
 //! Custom aliases: the user-chosen short paths, checked so they cannot shadow routes or codes.
 
-use std::fmt;
-
-use serde::{Serialize, Serializer};
 use thiserror::Error;
 
 use crate::ids::looks_like_generated_code;
@@ -98,33 +95,9 @@ impl Alias {
         }
         Ok(Self(input.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl fmt::Display for Alias {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Alias {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for Alias {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
+crate::text_type!(Alias);
 
 #[cfg(test)]
 mod tests {

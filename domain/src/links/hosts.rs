@@ -68,21 +68,9 @@ impl HostEntry {
         }
         Ok(HostEntry(host))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl fmt::Display for HostEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::text_type!(HostEntry);
 
 /// A serialised IPv4 address: its last label is numeric (the URL parser reads every
 /// such host as an address, or refuses it).

@@ -72,11 +72,33 @@ when that host has TLS), else nothing and the service default applies.
 {{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
 {{- $host := first .Values.ingress.hosts }}
 {{- $tls := false }}
-{{- range .Values.ingress.tls }}
+{{- range (include "shortener.ingressTls" . | fromYamlArray) }}
 {{- if has $host (default list .hosts) }}{{ $tls = true }}{{ end }}
 {{- end }}
 {{- printf "%s://%s" (ternary "https" "http" $tls) $host }}
 {{- end }}
+{{- end }}
+
+{{/*
+The Ingress's TLS entries: the listed ones, plus, when cert-manager issues the
+certificates, one per host that none of them covers (secret `<host>-tls`), so that
+adding a branded domain to `ingress.hosts` is all its certificate needs.
+*/}}
+{{- define "shortener.ingressTls" -}}
+{{- $entries := list }}
+{{- $covered := list }}
+{{- range .Values.ingress.tls }}
+{{- $entries = append $entries . }}
+{{- $covered = concat $covered (default list .hosts) }}
+{{- end }}
+{{- if dig "certManager" "clusterIssuer" "" .Values.ingress }}
+{{- range .Values.ingress.hosts }}
+{{- if not (has . $covered) }}
+{{- $entries = append $entries (dict "hosts" (list .) "secretName" (printf "%s-tls" .)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $entries }}
 {{- end }}
 
 {{/* One setting as an environment value: integral numbers without exponent. */}}
@@ -150,14 +172,26 @@ are left out, so the service default applies.
 {{- end }}
 {{- end }}
 
+{{/* Whole seconds, rounded up, of a duration as the services read it ("20s", "1m30s",
+"500ms"); the schema has already refused any other shape. */}}
+{{- define "shortener.seconds" -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000 }}
+{{- $ms := 0 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h|d)" (toString .) -1 }}
+{{- $n := regexFind "^[0-9]+" . }}
+{{- $ms = add $ms (mul (int64 $n) (get $units (trimPrefix $n .))) }}
+{{- end }}
+{{- div (add $ms 999) 1000 }}
+{{- end }}
+
 {{/* The drain budget: see terminationGracePeriodSeconds in values.yaml. */}}
 {{- define "shortener.terminationGrace" -}}
 {{- $values := index .root.Values .component }}
 {{- if kindIs "invalid" $values.terminationGracePeriodSeconds }}
 {{- $merged := mergeOverwrite (deepCopy (default dict .root.Values.config)) (deepCopy (default dict $values.config)) }}
-{{- $drain := dig "http" "shutdown_timeout_secs" 20 $merged }}
-{{- $delay := div (add (int64 (dig "http" "drain_delay_ms" 0 $merged)) 999) 1000 }}
-{{- add (int64 $values.preStopSleepSeconds) $delay (int64 $drain) 15 }}
+{{- $drain := include "shortener.seconds" (dig "http" "shutdown_timeout" "20s" $merged) }}
+{{- $delay := include "shortener.seconds" (dig "http" "drain_delay" "0s" $merged) }}
+{{- add (int64 $values.preStopSleepSeconds) (int64 $delay) (int64 $drain) 15 }}
 {{- else }}
 {{- int64 $values.terminationGracePeriodSeconds }}
 {{- end }}

@@ -106,7 +106,7 @@ impl Harness {
                 "SHORTENER__DATABASE__REPLICA_URLS",
                 pg.replica_url("postgres"),
             ),
-            ("SHORTENER__DATABASE__ACQUIRE_TIMEOUT_MS", "1000".into()),
+            ("SHORTENER__DATABASE__ACQUIRE_TIMEOUT", "1000ms".into()),
         ]);
         if let Some(redis) = redis {
             env.extend(env_pairs(&[
@@ -170,7 +170,7 @@ impl Harness {
             ("SHORTENER__HTTP__PORT", "0".into()),
             ("SHORTENER__HTTP__WORKERS", "2".into()),
             ("SHORTENER__HTTP__PUBLIC_BASE_URL", PUBLIC_BASE.into()),
-            ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT_SECS", "1".into()),
+            ("SHORTENER__HTTP__SHUTDOWN_TIMEOUT", "1s".into()),
             ("SHORTENER__DATABASE__MIGRATE_ON_START", "true".into()),
             ("SHORTENER__IDS__CODE_KEY", CODE_KEY.into()),
             ("SHORTENER__TELEMETRY__FILTER", "error".into()),

@@ -1,16 +1,24 @@
 //! Typed configuration: built-in defaults → optional TOML file → `SHORTENER__SECTION__KEY`.
 //!
+//! Durations are written with their unit (`"300ms"`, `"5m"`, see [`duration`]); keys
+//! that used to carry the unit in their name (`l1_ttl_secs`) are refused with a
+//! message that names the key to write instead.
+//!
 //! Every struct denies unknown fields, so a typo in a file or an environment variable
 //! fails at start instead of being silently ignored. Values that parse but make no
 //! sense are caught by [`Settings::validate`], whose messages always name the key.
 //! Secrets (database URLs, Redis URLs, the code key) are [`SecretString`]s: their
 //! `Debug` prints `[REDACTED]`, so logging the settings never leaks them.
 
-use std::path::{Path, PathBuf};
+pub mod duration;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix_web::http::header::HeaderName;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de};
 
 /// Which binary is loading settings; each has its own port and a few defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,14 +59,14 @@ port = 8080
 public_base_url = "http://localhost:8080"
 json_body_limit_bytes = 65536
 bulk_body_limit_bytes = 4194304
-shutdown_timeout_secs = 20
-drain_delay_ms = 0
+shutdown_timeout = "20s"
+drain_delay = "0s"
 
 [database]
 replica_urls = []
 max_connections = 32
-acquire_timeout_ms = 2000
-statement_timeout_ms = 5000
+acquire_timeout = "2s"
+statement_timeout = "5s"
 migrate_on_start = false
 group_commit_writers = 4
 group_commit_max_rows = 64
@@ -66,17 +74,17 @@ group_commit_max_rows = 64
 [redis]
 urls = []
 key_prefix = "shortener:"
-timeout_ms = 50
+timeout = "50ms"
 pool_size = 32
 # Replicas that must hold a link change before the relay counts it published (Redis
 # replicates asynchronously: a failover may drop a write only the master had), and
 # how long one WAIT for them may take.
 wait_replicas = 1
-wait_timeout_ms = 200
+wait_timeout = "200ms"
 
 [ids]
-lease_ttl_secs = 30
-max_clock_backwards_ms = 10
+lease_ttl = "30s"
+max_clock_backwards = "10ms"
 
 [links]
 anonymous_create = false
@@ -87,36 +95,36 @@ max_url_bytes = 2048
 # The runtime blocklist (`shortener hosts block|unblock`) is reloaded from the
 # database on every blocklist-changed event and at least this often, so an instance
 # that missed an event (Redis down, subscription lost) converges within this bound.
-blocklist_reload_secs = 15
+blocklist_reload = "15s"
 
 [lookup]
-permanent_max_age_secs = 3600
+permanent_max_age = "1h"
 l1_enabled = true
 l1_max_bytes = 201326592
-l1_ttl_secs = 300
+l1_ttl = "5m"
 l1_ttl_jitter_percent = 10
-l1_negative_ttl_secs = 5
-l1_degraded_ttl_secs = 5
-l2_ttl_secs = 3600
-l2_negative_ttl_secs = 30
+l1_negative_ttl = "5s"
+l1_degraded_ttl = "5s"
+l2_ttl = "1h"
+l2_negative_ttl = "30s"
 breaker_threshold = 5
-breaker_cool_down_ms = 500
-replica_timeout_ms = 150
-replica_lag_bound_ms = 5000
+breaker_cool_down = "500ms"
+replica_timeout = "150ms"
+replica_lag_bound = "5s"
 not_found_per_ip_per_minute = 120
 not_found_burst = 60
 
 [stats]
 enabled = true
-flush_interval_ms = 1000
+flush_interval = "1s"
 max_buffered_keys = 500000
 max_pending_batches = 600
-dedupe_window_secs = 3600
+dedupe_window = "1h"
 country_header = "CF-IPCountry"
 apply_batch = 32
 consumers = 2
 max_attempts = 5
-poll_ms = 100
+poll_interval = "100ms"
 
 [rate_limit]
 enabled = true
@@ -148,7 +156,7 @@ anonymous_create = true
 anonymous_stats = true
 # `shortener hosts block` runs in a process of its own, which cannot reach the
 # server's in-process events: the server sees a change at its next reload.
-blocklist_reload_secs = 5
+blocklist_reload = "5s"
 
 [telemetry]
 format = "pretty"
@@ -174,7 +182,8 @@ pub struct StatsSettings {
     /// Count clicks in lookup (off only to measure what counting costs).
     pub enabled: bool,
     /// How often lookup flushes its aggregated clicks as one batch.
-    pub flush_interval_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub flush_interval: Duration,
     /// Distinct (code, hour, dimensions) keys buffered per flush before new ones drop.
     pub max_buffered_keys: u64,
     /// Batches kept while the queue is unreachable before the oldest drop.
@@ -182,22 +191,25 @@ pub struct StatsSettings {
     /// How long the queue remembers a batch after applying it, so that a second copy
     /// (a retry after a lost answer) is recognised and ignored. Lookup never re-sends
     /// a batch older than this: it drops it instead, counted as dropped.
-    pub dedupe_window_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub dedupe_window: Duration,
     /// Header carrying the client's country from a trusted edge (empty: none).
-    pub country_header: String,
+    #[serde(deserialize_with = "header_name")]
+    pub country_header: Option<HeaderName>,
     /// Batches applied per transaction by stats-service, and consumer tasks.
     pub apply_batch: i64,
     pub consumers: usize,
     /// Failed applications before a batch goes to the dead letters.
     pub max_attempts: i64,
     /// Pause between polls of an empty queue.
-    pub poll_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub poll_interval: Duration,
 }
 
 impl StatsSettings {
-    /// `dedupe_window_secs` in milliseconds, the unit batch times are kept in.
+    /// `dedupe_window` in milliseconds, the unit batch times are kept in.
     pub fn dedupe_window_ms(&self) -> i64 {
-        i64::try_from(self.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        i64::try_from(self.dedupe_window.as_millis()).unwrap_or(i64::MAX)
     }
 }
 
@@ -205,28 +217,37 @@ impl StatsSettings {
 #[serde(deny_unknown_fields)]
 pub struct LookupSettings {
     /// `Cache-Control: max-age` sent with 301/308 redirects, which browsers keep.
-    pub permanent_max_age_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub permanent_max_age: Duration,
     /// The local (L1) cache; off only to measure the tiers below it.
     pub l1_enabled: bool,
     /// Upper bound of the local (L1) cache, in approximate bytes of entries.
     pub l1_max_bytes: u64,
     /// Lifetime of a local entry; each entry gets ± `l1_ttl_jitter_percent`.
-    pub l1_ttl_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub l1_ttl: Duration,
     pub l1_ttl_jitter_percent: u64,
     /// Lifetime of a local "no such code" entry.
-    pub l1_negative_ttl_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub l1_negative_ttl: Duration,
     /// Lifetime of local entries while invalidation events may be missed.
-    pub l1_degraded_ttl_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub l1_degraded_ttl: Duration,
     /// Lifetime of shared (Redis) entries and of shared "no such code" entries.
-    pub l2_ttl_secs: u64,
-    pub l2_negative_ttl_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub l2_ttl: Duration,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub l2_negative_ttl: Duration,
     /// Consecutive Redis failures that open the breaker, and its first cool-down.
     pub breaker_threshold: u32,
-    pub breaker_cool_down_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub breaker_cool_down: Duration,
     /// Deadline of one replica query; past it the primary answers.
-    pub replica_timeout_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub replica_timeout: Duration,
     /// Links younger than this are read from the primary when a replica lacks them.
-    pub replica_lag_bound_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub replica_lag_bound: Duration,
     /// Not-found answers per client address before 429 (scanners).
     pub not_found_per_ip_per_minute: u32,
     pub not_found_burst: u32,
@@ -238,22 +259,37 @@ pub struct HttpSettings {
     pub bind: String,
     pub port: u16,
     /// Scheme and authority that short links are built on, e.g. `https://sho.rt`.
-    pub public_base_url: String,
+    #[serde(deserialize_with = "absolute_url")]
+    pub public_base_url: url::Url,
     pub json_body_limit_bytes: usize,
     pub bulk_body_limit_bytes: usize,
     /// Header that carries the client address from a trusted proxy (e.g. `X-Real-IP`).
     /// Unset means the TCP peer address is the client: never trust a header that any
     /// client can forge unless a proxy in front overwrites it.
-    #[serde(default)]
-    pub client_ip_header: Option<String>,
+    #[serde(default, deserialize_with = "header_name")]
+    pub client_ip_header: Option<HeaderName>,
+    /// Header that carries the host a client asked for from a trusted proxy (e.g.
+    /// `X-Forwarded-Host`), which picks the domain a link is looked up on. Unset means
+    /// `Host` itself: nginx passes it through unchanged.
+    #[serde(default, deserialize_with = "header_name")]
+    pub forwarded_host_header: Option<HeaderName>,
     #[serde(default)]
     pub workers: Option<usize>,
-    pub shutdown_timeout_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub shutdown_timeout: Duration,
     /// After SIGTERM, how long readiness fails while new requests are still served,
     /// before the listener closes: for load balancers that learn of a stopping
     /// instance only from its readiness. Kubernetes removes the endpoint itself (the
     /// Helm chart's preStop pause covers its propagation), so the default is 0.
-    pub drain_delay_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub drain_delay: Duration,
+}
+
+impl HttpSettings {
+    /// `public_base_url` as short links begin, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.public_base_url.as_str().trim_end_matches('/')
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,8 +300,10 @@ pub struct DatabaseSettings {
     pub url: Option<SecretString>,
     pub replica_urls: Vec<SecretString>,
     pub max_connections: u32,
-    pub acquire_timeout_ms: u64,
-    pub statement_timeout_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub acquire_timeout: Duration,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub statement_timeout: Duration,
     pub migrate_on_start: bool,
     /// Tasks that write concurrent single creates together, one multi-row INSERT and
     /// one commit per batch (0: every create is its own INSERT).
@@ -282,8 +320,8 @@ impl DatabaseSettings {
             url: Some(url.to_string().into()),
             replica_urls: vec![],
             max_connections,
-            acquire_timeout_ms: 5000,
-            statement_timeout_ms: 5000,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
             migrate_on_start: false,
             group_commit_writers: 0,
             group_commit_max_rows: 1,
@@ -297,11 +335,13 @@ pub struct RedisSettings {
     /// Seed nodes of the Redis Cluster; empty means no Redis (in-process fallbacks).
     pub urls: Vec<SecretString>,
     pub key_prefix: String,
-    pub timeout_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
     pub pool_size: usize,
     /// Replicas that must acknowledge a link change's write-through (0: none).
     pub wait_replicas: u32,
-    pub wait_timeout_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub wait_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,8 +356,10 @@ pub struct IdSettings {
     /// Key of the code permutation. Changing it changes every generated code.
     #[serde(default)]
     pub code_key: Option<SecretString>,
-    pub lease_ttl_secs: u64,
-    pub max_clock_backwards_ms: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub lease_ttl: Duration,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_clock_backwards: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,7 +379,8 @@ pub struct LinkSettings {
     pub max_url_bytes: usize,
     /// Longest time between two reloads of the runtime blocklist (1–3600 s); changes
     /// announced by an event apply sooner.
-    pub blocklist_reload_secs: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub blocklist_reload: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -364,13 +407,147 @@ pub struct TelemetrySettings {
     pub filter: String,
 }
 
+/// A header name, parsed once at start; empty means none.
+fn header_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<HeaderName>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    HeaderName::try_from(text.as_str())
+        .map(Some)
+        .map_err(|_| de::Error::custom(format!("`{text}` is not an HTTP header name")))
+}
+
+/// An absolute URL, parsed once at start.
+fn absolute_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<url::Url, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    url::Url::parse(&text).map_err(|e| de::Error::custom(format!("`{text}` is not a URL: {e}")))
+}
+
 /// A configuration problem, always naming the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
+    /// A value of the wrong type or shape, as the file or environment gave it.
+    #[error("configuration key `{key}`: {message}")]
+    Value { key: String, message: String },
+    /// A value that parses but is out of range or contradicts another.
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error(
+        "configuration key `{old}` is now `{new}`, a duration with its unit: write \
+         `{field} = \"{value}\"` in the file, or {env}={value} in the environment"
+    )]
+    Renamed {
+        old: &'static str,
+        new: &'static str,
+        field: &'static str,
+        env: String,
+        value: String,
+    },
+}
+
+/// Keys that carried their unit in the name, with what they are now and the unit's
+/// length in milliseconds. A file or environment that still sets one is refused
+/// with the new key and the same value written as a duration, rather than ignored.
+const RENAMED: [(&str, &str, u64); 21] = [
+    ("http.shutdown_timeout_secs", "http.shutdown_timeout", 1000),
+    ("http.drain_delay_ms", "http.drain_delay", 1),
+    ("database.acquire_timeout_ms", "database.acquire_timeout", 1),
+    (
+        "database.statement_timeout_ms",
+        "database.statement_timeout",
+        1,
+    ),
+    ("redis.timeout_ms", "redis.timeout", 1),
+    ("redis.wait_timeout_ms", "redis.wait_timeout", 1),
+    ("ids.lease_ttl_secs", "ids.lease_ttl", 1000),
+    ("ids.max_clock_backwards_ms", "ids.max_clock_backwards", 1),
+    (
+        "links.blocklist_reload_secs",
+        "links.blocklist_reload",
+        1000,
+    ),
+    (
+        "lookup.permanent_max_age_secs",
+        "lookup.permanent_max_age",
+        1000,
+    ),
+    ("lookup.l1_ttl_secs", "lookup.l1_ttl", 1000),
+    (
+        "lookup.l1_negative_ttl_secs",
+        "lookup.l1_negative_ttl",
+        1000,
+    ),
+    (
+        "lookup.l1_degraded_ttl_secs",
+        "lookup.l1_degraded_ttl",
+        1000,
+    ),
+    ("lookup.l2_ttl_secs", "lookup.l2_ttl", 1000),
+    (
+        "lookup.l2_negative_ttl_secs",
+        "lookup.l2_negative_ttl",
+        1000,
+    ),
+    ("lookup.breaker_cool_down_ms", "lookup.breaker_cool_down", 1),
+    ("lookup.replica_timeout_ms", "lookup.replica_timeout", 1),
+    ("lookup.replica_lag_bound_ms", "lookup.replica_lag_bound", 1),
+    ("stats.flush_interval_ms", "stats.flush_interval", 1),
+    ("stats.dedupe_window_secs", "stats.dedupe_window", 1000),
+    ("stats.poll_ms", "stats.poll_interval", 1),
+];
+
+/// The first renamed key that `config` still sets, as an error naming its successor.
+fn renamed_key(config: &Config) -> Option<ConfigError> {
+    RENAMED.iter().find_map(|&(old, new, unit_ms)| {
+        let value = config.get::<config::Value>(old).ok()?;
+        let value = match value.into_uint() {
+            Ok(n) => duration::format(Duration::from_millis(n.saturating_mul(unit_ms))),
+            Err(_) => "…".to_string(),
+        };
+        let (section, field) = new.split_once('.').unwrap_or(("", new));
+        Some(ConfigError::Renamed {
+            old,
+            new,
+            field,
+            env: format!(
+                "SHORTENER__{}__{}",
+                section.to_ascii_uppercase(),
+                field.to_ascii_uppercase()
+            ),
+            value,
+        })
+    })
+}
+
+impl From<config::ConfigError> for ConfigError {
+    /// Puts the key first, the way every other configuration error reads.
+    fn from(error: config::ConfigError) -> ConfigError {
+        let within =
+            |origin: Option<String>| origin.map(|o| format!(" (in {o})")).unwrap_or_default();
+        match error {
+            config::ConfigError::At {
+                error,
+                origin,
+                key: Some(key),
+            } => ConfigError::Value {
+                key,
+                message: format!("{error}{}", within(origin)),
+            },
+            config::ConfigError::Type {
+                origin,
+                unexpected,
+                expected,
+                key: Some(key),
+            } => ConfigError::Value {
+                key,
+                message: format!("{unexpected} is not {expected}{}", within(origin)),
+            },
+            other => ConfigError::Load(other),
+        }
+    }
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -423,7 +600,11 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
-        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        let config = builder.add_source(environment).build()?;
+        if let Some(error) = renamed_key(&config) {
+            return Err(error);
+        }
+        let settings: Settings = config.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -448,11 +629,10 @@ impl Settings {
         {
             return Err(invalid("ids.code_key", "must be at least 16 bytes long"));
         }
-        if self.ids.lease_ttl_secs < 3 {
-            return Err(invalid("ids.lease_ttl_secs", "must be at least 3"));
+        if self.ids.lease_ttl < Duration::from_secs(3) {
+            return Err(invalid("ids.lease_ttl", "must be at least 3s"));
         }
-        let base = url::Url::parse(&self.http.public_base_url)
-            .map_err(|e| invalid("http.public_base_url", e.to_string()))?;
+        let base = &self.http.public_base_url;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(invalid(
                 "http.public_base_url",
@@ -489,11 +669,10 @@ impl Settings {
         if !(64..=8192).contains(&self.links.max_url_bytes) {
             return Err(invalid("links.max_url_bytes", "must be within 64..=8192"));
         }
-        if !(1..=3600).contains(&self.links.blocklist_reload_secs) {
-            return Err(invalid(
-                "links.blocklist_reload_secs",
-                "must be within 1..=3600",
-            ));
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600))
+            .contains(&self.links.blocklist_reload)
+        {
+            return Err(invalid("links.blocklist_reload", "must be within 1s..=1h"));
         }
         if self.http.json_body_limit_bytes < self.links.max_url_bytes {
             return Err(invalid(
@@ -507,9 +686,25 @@ impl Settings {
                 "must be at most 50",
             ));
         }
+        // Redis keeps whole seconds of the shared entries' lifetimes.
         for (key, value) in [
-            ("lookup.l1_ttl_secs", self.lookup.l1_ttl_secs),
-            ("lookup.l2_ttl_secs", self.lookup.l2_ttl_secs),
+            ("lookup.l1_ttl", self.lookup.l1_ttl),
+            ("lookup.l2_ttl", self.lookup.l2_ttl),
+            ("lookup.l2_negative_ttl", self.lookup.l2_negative_ttl),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(invalid(key, "must be at least 1s"));
+            }
+        }
+        for (key, value) in [
+            ("redis.timeout", self.redis.timeout),
+            ("redis.wait_timeout", self.redis.wait_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be at least 1ms"));
+            }
+        }
+        for (key, value) in [
             (
                 "lookup.not_found_per_ip_per_minute",
                 u64::from(self.lookup.not_found_per_ip_per_minute),
@@ -518,23 +713,19 @@ impl Settings {
                 "lookup.not_found_burst",
                 u64::from(self.lookup.not_found_burst),
             ),
-            ("redis.wait_timeout_ms", self.redis.wait_timeout_ms),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
-        if self.stats.flush_interval_ms < 10 {
-            return Err(invalid("stats.flush_interval_ms", "must be at least 10"));
+        if self.stats.flush_interval < Duration::from_millis(10) {
+            return Err(invalid("stats.flush_interval", "must be at least 10ms"));
         }
         if self.stats.apply_batch < 1 {
             return Err(invalid("stats.apply_batch", "must be at least 1"));
         }
         if self.stats.max_attempts < 1 {
             return Err(invalid("stats.max_attempts", "must be at least 1"));
-        }
-        if self.redis.timeout_ms == 0 {
-            return Err(invalid("redis.timeout_ms", "must be at least 1"));
         }
         for (key, value) in [
             (
@@ -582,9 +773,7 @@ impl Settings {
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect();
-        if let Ok(base) = url::Url::parse(&self.http.public_base_url)
-            && let Some(host) = base.host_str()
-        {
+        if let Some(host) = self.http.public_base_url.host_str() {
             hosts.push(host.to_ascii_lowercase());
         }
         hosts
@@ -606,8 +795,8 @@ impl Settings {
     }
 
     /// The runtime blocklist's longest reload interval.
-    pub fn blocklist_reload_period(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.links.blocklist_reload_secs)
+    pub fn blocklist_reload_period(&self) -> Duration {
+        self.links.blocklist_reload
     }
 }
 
@@ -693,45 +882,52 @@ mod tests {
         .expect_err("must fail");
         assert!(err.to_string().contains("ids.worker_id"), "{err}");
 
-        for bad in ["0", "3601"] {
+        for bad in ["0s", "61m", "15", "fast"] {
             let err = Settings::load_from(
                 ServiceKind::Lookup,
                 None,
-                env(&[("SHORTENER__LINKS__BLOCKLIST_RELOAD_SECS", bad)]),
+                env(&[("SHORTENER__LINKS__BLOCKLIST_RELOAD", bad)]),
             )
             .expect_err("must fail");
-            assert!(
-                err.to_string().contains("links.blocklist_reload_secs"),
-                "{err}"
-            );
+            assert!(err.to_string().contains("links.blocklist_reload"), "{err}");
         }
+    }
+
+    fn variable(key: &str) -> String {
+        format!(
+            "SHORTENER__{}",
+            key.to_ascii_uppercase().replacen('.', "__", 1)
+        )
     }
 
     /// Each refused value names its own key, not a neighbour checked beside it.
     #[test]
     fn every_refused_value_names_its_own_key() {
-        for key in [
-            "lookup.l1_ttl_secs",
-            "lookup.l2_ttl_secs",
-            "lookup.not_found_per_ip_per_minute",
-            "lookup.not_found_burst",
-            "stats.apply_batch",
-            "stats.max_attempts",
-            "stats.flush_interval_ms",
-            "redis.timeout_ms",
-            "redis.wait_timeout_ms",
-            "rate_limit.per_key_per_minute",
-            "rate_limit.per_key_burst",
-            "rate_limit.per_ip_per_minute",
-            "rate_limit.per_ip_burst",
-            "database.max_connections",
+        for (key, bad) in [
+            ("lookup.l1_ttl", "0s"),
+            ("lookup.l2_ttl", "0s"),
+            ("lookup.l2_negative_ttl", "500ms"),
+            ("lookup.not_found_per_ip_per_minute", "0"),
+            ("lookup.not_found_burst", "0"),
+            ("stats.apply_batch", "0"),
+            ("stats.max_attempts", "0"),
+            ("stats.flush_interval", "9ms"),
+            ("redis.timeout", "0ms"),
+            ("redis.wait_timeout", "0ms"),
+            ("ids.lease_ttl", "2s"),
+            ("rate_limit.per_key_per_minute", "0"),
+            ("rate_limit.per_key_burst", "0"),
+            ("rate_limit.per_ip_per_minute", "0"),
+            ("rate_limit.per_ip_burst", "0"),
+            ("database.max_connections", "0"),
+            ("http.client_ip_header", "X Real IP"),
+            ("stats.country_header", "country:"),
+            ("http.public_base_url", "sho.rt"),
+            ("http.public_base_url", "ftp://sho.rt"),
+            ("stats.flush_interval", "1 s"),
         ] {
-            let var = format!(
-                "SHORTENER__{}",
-                key.to_ascii_uppercase().replacen('.', "__", 1)
-            );
-            let err =
-                Settings::load_from(ServiceKind::Lookup, None, env(&[(&var, "0")])).expect_err(key);
+            let err = Settings::load_from(ServiceKind::Lookup, None, env(&[(&variable(key), bad)]))
+                .expect_err(key);
             let message = err.to_string();
             assert!(
                 message.starts_with(&format!("configuration key `{key}`:")),
@@ -740,12 +936,71 @@ mod tests {
         }
     }
 
+    /// A duration without its unit, or in no unit we know, is refused naming the key.
+    #[test]
+    fn durations_need_their_unit() {
+        for (_, new, _) in RENAMED {
+            for bad in ["300", "5 minutes", "-1s"] {
+                let err =
+                    Settings::load_from(ServiceKind::Lookup, None, env(&[(&variable(new), bad)]))
+                        .expect_err(new);
+                let message = err.to_string();
+                assert!(message.contains(new), "{new}={bad}: {message}");
+                assert!(message.contains("\"300ms\""), "{new}={bad}: {message}");
+            }
+        }
+        let s = Settings::load_from(
+            ServiceKind::Lookup,
+            None,
+            env(&[
+                ("SHORTENER__LOOKUP__L1_TTL", "90s"),
+                ("SHORTENER__STATS__FLUSH_INTERVAL", "250ms"),
+                ("SHORTENER__LOOKUP__L2_TTL", "1h30m"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.lookup.l1_ttl, Duration::from_secs(90));
+        assert_eq!(s.stats.flush_interval, Duration::from_millis(250));
+        assert_eq!(s.lookup.l2_ttl, Duration::from_secs(5400));
+    }
+
+    /// A config written for the keys that carried their unit is refused with the key
+    /// to write instead and the same value as a duration, from a file or the
+    /// environment.
+    #[test]
+    fn keys_that_carried_their_unit_name_their_successor() {
+        for (old, new, unit_ms) in RENAMED {
+            let err = Settings::load_from(ServiceKind::Lookup, None, env(&[(&variable(old), "7")]))
+                .expect_err(old);
+            let message = err.to_string();
+            let value = duration::format(Duration::from_millis(7 * unit_ms));
+            assert!(
+                message.contains(&format!("`{old}` is now `{new}`")),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!("{}={value}", variable(new))),
+                "{message}"
+            );
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.toml");
+        std::fs::write(&path, "[lookup]\nl1_ttl_secs = 300\n").expect("write");
+        let err =
+            Settings::load_from(ServiceKind::Lookup, Some(&path), env(&[])).expect_err("old key");
+        assert!(
+            err.to_string()
+                .contains("write `l1_ttl = \"5m\"` in the file"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn blocklist_reload_defaults() {
         let lookup = Settings::load_from(ServiceKind::Lookup, None, env(&[])).expect("valid");
-        assert_eq!(lookup.links.blocklist_reload_secs, 15);
+        assert_eq!(lookup.links.blocklist_reload, Duration::from_secs(15));
         let aio = Settings::load_from(ServiceKind::AllInOne, None, env(&[])).expect("valid");
-        assert_eq!(aio.links.blocklist_reload_secs, 5);
+        assert_eq!(aio.links.blocklist_reload, Duration::from_secs(5));
     }
 
     #[test]
