@@ -196,12 +196,12 @@ async fn round_trip(engine: Engine) {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("url,alias,created_at,expires_at,tags,clicks")
+        Some("url,alias,created_at,expires_at,tags,clicks,domain")
     );
     assert_eq!(
         lines.next(),
         Some(
-            r#"https://example.com/one,one-link,2021-03-04T05:06:07.089Z,2031-01-01T00:00:00.000Z,"[""news"",""2021""]",1234"#
+            r#"https://example.com/one,one-link,2021-03-04T05:06:07.089Z,2031-01-01T00:00:00.000Z,"[""news"",""2021""]",1234,"#
         )
     );
 }
@@ -451,9 +451,15 @@ async fn imported_links_redirect(engine: Engine) {
     assert_eq!((summary.imported, bad.len()), (7, 0));
 
     let db = target.db().await;
-    let imported = links::list_for_tenant(db.primary(), &acme(), None, 100)
-        .await
-        .unwrap();
+    let imported = links::list_for_tenant(
+        db.primary(),
+        &acme(),
+        &links::DomainFilter::Every,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
     assert_eq!(imported.len(), 7);
     let api_id: i64 = created["id"].as_str().unwrap().parse().unwrap();
     let worker = |id: i64| (id >> 12) & 0x3ff;
@@ -634,16 +640,106 @@ async fn killed_import_resumes_without_duplicates() {
     );
     assert_eq!(links::count(db.primary()).await.unwrap(), rows as i64);
     assert_eq!(distinct_urls(&db).await, rows as i64);
-    let codes: BTreeSet<String> = links::list_for_tenant(db.primary(), &acme(), None, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.code.into_string())
-        .collect();
+    let codes: BTreeSet<String> = links::list_for_tenant(
+        db.primary(),
+        &acme(),
+        &links::DomainFilter::Every,
+        None,
+        1000,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|l| l.code.into_string())
+    .collect();
     assert_eq!(codes.len(), 1000);
     db.close().await;
 }
 
 fn acme() -> common::link::TenantId {
     common::link::TenantId::named("acme").expect("a valid tenant name")
+}
+
+/// Rows name the tenant's own domains: links land on them under their aliases, a
+/// domain the tenant does not hold is a bad row, a rerun finds every row again, and
+/// an export writes each link's domain.
+async fn links_on_domains(engine: Engine) {
+    let target = Target::on(engine).await;
+    let db = target.db().await;
+    let now = common::time::now_ms();
+    let held = common::db::domains::DomainRecord {
+        name: common::links::DomainName::parse("go.acme.com").unwrap(),
+        tenant_id: acme(),
+        created_at: now,
+        updated_at: now,
+        settings: common::site::SiteSettings::default(),
+        retired_at: None,
+    };
+    assert!(
+        common::db::domains::insert(db.primary(), &held)
+            .await
+            .unwrap()
+    );
+    let file = write(
+        &target.path("domains.jsonl"),
+        concat!(
+            r#"{"url": "https://acme.com/spring", "alias": "spring", "domain": "go.acme.com"}"#,
+            "\n",
+            r#"{"url": "https://example.com/spring", "alias": "spring"}"#,
+            "\n",
+            r#"{"url": "https://globex.example/x", "alias": "x-link", "domain": "links.globex.example"}"#,
+            "\n",
+            r#"{"url": "https://acme.com/generated", "domain": "GO.ACME.COM."}"#,
+            "\n",
+        ),
+    );
+    let (summary, bad) = target.import(&file, "acme").await;
+    assert_eq!(summary.imported, 3, "{bad:#?}");
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert_eq!(bad[0].line, 3);
+    assert!(
+        bad[0].reason.contains("not one of this tenant's domains"),
+        "{bad:#?}"
+    );
+    let branded = links::get(db.primary(), "go.acme.com/spring")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(branded.url, "https://acme.com/spring");
+    assert_eq!(
+        branded.domain.as_ref().map(|d| d.as_str()),
+        Some("go.acme.com")
+    );
+    let default = links::get(db.primary(), "spring").await.unwrap().unwrap();
+    assert_eq!(default.url, "https://example.com/spring");
+    assert_eq!(default.domain, None);
+
+    let (again, _) = target.import(&file, "acme").await;
+    assert_eq!((again.imported, again.already_imported), (0, 3));
+
+    let rows = parse_jsonl(&target.export("acme", "domains-out.jsonl").await);
+    let mut domains: Vec<(Option<&str>, &str)> = rows
+        .iter()
+        .map(|r| (r["domain"].as_str(), r["url"].as_str().unwrap()))
+        .collect();
+    domains.sort();
+    assert_eq!(
+        domains,
+        [
+            (None, "https://example.com/spring"),
+            (Some("go.acme.com"), "https://acme.com/generated"),
+            (Some("go.acme.com"), "https://acme.com/spring"),
+        ]
+    );
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_on_domains_sqlite() {
+    links_on_domains(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_on_domains_postgres() {
+    links_on_domains(Engine::Postgres).await;
 }

@@ -1,9 +1,9 @@
-//! The branded domains every lookup instance holds in memory, so that a request for a
+//! The branded domains (and their settings) every lookup instance holds in memory, so that a request for a
 //! host nobody holds is answered without touching storage. Kept current like the
 //! blocklist (see [`crate::held`]): reloaded on every domains-changed announcement,
 //! which the domains API makes, and at least every `links.blocklist_reload`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -11,35 +11,51 @@ use crate::db::domains;
 use crate::deps::Deps;
 use crate::events::Topic;
 use crate::held::{self, KeeperNames};
+use crate::site::SiteSettings;
 
-type Names = HashSet<Box<str>>;
+type Sites = HashMap<Box<str>, Arc<SiteSettings>>;
 
-/// The set of branded domain names, shared by every service of a process.
+/// The branded domains and their settings, shared by every service of a process.
 #[derive(Clone, Debug, Default)]
 pub struct Domains {
-    names: Arc<RwLock<Arc<Names>>>,
+    sites: Arc<RwLock<Arc<Sites>>>,
     /// Whether a service of this process keeps the set current already.
     kept: Arc<AtomicBool>,
 }
 
 impl Domains {
-    /// Whether some tenant holds `name` (in the spelling domains are held in).
-    pub fn contains(&self, name: &str) -> bool {
-        match self.names.read() {
-            Ok(names) => names.contains(name),
+    fn with<T>(&self, read: impl FnOnce(&Sites) -> T) -> T {
+        match self.sites.read() {
+            Ok(sites) => read(&sites),
             // A writer only swaps an `Arc`; the value behind a poisoned lock is whole.
-            Err(poisoned) => poisoned.into_inner().contains(name),
+            Err(poisoned) => read(&poisoned.into_inner()),
         }
     }
 
+    /// Whether some tenant holds `name` (in the spelling domains are held in).
+    pub fn contains(&self, name: &str) -> bool {
+        self.with(|sites| sites.contains_key(name))
+    }
+
+    /// The settings of the domain `name`, if some tenant holds it.
+    pub fn settings(&self, name: &str) -> Option<Arc<SiteSettings>> {
+        self.with(|sites| sites.get(name).cloned())
+    }
+
     /// Replaces the set; returns its size.
-    pub fn replace<S: AsRef<str>>(&self, names: impl IntoIterator<Item = S>) -> usize {
-        let names: Names = names.into_iter().map(|n| n.as_ref().into()).collect();
-        let len = names.len();
-        let names = Arc::new(names);
-        match self.names.write() {
-            Ok(mut current) => *current = names,
-            Err(poisoned) => *poisoned.into_inner() = names,
+    pub fn replace<S: AsRef<str>>(
+        &self,
+        sites: impl IntoIterator<Item = (S, SiteSettings)>,
+    ) -> usize {
+        let sites: Sites = sites
+            .into_iter()
+            .map(|(name, settings)| (name.as_ref().into(), Arc::new(settings)))
+            .collect();
+        let len = sites.len();
+        let sites = Arc::new(sites);
+        match self.sites.write() {
+            Ok(mut current) => *current = sites,
+            Err(poisoned) => *poisoned.into_inner() = sites,
         }
         len
     }
@@ -73,8 +89,8 @@ pub async fn keep_current(deps: &Deps) {
     held::keep_current(deps, Topic::Domains, names, move || {
         let (set, db) = (set.clone(), db.clone());
         async move {
-            let names = domains::names(db.primary()).await?;
-            Ok(set.replace(&names))
+            let served = domains::served(db.primary()).await?;
+            Ok(set.replace(served.into_iter().map(|d| (d.name, d.settings))))
         }
     })
     .await;
@@ -89,10 +105,19 @@ mod tests {
         let set = Domains::default();
         let reader = set.clone();
         assert!(!reader.contains("go.acme.com"));
-        assert_eq!(set.replace(["go.acme.com", "links.globex.example"]), 2);
+        let root = SiteSettings {
+            root_url: Some("https://acme.com/".into()),
+            ..SiteSettings::default()
+        };
+        let sites = [
+            ("go.acme.com", root.clone()),
+            ("links.globex.example", SiteSettings::default()),
+        ];
+        assert_eq!(set.replace(sites), 2);
         assert!(reader.contains("go.acme.com"));
+        assert_eq!(reader.settings("go.acme.com").as_deref(), Some(&root));
         assert!(!reader.contains("acme.com"), "no parent or child matches");
-        assert_eq!(set.replace(Vec::<String>::new()), 0);
+        assert_eq!(set.replace(Vec::<(String, SiteSettings)>::new()), 0);
         assert!(!reader.contains("go.acme.com"));
     }
 }

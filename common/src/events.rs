@@ -40,8 +40,9 @@ const LOCAL_CAPACITY: usize = 4096;
 /// A message on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The link under `code` changed at `updated_at` (Unix ms): evict it.
-    LinkChanged { code: String, updated_at: i64 },
+    /// The link under `key` (its code, or `domain/code` on a branded domain) changed
+    /// at `updated_at` (Unix ms): evict it.
+    LinkChanged { key: String, updated_at: i64 },
     /// The runtime blocklist changed: reload it.
     BlocklistChanged,
     /// A branded domain was added or given up: reload the set.
@@ -69,11 +70,11 @@ impl Event {
         }
     }
 
-    /// The payload on the topic's Redis channel: `<updated_at>|<code>` for a link
-    /// (codes never contain `|`).
+    /// The payload on the topic's Redis channel: `<updated_at>|<key>` for a link
+    /// (keys never contain `|`).
     pub fn to_payload(&self) -> String {
         match self {
-            Event::LinkChanged { code, updated_at } => format!("{updated_at}|{code}"),
+            Event::LinkChanged { key, updated_at } => format!("{updated_at}|{key}"),
             Event::BlocklistChanged => BLOCKLIST_CHANGED.to_string(),
             Event::DomainsChanged => DOMAINS_CHANGED.to_string(),
         }
@@ -83,9 +84,9 @@ impl Event {
     pub fn from_payload(topic: Topic, payload: &str) -> Option<Event> {
         match topic {
             Topic::Links => {
-                let (at, code) = payload.split_once('|')?;
+                let (at, key) = payload.split_once('|')?;
                 Some(Event::LinkChanged {
-                    code: code.to_string(),
+                    key: key.to_string(),
                     updated_at: at.parse().ok()?,
                 })
             }
@@ -333,10 +334,10 @@ mod tests {
     #[test]
     fn payloads_round_trip_per_topic() {
         let link = Event::LinkChanged {
-            code: "spring-sale".into(),
+            key: "go.acme.com/spring-sale".into(),
             updated_at: 1_700_000_000_123,
         };
-        assert_eq!(link.to_payload(), "1700000000123|spring-sale");
+        assert_eq!(link.to_payload(), "1700000000123|go.acme.com/spring-sale");
         assert_eq!(
             Event::from_payload(Topic::Links, &link.to_payload()),
             Some(link)

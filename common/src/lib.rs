@@ -19,7 +19,7 @@
 //! - [`background`]: the tasks a process owns and stops in order; [`backoff`]: the
 //!   retry schedule of every reconnect loop.
 
-pub use domain::{self, cache, clicks, ids, link, links};
+pub use domain::{self, cache, clicks, ids, link, links, site};
 
 pub mod auth;
 pub mod background;

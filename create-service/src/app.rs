@@ -51,6 +51,7 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
         .service(
             web::resource("/api/v1/domains/{name}")
                 .route(web::get().to(http::domains::get_domain))
+                .route(web::patch().to(http::domains::update_domain))
                 .route(web::delete().to(http::domains::delete_domain)),
         )
         .configure(crate::web::routes);

@@ -22,6 +22,8 @@ pub enum ApiError {
     AliasTaken(String),
     #[error("no such domain")]
     DomainNotFound,
+    #[error("domain `{0}` still has links")]
+    DomainHasLinks(String),
     #[error("domain `{name}` is held already")]
     DomainTaken { name: String, yours: bool },
     #[error("idempotency key reused with a different request")]
@@ -60,6 +62,15 @@ impl ApiError {
                     .field("alias", "already in use")
             }
             ApiError::DomainNotFound => Problem::not_found().detail("no such domain of yours"),
+            ApiError::DomainHasLinks(name) => Problem::new(
+                StatusCode::CONFLICT,
+                "domain-has-links",
+                "Domain still has links",
+            )
+            .detail(format!(
+                "`{name}` still serves links: delete them first, or delete the domain \
+                 with `?retire_links=true` to delete them with it (they answer 410)"
+            )),
             ApiError::DomainTaken { name, yours } => {
                 Problem::new(StatusCode::CONFLICT, "domain-taken", "Domain already held")
                     .detail(if *yours {

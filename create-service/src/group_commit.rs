@@ -116,7 +116,7 @@ async fn commit(pool: &AnyPool, batch: Vec<Pending>) {
     let mut records = Vec::with_capacity(batch.len());
     let mut replies: Vec<oneshot::Sender<_>> = Vec::with_capacity(batch.len());
     for pending in batch {
-        if seen.insert(pending.record.code.clone()) {
+        if seen.insert(pending.record.key()) {
             records.push(pending.record);
             replies.push(pending.reply);
         } else {

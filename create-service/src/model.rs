@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::db::links::{LinkRecord, LinkState, RedirectStatus};
-use common::links::{Alias, LongUrl, UrlPolicy};
+use common::links::{Alias, DomainName, LongUrl, UrlPolicy};
 use common::problem::Problem;
 use common::time::from_ms;
 use serde::de::value::MapAccessDeserializer;
@@ -53,6 +53,12 @@ pub struct CreateLinkRequest {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub tags: Option<Vec<String>>,
+    /// The domain the link is served on: one of the caller's domains, or the default
+    /// domain (the host of the service's public URL), which is also what an absent
+    /// `domain` means.
+    #[serde(default)]
+    #[schema(example = "go.acme.com", max_length = 253)]
+    pub domain: Option<String>,
 }
 
 /// `PATCH /api/v1/links/{code}`: absent fields stay as they are; `null` clears
@@ -145,7 +151,7 @@ impl<'de> Deserialize<'de> for UpdateLinkRequest {
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     T: Deserialize<'de>,
     D: Deserializer<'de>,
@@ -158,6 +164,9 @@ where
 pub struct LinkView {
     /// Snowflake id, as a string (it does not fit a JSON double).
     pub id: String,
+    /// The host the link is served on (the default domain's, for links without a
+    /// branded domain).
+    pub domain: String,
     pub code: String,
     pub short_url: String,
     pub url: String,
@@ -172,9 +181,15 @@ pub struct LinkView {
 }
 
 impl LinkView {
-    pub fn from_record(record: &LinkRecord, short_url: String, now_ms: i64) -> LinkView {
+    pub fn from_record(
+        record: &LinkRecord,
+        domain: String,
+        short_url: String,
+        now_ms: i64,
+    ) -> LinkView {
         LinkView {
             id: record.id.to_string(),
+            domain,
             code: record.code.to_string(),
             short_url,
             url: record.url.clone(),
@@ -202,9 +217,13 @@ pub struct LinkPage {
 pub struct ValidLink {
     pub url: LongUrl,
     pub alias: Option<Alias>,
+    /// The domain named, as written well; whether the caller holds it is the
+    /// handler's question (`None`: the default domain).
+    pub domain: Option<DomainName>,
     pub expires_at: Option<i64>,
     pub max_visits: Option<i64>,
-    pub redirect_status: RedirectStatus,
+    /// `None`: the domain's default.
+    pub redirect_status: Option<RedirectStatus>,
     pub tags: Vec<String>,
 }
 
@@ -213,7 +232,7 @@ pub struct ValidLink {
 pub struct FieldErrors(Vec<(&'static str, String)>);
 
 impl FieldErrors {
-    fn push(&mut self, field: &'static str, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, field: &'static str, message: impl Into<String>) {
         self.0.push((field, message.into()));
     }
 
@@ -223,6 +242,11 @@ impl FieldErrors {
 
     /// One problem naming every bad field; its type names the first.
     pub fn into_problem(self) -> Problem {
+        self.into_problem_titled("Invalid link")
+    }
+
+    /// [`FieldErrors::into_problem`] under another title.
+    pub fn into_problem_titled(self, title: &str) -> Problem {
         let first = self.0.first().map(|(f, _)| *f).unwrap_or("body");
         let detail = self
             .0
@@ -232,7 +256,7 @@ impl FieldErrors {
             .join("; ");
         let slug = format!("invalid-{}", first.replace('_', "-"));
         let mut problem =
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, &slug, "Invalid link").detail(detail);
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, &slug, title).detail(detail);
         for (field, message) in self.0 {
             problem = problem.field(field, message);
         }
@@ -240,7 +264,11 @@ impl FieldErrors {
     }
 }
 
-fn check_url(input: &str, policy: &UrlPolicy, errors: &mut FieldErrors) -> Option<LongUrl> {
+pub(crate) fn check_url(
+    input: &str,
+    policy: &UrlPolicy,
+    errors: &mut FieldErrors,
+) -> Option<LongUrl> {
     LongUrl::parse(input, policy)
         .map_err(|e| errors.push("url", e.to_string()))
         .ok()
@@ -266,7 +294,7 @@ fn check_max_visits(n: u64, errors: &mut FieldErrors) -> Option<i64> {
     }
 }
 
-fn check_status(status: u16, errors: &mut FieldErrors) -> Option<RedirectStatus> {
+pub(crate) fn check_status(status: u16, errors: &mut FieldErrors) -> Option<RedirectStatus> {
     let status = RedirectStatus::from_code(status);
     if status.is_none() {
         errors.push("redirect_status", "must be one of 301, 302, 307, 308");
@@ -317,15 +345,28 @@ impl CreateLinkRequest {
         let max_visits = self
             .max_visits
             .and_then(|n| check_max_visits(n, &mut errors));
-        let redirect_status = check_status(self.redirect_status.unwrap_or(302), &mut errors);
+        let redirect_status = self
+            .redirect_status
+            .map(|status| check_status(status, &mut errors));
         let tags = check_tags(self.tags.as_deref().unwrap_or_default(), &mut errors);
+        let domain = match &self.domain {
+            Some(name) => match DomainName::parse(name) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    errors.push("domain", e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
         match (url, redirect_status, tags) {
-            (Some(url), Some(redirect_status), Some(tags)) if errors.is_empty() => Ok(ValidLink {
+            (Some(url), None | Some(Some(_)), Some(tags)) if errors.is_empty() => Ok(ValidLink {
                 url,
                 alias,
+                domain,
                 expires_at,
                 max_visits,
-                redirect_status,
+                redirect_status: redirect_status.flatten(),
                 tags,
             }),
             _ => Err(errors),
@@ -402,6 +443,7 @@ mod tests {
             max_visits: None,
             redirect_status: None,
             tags: None,
+            domain: None,
         }
     }
 
@@ -424,7 +466,10 @@ mod tests {
         let mut r = request("https://example.com/x");
         r.tags = Some(vec!["a".into(), "b".into(), "a".into()]);
         let valid = r.validate(&policy(), 0).expect("valid");
-        assert_eq!(valid.redirect_status, RedirectStatus::Found);
+        assert_eq!(
+            valid.redirect_status, None,
+            "the domain's default, decided later"
+        );
         assert_eq!(valid.tags, ["a", "b"]);
     }
 

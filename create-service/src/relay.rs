@@ -320,16 +320,17 @@ impl Relay {
     }
 
     async fn publish(&self, pending: &[PendingChange]) -> Result<(), RelayError> {
-        // The state to write per code: its newest (later rows override earlier ones).
-        let mut latest: HashMap<&str, &PendingChange> = HashMap::with_capacity(pending.len());
+        // The state to write per link key: its newest (later rows override earlier
+        // ones).
+        let mut latest: HashMap<String, &PendingChange> = HashMap::with_capacity(pending.len());
         for change in pending {
-            latest.insert(change.link.code.as_str(), change);
+            latest.insert(change.link.key(), change);
         }
         let events: Vec<Event> = pending
             .iter()
             .filter(|c| needs_eviction(c))
             .map(|c| Event::LinkChanged {
-                code: c.link.code.to_string(),
+                key: c.link.key(),
                 updated_at: c.link.updated_at,
             })
             .collect();
@@ -377,7 +378,7 @@ impl Relay {
     async fn write_through(
         &self,
         redis: &RedisCluster,
-        latest: &HashMap<&str, &PendingChange>,
+        latest: &HashMap<String, &PendingChange>,
     ) -> Result<i64, RedisError> {
         let wanted = self.wait_replicas;
         let wait_ms = u64::try_from(self.wait_timeout.as_millis()).unwrap_or(u64::MAX);

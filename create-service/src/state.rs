@@ -7,10 +7,11 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use common::auth::{Authenticator, Principal};
 use common::config::Settings;
+use common::db::domains::DomainRecord;
 use common::deps::Deps;
 use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
-use common::links::UrlPolicy;
+use common::links::{DomainName, UrlPolicy};
 use common::ratelimit::{Decision, Quota, RateLimiter};
 
 use crate::error::ApiError;
@@ -54,6 +55,11 @@ pub struct CreateState {
     pub url_policy: UrlPolicy,
     /// `public_base_url` without a trailing slash.
     pub base_url: String,
+    /// The default domain's name as links show it: `public_base_url`'s host.
+    pub default_domain: String,
+    /// Every host of the default domain (see `Settings::default_hosts`): naming any
+    /// of them names the default domain.
+    pub default_hosts: Vec<String>,
     /// Where single creates without an idempotency key are written (none: each is
     /// its own INSERT).
     pub group_commit: Option<GroupCommit>,
@@ -121,6 +127,13 @@ impl CreateState {
             relay: Relay::new(deps),
             url_policy,
             base_url: settings.http.base_url().to_string(),
+            default_domain: settings
+                .http
+                .public_base_url
+                .host_str()
+                .unwrap_or("localhost")
+                .to_ascii_lowercase(),
+            default_hosts: settings.default_hosts(),
             generator,
             lease,
             settings,
@@ -254,8 +267,17 @@ impl CreateState {
         self.lease.release(self.generator.last_issued_ms()).await;
     }
 
-    pub fn short_url(&self, code: &str) -> String {
-        format!("{}/{code}", self.base_url)
+    /// The short URL of `code` on `site` (`None`: the default domain).
+    pub fn short_url(&self, site: Option<&DomainRecord>, code: &str) -> String {
+        match site {
+            None => format!("{}/{code}", self.base_url),
+            Some(site) => site.settings.short_url(site.name.as_str(), code),
+        }
+    }
+
+    /// Whether `name` is one of the default domain's hosts.
+    pub fn is_default_domain(&self, name: &DomainName) -> bool {
+        self.default_hosts.iter().any(|host| host == name.as_str())
     }
 }
 

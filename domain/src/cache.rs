@@ -144,9 +144,11 @@ pub fn decode(value: &str) -> Option<Option<LinkEntry>> {
 mod tests {
     use super::*;
     use crate::link::{LinkCode, TenantId};
+    use crate::links::DomainName;
 
     fn record() -> LinkRecord {
         LinkRecord {
+            domain: None,
             code: LinkCode::parse("promo").expect("valid"),
             id: 42,
             tenant_id: TenantId::named("acme").expect("valid"),
@@ -194,6 +196,24 @@ mod tests {
             let a = link_key(a_domain.as_deref(), &a_code, &mut a_buf).expect("fits");
             let b = link_key(b_domain.as_deref(), &b_code, &mut b_buf).expect("fits");
             proptest::prop_assert_eq!(a == b, a_domain == b_domain && a_code == b_code);
+        }
+
+        /// The key a link is stored under (create-service) is the key a redirect
+        /// builds from the request (lookup), so every tier finds what was written.
+        #[test]
+        fn stored_and_followed_keys_agree(
+            domain in proptest::option::of("[a-z0-9-]{1,20}(\\.[a-z0-9-]{1,20}){1,3}"),
+            code in "[A-Za-z0-9_-]{3,64}",
+        ) {
+            let name = domain.as_deref().map(DomainName::parse).transpose();
+            // Only names a tenant could hold (labels may not start or end with `-`).
+            proptest::prop_assume!(name.is_ok());
+            let name = name.unwrap_or_default();
+            let code = LinkCode::parse(&code).expect("a code");
+            let mut buf = [0u8; MAX_KEY];
+            let followed = link_key(name.as_ref().map(DomainName::as_str), code.as_str(), &mut buf)
+                .expect("fits");
+            proptest::prop_assert_eq!(LinkRecord::key_of(name.as_ref(), &code), followed);
         }
     }
 

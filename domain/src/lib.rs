@@ -5,6 +5,7 @@
 //! - [`ids`]: Snowflake ids (layout, generator, worker ids) and the public code codec.
 //! - [`links`]: destination URLs, aliases, host entries and the blocklist matcher.
 //! - [`link`]: a link as stored and its state at an instant.
+//! - [`site`]: what a branded domain does besides serving its links.
 //! - [`cache`]: the cache entry lookups answer from, and its encoding in Redis.
 //! - [`clicks`]: clicks on the wire: the batch lookup sends, the normalised
 //!   dimensions, what a user agent is filed as.
@@ -50,3 +51,4 @@ pub mod clicks;
 pub mod ids;
 pub mod link;
 pub mod links;
+pub mod site;

@@ -6,11 +6,14 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use crate::ids::{Code, looks_like_generated_code};
+use crate::links::DomainName;
 use crate::links::alias::{self, Alias};
 
 /// A link as stored. Built only from validated input (create-service) or from a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRecord {
+    /// The branded domain the link is served on; `None` for the default domain.
+    pub domain: Option<DomainName>,
     pub code: LinkCode,
     pub id: i64,
     pub tenant_id: TenantId,
@@ -37,6 +40,20 @@ pub enum LinkState {
 }
 
 impl LinkRecord {
+    /// The key the link is stored, cached, invalidated and counted under (see
+    /// [`crate::cache::link_key`]).
+    pub fn key(&self) -> String {
+        LinkRecord::key_of(self.domain.as_ref(), &self.code)
+    }
+
+    /// The key of the link `code` on `domain` (`None`: the default domain).
+    pub fn key_of(domain: Option<&DomainName>, code: &LinkCode) -> String {
+        match domain {
+            None => code.to_string(),
+            Some(domain) => format!("{domain}/{code}"),
+        }
+    }
+
     pub fn state_at(&self, now_ms: i64) -> LinkState {
         if self.deleted_at.is_some() {
             LinkState::Deleted

@@ -5,6 +5,9 @@
 //! - The host picks the domain the code is looked up on: the default domain (its own
 //!   hosts, or an IP address), or a branded domain a tenant holds; any other host
 //!   answers 404 without a lookup.
+//! - A branded domain may send its root, its unknown codes and its dead links (410)
+//!   to URLs its owner set (302, not cached), and may be HTTPS only: plain http is
+//!   sent to https (308) and every answer carries HSTS.
 //! - 302 by default, or the link's own 301/302/307/308.
 //! - `Location` comes only from the stored URL re-parsed as http(s), never from the
 //!   request.
@@ -17,7 +20,10 @@
 //!   is blocked (`links.blocked_hosts` or `shortener hosts block`), checked on every
 //!   redirect: a cached link is blocked the moment its host is.
 
-use actix_web::http::header::{CACHE_CONTROL, HeaderName, LOCATION, REFERER, USER_AGENT};
+use actix_web::http::header::{
+    CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER, STRICT_TRANSPORT_SECURITY,
+    USER_AGENT,
+};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use common::cache::{MAX_KEY, link_key};
@@ -29,7 +35,7 @@ use common::time::now_ms;
 
 use crate::clicks::ClickRecorder;
 use crate::error::{FollowError, NO_STORE};
-use crate::resolve::{LookupState, Segment};
+use crate::resolve::{LookupState, Segment, Site};
 use crate::tiers::Age;
 
 /// The answer to a code nobody has: 404, or 429 for an address that collects too
@@ -63,11 +69,12 @@ pub async fn follow(req: HttpRequest, state: web::Data<LookupState>) -> HttpResp
 
 async fn answer(req: &HttpRequest, state: &LookupState) -> Result<HttpResponse, FollowError> {
     // The path as sent (percent-escapes intact): a canonical code needs none, so an
-    // escaped one is not a code and answers 404 below without a lookup.
+    // escaped one is not a code and answers 404 below without a lookup. The empty
+    // segment is the root, which only a branded domain may send somewhere.
     let Some(code) = req
         .path()
         .strip_prefix('/')
-        .filter(|code| !code.is_empty() && !code.contains('/'))
+        .filter(|code| !code.contains('/'))
     else {
         return Err(FollowError::NoSuchPath);
     };
@@ -75,7 +82,93 @@ async fn answer(req: &HttpRequest, state: &LookupState) -> Result<HttpResponse, 
         return Err(FollowError::MethodNotAllowed);
     }
     let mut host = [0u8; MAX_LEN];
-    let site = state.site(req, &mut host)?;
+    match state.site(req, &mut host)? {
+        None if code.is_empty() => Err(FollowError::NoSuchPath),
+        None => follow_code(req, state, None, code).await,
+        Some(site) => Ok(on_site(req, state, &site, code).await),
+    }
+}
+
+/// HSTS for an HTTPS-only domain: a year, as browsers' preload rules ask.
+const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
+/// A request on a branded domain: its settings decide what the root, plain http, an
+/// unknown code and a dead link answer.
+async fn on_site(
+    req: &HttpRequest,
+    state: &LookupState,
+    site: &Site<'_>,
+    code: &str,
+) -> HttpResponse {
+    let settings = &site.settings;
+    // Whether the client reached the edge over TLS, as the proxy in front says. A
+    // client that lies about it only sends itself to https, or gets an HSTS header
+    // over plain http, which browsers ignore.
+    let https = req.connection_info().scheme() == "https";
+    if settings.https_only && !https {
+        let target = format!(
+            "https://{}{}",
+            site.name,
+            req.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        return match HeaderValue::from_str(&target) {
+            Ok(location) => HttpResponse::PermanentRedirect()
+                .insert_header((LOCATION, location))
+                .finish(),
+            Err(_) => FollowError::NoSuchPath.error_response(),
+        };
+    }
+    let answer = if code.is_empty() {
+        settings
+            .root_url
+            .as_deref()
+            .and_then(elsewhere)
+            .ok_or(FollowError::NoSuchPath)
+    } else {
+        match follow_code(req, state, Some(site.name), code).await {
+            Err(FollowError::UnknownCode) if settings.not_found_url.is_some() => {
+                elsewhere_or(settings.not_found_url.as_deref(), FollowError::UnknownCode)
+            }
+            Err(e @ (FollowError::Gone(_) | FollowError::VisitLimitReached))
+                if settings.gone_url.is_some() =>
+            {
+                elsewhere_or(settings.gone_url.as_deref(), e)
+            }
+            other => other,
+        }
+    };
+    let mut response = answer.unwrap_or_else(|error| error.error_response());
+    if settings.https_only {
+        response
+            .headers_mut()
+            .insert(STRICT_TRANSPORT_SECURITY, HSTS);
+    }
+    response
+}
+
+/// A 302 to a URL a domain's owner set (checked as a link destination when it was
+/// set), not cached: the owner may change it.
+fn elsewhere(url: &str) -> Option<HttpResponse> {
+    let location = HeaderValue::from_str(url).ok()?;
+    Some(
+        HttpResponse::Found()
+            .insert_header((LOCATION, location))
+            .insert_header((CACHE_CONTROL, NO_STORE))
+            .finish(),
+    )
+}
+
+fn elsewhere_or(url: Option<&str>, error: FollowError) -> Result<HttpResponse, FollowError> {
+    url.and_then(elsewhere).ok_or(error)
+}
+
+/// Follows `code` on `site` (`None`: the default domain).
+async fn follow_code(
+    req: &HttpRequest,
+    state: &LookupState,
+    site: Option<&str>,
+    code: &str,
+) -> Result<HttpResponse, FollowError> {
     let age = match state.classify(code) {
         Segment::Impossible => return Err(unknown_code(req, state).await),
         Segment::Generated(age) => age,

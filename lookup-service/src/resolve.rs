@@ -15,8 +15,9 @@ use common::domains::Domains;
 use common::events::Subscription;
 use common::ids::{CodeCodec, looks_like_generated_code};
 use common::links::domain_name::MAX_LEN;
-use common::links::{Alias, Blocklist, HostEntry, RequestHost, request_host};
+use common::links::{Alias, Blocklist, RequestHost, request_host};
 use common::ratelimit::RateLimiter;
+use common::site::SiteSettings;
 
 use crate::clicks::ClickRecorder;
 use crate::error::FollowError;
@@ -60,6 +61,14 @@ impl std::fmt::Debug for LookupState {
             .field("tiers", &self.tiers)
             .finish()
     }
+}
+
+/// A branded domain a request is for.
+#[derive(Debug, Clone)]
+pub struct Site<'a> {
+    /// In the spelling domains are held in.
+    pub name: &'a str,
+    pub settings: Arc<SiteSettings>,
 }
 
 /// The shapes a path segment can have.
@@ -112,16 +121,11 @@ impl LookupState {
             visit_limiter: VisitLimiter::new(deps.db.clone(), settings.replica_timeout),
             blocklist: deps.blocklist.clone(),
             domains: deps.domains.clone(),
-            // In the spelling `request_host` reads a request's host in (a configured
-            // `WWW.Sho.rt.` still matches `www.sho.rt`).
-            default_hosts: deps
-                .settings
-                .own_hosts()
-                .iter()
-                .map(String::as_str)
-                .chain(["localhost"])
-                .filter_map(|host| HostEntry::parse(host).ok().map(HostEntry::into_string))
-                .collect(),
+            default_hosts: {
+                let mut hosts = deps.settings.default_hosts();
+                hosts.push("localhost".to_string());
+                hosts
+            },
             forwarded_host: deps.settings.http.forwarded_host_header.clone(),
             deps: deps.clone(),
             codec,
@@ -135,13 +139,14 @@ impl LookupState {
 
     /// The domain a request is for: `None` for the default domain (its own hosts, and
     /// any IP address: a request to an address names no domain), a branded domain a
-    /// tenant holds, or [`FollowError::UnknownHost`], decided without storage. The
-    /// name is read into `buf` when it must be lowered, never into an allocation.
+    /// tenant holds with its settings, or [`FollowError::UnknownHost`], decided
+    /// without storage. The name is read into `buf` when it must be lowered, never
+    /// into an allocation.
     pub fn site<'a>(
         &self,
         req: &'a HttpRequest,
         buf: &'a mut [u8; MAX_LEN],
-    ) -> Result<Option<&'a str>, FollowError> {
+    ) -> Result<Option<Site<'a>>, FollowError> {
         let header = self.forwarded_host.as_ref().unwrap_or(&HOST);
         let value = match req.headers().get(header) {
             Some(value) => value.to_str().map_err(|_| FollowError::UnknownHost)?,
@@ -154,8 +159,11 @@ impl LookupState {
         match request_host(value, buf) {
             RequestHost::Address => Ok(None),
             RequestHost::Name(name) if self.default_hosts.iter().any(|h| h == name) => Ok(None),
-            RequestHost::Name(name) if self.domains.contains(name) => Ok(Some(name)),
-            RequestHost::Name(_) | RequestHost::Invalid => Err(FollowError::UnknownHost),
+            RequestHost::Name(name) => match self.domains.settings(name) {
+                Some(settings) => Ok(Some(Site { name, settings })),
+                None => Err(FollowError::UnknownHost),
+            },
+            RequestHost::Invalid => Err(FollowError::UnknownHost),
         }
     }
 

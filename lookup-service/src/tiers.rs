@@ -470,8 +470,8 @@ impl common::events::Listener for Evictor {
     fn event(&self, event: Event) -> BoxFuture<'static, ()> {
         let tiers = self.0.clone();
         Box::pin(async move {
-            if let Event::LinkChanged { code, updated_at } = event {
-                tiers.invalidate(&code, updated_at).await;
+            if let Event::LinkChanged { key, updated_at } = event {
+                tiers.invalidate(&key, updated_at).await;
             }
         })
     }

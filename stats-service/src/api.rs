@@ -9,7 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use common::auth::Authenticator;
 use common::clicks::{DAY_MS, HOUR_MS};
-use common::link::{LinkCode, TenantId};
+use common::link::{LinkCode, LinkRecord, TenantId};
+use common::links::DomainName;
 use std::time::Duration;
 
 use common::db::replicas::Replicas;
@@ -38,6 +39,8 @@ pub struct StatsState {
     /// `links.anonymous_stats`: a request without a key reads anonymous links.
     pub anonymous_stats: bool,
     pub reads: Reads,
+    /// The default domain's hosts (see `Settings::default_hosts`).
+    pub default_hosts: Vec<String>,
 }
 
 /// Stats reads by the pool that answered, each series resolved once.
@@ -149,6 +152,9 @@ pub struct StatsQuery {
     /// Width of each point of the series (default `day`).
     #[param(value_type = Option<Granularity>, inline)]
     pub granularity: Option<String>,
+    /// The link's domain; absent: the default domain.
+    #[param(example = "go.acme.com")]
+    pub domain: Option<String>,
 }
 
 /// The widths a series can be counted in.
@@ -235,8 +241,16 @@ pub async fn link_stats(
         None if state.anonymous_stats => TenantId::anonymous(),
         None => return Err(StatsError::Unauthorized),
     };
-    // Text no link could have reaches no database.
+    // Text no link or domain could have reaches no database.
     let code = LinkCode::parse(&code).ok_or(StatsError::NotFound)?;
+    let domain = match &query.domain {
+        Some(text) => Some(DomainName::parse(text).map_err(|_| StatsError::NotFound)?)
+            .filter(|name| !state.default_hosts.iter().any(|h| h == name.as_str())),
+        None => None,
+    };
+    // The key clicks are counted under; a domain the caller does not hold has no
+    // link of the caller's, so it answers 404 below like any other.
+    let key = LinkRecord::key_of(domain.as_ref(), &code);
     let granularity = query.granularity.as_deref().unwrap_or("day");
     let step = match granularity {
         "hour" => HOUR_MS,
@@ -270,7 +284,7 @@ pub async fn link_stats(
         hours,
         dims,
         unique_visitors,
-    } = read(&state, code.as_str(), from, to, day_from).await?;
+    } = read(&state, &key, from, to, day_from).await?;
     match link {
         Some(link) if link.tenant_id == tenant && link.deleted_at.is_none() => {}
         _ => return Err(StatsError::NotFound),

@@ -58,6 +58,7 @@ impl StatsService {
             auth: common::auth::Authenticator::new(deps.db.clone()),
             anonymous_stats: deps.settings.links.anonymous_stats,
             reads: crate::api::Reads::new(&deps.metrics),
+            default_hosts: deps.settings.default_hosts(),
         });
         StatsService { state, appliers }
     }

@@ -43,7 +43,7 @@ mod tests {
             .filter(|p| p["in"] == "query")
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(query, ["from", "to", "granularity"]);
+        assert_eq!(query, ["from", "to", "granularity", "domain"]);
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
     }
 }

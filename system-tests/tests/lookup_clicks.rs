@@ -111,6 +111,7 @@ async fn seed(url: &str) -> (Database, Arc<Vec<String>>) {
         let id = SnowflakeId::from_u64(raw).unwrap();
         let code = codec.encode(id).as_str().to_string();
         let record = LinkRecord {
+            domain: None,
             code: common::link::LinkCode::from(codec.encode(id)),
             id: raw as i64,
             tenant_id: common::link::TenantId::named("t").expect("valid"),

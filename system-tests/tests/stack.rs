@@ -191,6 +191,62 @@ async fn stack_routes_guards_and_rolls_without_errors() {
     let stats_metrics = metrics(&http, stack.url("PORT_STATS", "/metrics")).await;
     assert!(served(&stats_metrics, "/api/v1/links/{code}/stats", "GET", 200) >= 1);
 
+    // Two tenants, each with its own domain and the same alias: nginx passes the host
+    // through, and each host follows to its own target.
+    let other_key = stack
+        .stack(&["keys", "create", "--tenant", "stack-other"])
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    for (key, domain) in [(&key, "go.acme.test"), (&other_key, "links.globex.test")] {
+        let added = http
+            .post(stack.edge("/api/v1/domains"))
+            .bearer_auth(key)
+            .json(&json!({ "name": domain, "scheme": "http" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(added.status(), StatusCode::CREATED);
+        let link = http
+            .post(stack.edge("/api/v1/links"))
+            .bearer_auth(key)
+            .json(&json!({ "url": format!("https://{domain}.example/spring"),
+                           "alias": "spring", "domain": domain }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(link.status(), StatusCode::CREATED);
+        let link: Value = link.json().await.unwrap();
+        assert_eq!(link["short_url"], format!("http://{domain}/spring"));
+    }
+    for domain in ["go.acme.test", "links.globex.test"] {
+        // Both lookup instances hear of the domains; any of them may answer.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut followed = 0;
+        while followed < 4 {
+            let answer = http
+                .get(stack.edge("/spring"))
+                .header("host", domain.to_uppercase())
+                .send()
+                .await
+                .unwrap();
+            if answer.status() == StatusCode::FOUND {
+                assert_eq!(
+                    answer.headers()["location"],
+                    format!("https://{domain}.example/spring").as_str()
+                );
+                followed += 1;
+            } else {
+                assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{domain}");
+                assert!(Instant::now() < deadline, "{domain} never served");
+                followed = 0;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     // The edge: oversized requests refused as problem+json, bursts limited, no 5xx.
     let long_uri = stack.edge(&format!("/{}", "a".repeat(20 * 1024)));
     let answer = http.get(long_uri).send().await.unwrap();

@@ -219,14 +219,27 @@ impl Bed {
 
     /// [`Bed::fresh_database`] that reports failure instead of panicking.
     pub async fn try_fresh_database(&self) -> Result<TestDb> {
+        self.database_from(&self.template_db).await
+    }
+
+    /// A new database without any table, for tests of the migrations themselves;
+    /// dropped like [`Bed::fresh_database`]'s.
+    ///
+    /// # Panics
+    /// When the database cannot be created.
+    pub async fn empty_database(&self) -> TestDb {
+        match self.database_from("template0").await {
+            Ok(db) => db,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+
+    async fn database_from(&self, template: &str) -> Result<TestDb> {
         let name = format!("t_{}", unique_token());
         self.pg
             .execute_on_primary(
                 "postgres",
-                &format!(
-                    r#"CREATE DATABASE "{name}" TEMPLATE "{}""#,
-                    self.template_db
-                ),
+                &format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
             )
             .await?;
         let db = TestDb {

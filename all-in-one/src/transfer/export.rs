@@ -59,8 +59,14 @@ fn instant(ms: i64) -> String {
 /// from this deployment's id and code key, and the importing side gives the link a
 /// code of its own (an alias in that shape would be refused anyway).
 fn out_row(link: ExportedLink) -> OutRow {
-    let alias = (!looks_like_generated_code(&link.code)).then_some(link.code);
+    let code = match link.domain.is_empty() {
+        true => link.key.as_str(),
+        // The key of a link on a branded domain is `domain/code`.
+        false => link.key.rsplit_once('/').map_or("", |(_, code)| code),
+    };
+    let alias = (!looks_like_generated_code(code)).then(|| code.to_string());
     OutRow {
+        domain: (!link.domain.is_empty()).then_some(link.domain),
         url: link.url,
         alias,
         created_at: instant(link.created_at),

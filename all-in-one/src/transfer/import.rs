@@ -8,14 +8,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::config::Settings;
+use common::db::domains::{self, DomainRecord};
 use common::db::links::{self, LinkRecord, TenantId};
 use common::db::transfer::{self, LedgerEntry};
 use common::db::{Engine, StoreError};
-use common::links::UrlPolicy;
+use common::links::{DomainName, UrlPolicy};
 use common::time::now_ms;
 use create_service::CreateState;
 use create_service::model::{CreateLinkRequest, ValidLink};
@@ -128,6 +130,28 @@ impl fmt::Display for ImportSummary {
     }
 }
 
+/// The domains rows may name: the default domain's hosts and the tenant's own
+/// branded domains, read once when the import starts.
+#[derive(Debug, Default)]
+struct Domains {
+    default_hosts: Vec<String>,
+    held: HashMap<DomainName, DomainRecord>,
+}
+
+impl Domains {
+    /// The branded domain a row's `domain` names: `None` for the default domain.
+    fn resolve(&self, name: Option<&DomainName>) -> Result<Option<&DomainRecord>, String> {
+        let Some(name) = name.filter(|n| !self.default_hosts.iter().any(|h| h == n.as_str()))
+        else {
+            return Ok(None);
+        };
+        self.held
+            .get(name)
+            .map(Some)
+            .ok_or_else(|| format!("domain: `{name}` is not one of this tenant's domains"))
+    }
+}
+
 /// A row that passed validation, with its ledger key.
 struct Candidate {
     line: u64,
@@ -178,11 +202,22 @@ pub async fn import_links(
     // written with it (by trigger) and a running server's relay publishes it, so an
     // alias someone asked for before the import loses its "not found" entry at once.
     let state = CreateState::build(&deps).await?;
+    let domains = Arc::new(Domains {
+        default_hosts: state.default_hosts.clone(),
+        held: domains::list_for_tenant(deps.db.primary(), &tenant)
+            .await?
+            .into_iter()
+            .map(|site| (site.name.clone(), site))
+            .collect(),
+    });
 
     let batch = options.batch.max(1);
     let (tx, mut rx) = mpsc::channel::<anyhow::Result<Chunk>>(2);
     let policy = state.url_policy.clone();
-    let reading = tokio::task::spawn_blocking(move || read_rows(reader, batch, &policy, &tx));
+    let reading = tokio::task::spawn_blocking({
+        let domains = domains.clone();
+        move || read_rows(reader, batch, &policy, &domains, &tx)
+    });
 
     let bar = progress_bar(total_bytes, options.progress, true);
     let mut summary = ImportSummary {
@@ -199,7 +234,7 @@ pub async fn import_links(
     let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     // `buffered` hands results back in file order, so bad rows are reported in order.
     let mut done = chunks
-        .map(|chunk| write_chunk(&state, &tenant, options, chunk))
+        .map(|chunk| write_chunk(&state, &tenant, &domains, options, chunk))
         .buffered(in_flight);
     let mut outcome = Ok(());
     while let Some(result) = done.next().await {
@@ -240,6 +275,7 @@ fn read_rows(
     mut reader: RowReader<std::fs::File>,
     batch: usize,
     policy: &UrlPolicy,
+    domains: &Domains,
     tx: &mpsc::Sender<anyhow::Result<Chunk>>,
 ) {
     let mut keys = Keys::default();
@@ -258,7 +294,7 @@ fn read_rows(
             Read::Bad { line, reason } => chunk.bad.push(BadRow { line, reason }),
             Read::Row(row) => {
                 let line = row.line;
-                match validate(row, policy, now_ms()).and_then(|c| keys.assign(c)) {
+                match validate(row, policy, domains, now_ms()).and_then(|c| keys.assign(c)) {
                     Ok(candidate) => chunk.rows.push(candidate),
                     Err(reason) => chunk.bad.push(BadRow { line, reason }),
                 }
@@ -292,7 +328,12 @@ fn parse_instant(field: &str, text: Option<&str>, errors: &mut Vec<String>) -> O
 /// Applies the API's rules to a row. Two differences, both for links that already
 /// lived elsewhere: `expires_at` may be in the past (the link is imported expired and
 /// answers 410, keeping its code taken, as at the source), and `created_at` is kept.
-fn validate(row: SourceRow, policy: &UrlPolicy, now: i64) -> Result<Candidate, String> {
+fn validate(
+    row: SourceRow,
+    policy: &UrlPolicy,
+    domains: &Domains,
+    now: i64,
+) -> Result<Candidate, String> {
     let mut errors = Vec::new();
     let created_at = parse_instant("created_at", row.created_at.as_deref(), &mut errors);
     let expires_at = parse_instant("expires_at", row.expires_at.as_deref(), &mut errors);
@@ -314,9 +355,20 @@ fn validate(row: SourceRow, policy: &UrlPolicy, now: i64) -> Result<Candidate, S
         max_visits: None,
         redirect_status: None,
         tags: row.tags,
+        domain: row.domain,
     };
     let link = match request.validate(policy, now) {
-        Ok(link) => Some(link),
+        Ok(mut link) => match domains.resolve(link.domain.as_ref()) {
+            Ok(site) => {
+                // Held as the branded domain it is, or not at all (the default).
+                link.domain = site.map(|s| s.name.clone());
+                Some(link)
+            }
+            Err(reason) => {
+                errors.push(reason);
+                None
+            }
+        },
         Err(fields) => {
             let problem = fields.into_problem();
             errors.insert(0, problem.detail.unwrap_or(problem.title));
@@ -375,8 +427,15 @@ fn head128(digest: &[u8; 32]) -> u128 {
 
 impl Keys {
     fn assign(&mut self, mut candidate: Candidate) -> Result<Candidate, String> {
+        // A row on a branded domain keys under it too; rows on the default domain
+        // keep the keys imports gave them before links had domains.
+        let domain = candidate.link.domain.as_ref().map(|d| d.as_str());
         if let Some(alias) = &candidate.link.alias {
-            let id = head128(&digest(&[b"alias", alias.as_str().as_bytes()]));
+            let on = match domain {
+                Some(domain) => format!("{domain}/{alias}"),
+                None => alias.to_string(),
+            };
+            let id = head128(&digest(&[b"alias", on.as_bytes()]));
             if let Some(first) = self.aliases.get(&id) {
                 return Err(format!(
                     "alias {:?} already appears on line {first}",
@@ -384,7 +443,7 @@ impl Keys {
                 ));
             }
             self.aliases.insert(id, candidate.line);
-            candidate.key = format!("alias:{alias}");
+            candidate.key = format!("alias:{on}");
             return Ok(candidate);
         }
         let created = candidate
@@ -392,11 +451,16 @@ impl Keys {
             .map(|at| at.to_string())
             .unwrap_or_default();
         let url = candidate.link.url.as_str().as_bytes();
-        let identity = head128(&digest(&[b"row", url, created.as_bytes()]));
+        let mut parts: Vec<&[u8]> = vec![b"row", url, created.as_bytes()];
+        if let Some(domain) = domain {
+            parts.push(domain.as_bytes());
+        }
+        let identity = head128(&digest(&parts));
         let seen = self.occurrences.entry(identity).or_default();
-        let occurrence = *seen;
+        let occurrence = seen.to_le_bytes();
         *seen += 1;
-        let key = digest(&[b"row", url, created.as_bytes(), &occurrence.to_le_bytes()]);
+        parts.insert(3, &occurrence);
+        let key = digest(&parts);
         candidate.key = format!("row:{}", hex::encode(&key[..16]));
         Ok(candidate)
     }
@@ -413,6 +477,7 @@ struct Done {
 async fn write_chunk(
     state: &CreateState,
     tenant: &TenantId,
+    domains: &Domains,
     options: &ImportOptions,
     chunk: anyhow::Result<Chunk>,
 ) -> anyhow::Result<Done> {
@@ -427,7 +492,7 @@ async fn write_chunk(
         return Ok(done);
     };
     let lines = format!("{}–{}", first.line, last.line);
-    let written = write_batch(state, tenant, chunk.rows, options.dry_run)
+    let written = write_batch(state, tenant, domains, chunk.rows, options.dry_run)
         .await
         .map_err(|e| {
             e.context(format!(
@@ -454,15 +519,18 @@ struct Written {
 async fn write_batch(
     state: &CreateState,
     tenant: &TenantId,
+    domains: &Domains,
     rows: Vec<Candidate>,
     dry_run: bool,
 ) -> anyhow::Result<Written> {
     let mut records = Vec::with_capacity(rows.len());
     let mut meta = Vec::with_capacity(rows.len());
     for row in rows {
-        let record = create_service::http::record_for(state, tenant, row.link, row.created_at)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot issue ids: {e}"))?;
+        let site = row.link.domain.as_ref().and_then(|d| domains.held.get(d));
+        let record =
+            create_service::http::record_for(state, tenant, row.link, site, row.created_at)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot issue ids: {e}"))?;
         meta.push((row.line, row.key, row.clicks));
         records.push(record);
     }
@@ -492,7 +560,7 @@ async fn write_records(
         .zip(meta)
         .map(|(record, (_, key, _))| LedgerEntry {
             import_key: key.clone(),
-            code: record.code.to_string(),
+            code: record.key(),
         })
         .collect();
     let mut tx = state.deps.db.begin_write().await?;
@@ -514,7 +582,7 @@ async fn write_records(
         if ok {
             written.imported += 1;
             if *n > 0 {
-                clicks.push((record.code.to_string(), *n));
+                clicks.push((record.key(), *n));
             }
         } else {
             written.taken.push(BadRow {
@@ -559,14 +627,16 @@ mod tests {
         let mut past = row(2, "https://example.com/");
         past.expires_at = Some("2020-01-01T00:00:00Z".into());
         past.created_at = Some("2019-01-01T00:00:00+01:00".into());
-        let ok = validate(past, &policy, now).unwrap();
+        let ok = validate(past, &policy, &Domains::default(), now).unwrap();
         assert_eq!(ok.link.expires_at, Some(1_577_836_800_000));
         assert_eq!(ok.created_at, Some(1_546_297_200_000));
 
         let mut bad = row(3, "javascript:alert(1)");
         bad.alias = Some("a".into());
         bad.expires_at = Some("tomorrow".into());
-        let reason = validate(bad, &policy, now).err().unwrap();
+        let reason = validate(bad, &policy, &Domains::default(), now)
+            .err()
+            .unwrap();
         assert!(
             reason.starts_with("url: url scheme \"javascript\""),
             "{reason}"
@@ -577,7 +647,9 @@ mod tests {
         let mut future = row(4, "https://example.com/");
         future.created_at = Some("2100-01-01T00:00:00Z".into());
         assert_eq!(
-            validate(future, &policy, now).err().unwrap(),
+            validate(future, &policy, &Domains::default(), now)
+                .err()
+                .unwrap(),
             "created_at: is in the future"
         );
     }
@@ -596,7 +668,7 @@ mod tests {
             ] {
                 let mut r = row(line, url);
                 r.alias = alias.map(str::to_string);
-                let candidate = validate(r, &policy, 0).unwrap();
+                let candidate = validate(r, &policy, &Domains::default(), 0).unwrap();
                 out.push(keys.assign(candidate).map(|c| c.key));
             }
             out

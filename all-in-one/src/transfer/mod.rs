@@ -3,8 +3,9 @@
 //!
 //! Both formats have the columns of [`COLUMNS`]: `url` (required on import), `alias`
 //! (the code; empty for a generated one), `created_at` and `expires_at` (RFC 3339),
-//! `tags` (a JSON array of strings; in CSV an empty cell means none) and `clicks`
-//! (all-time clicks). CSV files start with a header naming their columns, in any
+//! `tags` (a JSON array of strings; in CSV an empty cell means none), `clicks`
+//! (all-time clicks) and `domain` (one of the tenant's branded domains; empty for the
+//! default domain). CSV files start with a header naming their columns, in any
 //! order; JSON Lines files hold one object per line.
 //!
 //! - [`import`]: the import, batched, resumable and idempotent through a ledger.
@@ -21,7 +22,15 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The columns of a links file, in the order an export writes them.
-pub const COLUMNS: [&str; 6] = ["url", "alias", "created_at", "expires_at", "tags", "clicks"];
+pub const COLUMNS: [&str; 7] = [
+    "url",
+    "alias",
+    "created_at",
+    "expires_at",
+    "tags",
+    "clicks",
+    "domain",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -24,6 +24,7 @@ pub struct SourceRow {
     pub expires_at: Option<String>,
     pub tags: Option<Vec<String>>,
     pub clicks: Option<u64>,
+    pub domain: Option<String>,
 }
 
 /// What the next row of a file turned out to be.
@@ -191,10 +192,11 @@ fn csv_row(line: u64, columns: &[usize], record: &csv::ByteRecord) -> Read {
                     return bad(r#"tags: must be a JSON array of strings, e.g. ["a","b"]"#.into());
                 }
             },
-            _ => match text.parse::<u64>() {
+            5 => match text.parse::<u64>() {
                 Ok(n) => row.clicks = Some(n),
                 Err(_) => return bad(CLICKS_RULE.into()),
             },
+            _ => row.domain = Some(text.to_string()),
         }
     }
     Read::Row(row)
@@ -242,7 +244,8 @@ fn json_row(line: u64, text: &[u8]) -> Read {
             (1, Value::String(s)) => row.alias = Some(s),
             (2, Value::String(s)) => row.created_at = Some(s).filter(|s| !s.is_empty()),
             (3, Value::String(s)) => row.expires_at = Some(s).filter(|s| !s.is_empty()),
-            (1..=3, _) => return bad(format!("{name}: must be a string")),
+            (6, Value::String(s)) => row.domain = Some(s).filter(|s| !s.is_empty()),
+            (1..=3 | 6, _) => return bad(format!("{name}: must be a string")),
             (4, Value::Array(items)) => {
                 let tags: Option<Vec<String>> = items
                     .into_iter()
@@ -278,6 +281,10 @@ pub struct OutRow {
     pub expires_at: Option<String>,
     pub tags: Vec<String>,
     pub clicks: i64,
+    /// `None`: the default domain (left out of a JSON line, as files of links
+    /// without domains always were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// Writes rows in `format` to `out`: a CSV header first, then one row per link.
@@ -315,6 +322,7 @@ impl<W: Write> RowWriter<W> {
                     row.expires_at.as_deref().unwrap_or_default(),
                     tags.as_str(),
                     clicks.as_str(),
+                    row.domain.as_deref().unwrap_or_default(),
                 ])?;
             }
             RowWriter::Jsonl(out) => {
@@ -455,6 +463,7 @@ mod tests {
                 expires_at: Some("2027-01-01T00:00:00.000Z".into()),
                 tags: vec!["x".into(), "y, \"z\"".into()],
                 clicks: 42,
+                domain: Some("go.acme.com".into()),
             },
             OutRow {
                 url: "https://b.example/".into(),
@@ -463,6 +472,7 @@ mod tests {
                 expires_at: None,
                 tags: vec![],
                 clicks: 0,
+                domain: None,
             },
         ];
         for format in [Format::Csv, Format::Jsonl] {
@@ -482,6 +492,7 @@ mod tests {
                 assert_eq!(read.expires_at, row.expires_at);
                 assert_eq!(read.tags.clone().unwrap_or_default(), row.tags);
                 assert_eq!(read.clicks.unwrap_or_default(), row.clicks as u64);
+                assert_eq!(read.domain, row.domain);
             }
         }
     }

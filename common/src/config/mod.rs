@@ -779,6 +779,20 @@ impl Settings {
         hosts
     }
 
+    /// The hosts of the default domain in the spelling request hosts and domain names
+    /// are held in (lowercase, no trailing dot): `public_base_url`'s and
+    /// `links.own_hosts`. A configured `WWW.Sho.RT.` is `www.sho.rt`.
+    pub fn default_hosts(&self) -> Vec<String> {
+        self.own_hosts()
+            .iter()
+            .filter_map(|host| {
+                crate::links::HostEntry::parse(host)
+                    .ok()
+                    .map(crate::links::HostEntry::into_string)
+            })
+            .collect()
+    }
+
     /// The URL policy that every stored link must satisfy.
     pub fn url_policy(&self) -> crate::links::UrlPolicy {
         crate::links::UrlPolicy {

@@ -11,22 +11,37 @@ use crate::time::now_ms;
 macro_rules! columns {
     () => {
         "code, id, tenant_id, url, redirect_status, tags, max_visits, \
-         expires_at, created_at, updated_at, disabled_at, deleted_at"
+         expires_at, created_at, updated_at, disabled_at, deleted_at, domain"
     };
 }
 
-/// Most rows per multi-row INSERT: 10 parameters each stays far below both engines'
+/// Most rows per multi-row INSERT: 11 parameters each stays far below both engines'
 /// parameter limits (PostgreSQL 65535, SQLite 32766).
 pub const INSERT_CHUNK: usize = 512;
 
 pub use domain::link::{LinkCode, LinkRecord, LinkState, RedirectStatus, TenantId};
+use domain::links::DomainName;
 
 /// A link from a row of the link columns (in the order of `columns!`).
 pub(crate) fn record_from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
     let tags: String = row.try_get(5)?;
     let status: i64 = row.try_get(4)?;
+    let key: String = row.try_get(0)?;
+    let domain: String = row.try_get(12)?;
+    // The `code` column holds the link's key: `<domain>/<code>` on a branded domain.
+    let (domain, code) = if domain.is_empty() {
+        (None, key)
+    } else {
+        let code = key
+            .strip_prefix(domain.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .ok_or_else(|| StoreError::Corrupt(format!("link key {key} outside {domain}")))?
+            .to_string();
+        (Some(DomainName::from_stored(domain)), code)
+    };
     Ok(LinkRecord {
-        code: LinkCode::from_stored(row.try_get(0)?),
+        domain,
+        code: LinkCode::from_stored(code),
         id: row.try_get(1)?,
         tenant_id: TenantId::from_stored(row.try_get(2)?),
         url: row.try_get(3)?,
@@ -48,10 +63,10 @@ fn tags_json(link: &LinkRecord) -> String {
     serde_json::to_string(&link.tags).unwrap_or_else(|_| "[]".to_string())
 }
 
-/// Binds the ten inserted columns of `link`, in the order of every INSERT below.
+/// Binds the eleven inserted columns of `link`, in the order of every INSERT below.
 fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
     query
-        .bind(link.code.to_string())
+        .bind(link.key())
         .bind(link.id)
         .bind(link.tenant_id.to_string())
         .bind(link.url.clone())
@@ -61,9 +76,15 @@ fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
         .bind(link.expires_at)
         .bind(link.created_at)
         .bind(link.updated_at)
+        .bind(
+            link.domain
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        )
 }
 
-/// Inserts one link; `false` when its code is taken. A single plain INSERT (no
+/// Inserts one link; `false` when its key is taken. A single plain INSERT (no
 /// RETURNING, no explicit transaction when `conn` is a pool connection) is the cheapest
 /// durable write there is: one round trip, one commit.
 pub async fn insert_one<'c, E>(executor: E, link: &LinkRecord) -> Result<bool, StoreError>
@@ -72,7 +93,8 @@ where
 {
     let query = sqlx::query(
         "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
-         expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         expires_at, created_at, updated_at, domain) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     );
     let result = bind_insert(query, link).execute(executor).await;
     match result.map_err(StoreError::from) {
@@ -83,7 +105,7 @@ where
 }
 
 /// Inserts `links`; returns, in input order, whether each row was inserted (`false`
-/// means its code was already taken). Codes must be distinct: the caller settles
+/// means its key was already taken). Keys must be distinct: the caller settles
 /// duplicates within one request or batch. Takes a connection so a create can share a
 /// transaction with its idempotency record.
 pub async fn insert_many(
@@ -101,9 +123,9 @@ pub async fn insert_many(
         // PostgreSQL rejects; spell out `$n`, which both engines accept.
         let mut sql = String::from(
             "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
-             expires_at, created_at, updated_at) VALUES ",
+             expires_at, created_at, updated_at, domain) VALUES ",
         );
-        sql.push_str(&placeholders(rows, 10));
+        sql.push_str(&placeholders(rows, 11));
         // A taken code is an expected outcome (alias conflict), not an error that
         // should abort the rest of a bulk request.
         sql.push_str(" ON CONFLICT (code) DO NOTHING RETURNING code");
@@ -118,42 +140,97 @@ pub async fn insert_many(
             inserted.insert(code);
         }
     }
-    Ok(links
-        .iter()
-        .map(|l| inserted.contains(l.code.as_str()))
-        .collect())
+    Ok(links.iter().map(|l| inserted.contains(&l.key())).collect())
 }
 
-/// The link stored under `code`, whoever owns it.
-pub async fn get<'c, E>(executor: E, code: &str) -> Result<Option<LinkRecord>, StoreError>
+/// The link stored under `key` (see [`LinkRecord::key`]), whoever owns it.
+pub async fn get<'c, E>(executor: E, key: &str) -> Result<Option<LinkRecord>, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
     let sql = concat!("SELECT ", columns!(), " FROM links WHERE code = $1");
-    let row = sqlx::query(sql).bind(code).fetch_optional(executor).await?;
+    let row = sqlx::query(sql).bind(key).fetch_optional(executor).await?;
     row.as_ref().map(record_from_row).transpose()
+}
+
+/// Which of a tenant's domains a listing covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainFilter {
+    Every,
+    /// `None`: the default domain.
+    Only(Option<DomainName>),
 }
 
 /// One page of a tenant's live links, newest first, strictly older than `before_id`.
 pub async fn list_for_tenant(
     pool: &AnyPool,
     tenant_id: &TenantId,
+    domain: &DomainFilter,
     before_id: Option<i64>,
     limit: u32,
 ) -> Result<Vec<LinkRecord>, StoreError> {
-    let sql = concat!(
+    const EVERY: &str = concat!(
         "SELECT ",
         columns!(),
         " FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
          ORDER BY id DESC LIMIT $3"
     );
-    let rows = sqlx::query(sql)
-        .bind(tenant_id.as_str())
-        .bind(before_id.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?;
+    const ONE: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
+         AND domain = $4 ORDER BY id DESC LIMIT $3"
+    );
+    let query = |sql| {
+        sqlx::query(sql)
+            .bind(tenant_id.as_str())
+            .bind(before_id.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+    };
+    let rows = match domain {
+        DomainFilter::Every => query(EVERY).fetch_all(pool).await?,
+        DomainFilter::Only(name) => {
+            let name = name.as_ref().map(DomainName::to_string).unwrap_or_default();
+            query(ONE).bind(name).fetch_all(pool).await?
+        }
+    };
     rows.iter().map(record_from_row).collect()
+}
+
+/// Marks every live link of the tenant on `domain` deleted, in one statement (the
+/// outbox trigger records each, so every cache hears of each); returns how many.
+pub async fn delete_on_domain(
+    conn: &mut AnyConnection,
+    tenant_id: &TenantId,
+    domain: &DomainName,
+) -> Result<u64, StoreError> {
+    let now = now_ms();
+    let result = sqlx::query(
+        "UPDATE links SET deleted_at = $1, updated_at = $1 \
+         WHERE tenant_id = $2 AND domain = $3 AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(tenant_id.as_str())
+    .bind(domain.as_str())
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Whether the tenant has a live link on `domain`.
+pub async fn any_on_domain(
+    conn: &mut AnyConnection,
+    tenant_id: &TenantId,
+    domain: &DomainName,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "SELECT 1 FROM links WHERE tenant_id = $1 AND domain = $2 AND deleted_at IS NULL LIMIT 1",
+    )
+    .bind(tenant_id.as_str())
+    .bind(domain.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// Writes the mutable fields of `link` if the row still has `expected_updated_at`
@@ -176,7 +253,7 @@ pub async fn update(
     .bind(link.expires_at)
     .bind(link.disabled_at)
     .bind(link.updated_at)
-    .bind(link.code.to_string())
+    .bind(link.key())
     .bind(link.tenant_id.to_string())
     .bind(expected_updated_at)
     .execute(pool)
@@ -189,7 +266,7 @@ pub async fn update(
 pub async fn soft_delete(
     pool: &AnyPool,
     tenant_id: &TenantId,
-    code: &LinkCode,
+    key: &str,
 ) -> Result<Option<LinkRecord>, StoreError> {
     let now = now_ms();
     let sql = concat!(
@@ -199,7 +276,7 @@ pub async fn soft_delete(
     );
     let row = sqlx::query(sql)
         .bind(now)
-        .bind(code.as_str())
+        .bind(key)
         .bind(tenant_id.as_str())
         .fetch_optional(pool)
         .await?;

@@ -223,12 +223,22 @@ impl Database {
 
     /// Applies the migrations of this engine to the primary.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.engine {
+        self.migrator().run(&self.primary).await?;
+        Ok(())
+    }
+
+    /// Applies the migrations up to and including `version` alone: how a test of a
+    /// migration builds the schema it starts from.
+    pub async fn migrate_to(&self, version: i64) -> anyhow::Result<()> {
+        self.migrator().run_to(version, &self.primary).await?;
+        Ok(())
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.engine {
             Engine::Postgres => &POSTGRES_MIGRATIONS,
             Engine::Sqlite => &SQLITE_MIGRATIONS,
-        };
-        migrator.run(&self.primary).await?;
-        Ok(())
+        }
     }
 
     /// The one way a transaction that writes begins. On SQLite it takes the write

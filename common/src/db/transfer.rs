@@ -113,7 +113,10 @@ pub async fn ledger_count(pool: &AnyPool, tenant_id: &str) -> Result<i64, StoreE
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedLink {
     pub id: i64,
-    pub code: String,
+    /// The link's key: its code, or `domain/code` on a branded domain.
+    pub key: String,
+    /// Empty for the default domain.
+    pub domain: String,
     pub url: String,
     pub tags: Vec<String>,
     pub expires_at: Option<i64>,
@@ -136,7 +139,7 @@ pub async fn export_page(
     limit: i64,
 ) -> Result<Vec<ExportedLink>, StoreError> {
     let sql = format!(
-        "SELECT l.id, l.code, l.url, l.tags, l.expires_at, l.created_at FROM links l \
+        "SELECT l.id, l.code, l.url, l.tags, l.expires_at, l.created_at, l.domain FROM links l \
          WHERE {EXPORTED} AND l.id > $2 ORDER BY l.id LIMIT $3"
     );
     // A compile-time constant was spliced in, nothing else.
@@ -152,7 +155,8 @@ pub async fn export_page(
             let tags: String = row.try_get(3)?;
             Ok(ExportedLink {
                 id: row.try_get(0)?,
-                code: row.try_get(1)?,
+                key: row.try_get(1)?,
+                domain: row.try_get(6)?,
                 url: row.try_get(2)?,
                 tags: serde_json::from_str(&tags)
                     .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
@@ -165,10 +169,10 @@ pub async fn export_page(
     // The counters by code in a second statement rather than a join: with the
     // statistics of a table that was just bulk-loaded, PostgreSQL may plan the join
     // as a scan of every counter, once per page.
-    let codes: Vec<&str> = links.iter().map(|l| l.code.as_str()).collect();
-    let totals = click_totals(pool, &codes).await?;
+    let keys: Vec<&str> = links.iter().map(|l| l.key.as_str()).collect();
+    let totals = click_totals(pool, &keys).await?;
     for link in &mut links {
-        link.clicks = totals.get(&link.code).copied().unwrap_or(0);
+        link.clicks = totals.get(&link.key).copied().unwrap_or(0);
     }
     Ok(links)
 }

@@ -4,9 +4,13 @@
 //! statements inside one transaction. A bad item never sinks the others: it gets its
 //! own problem in the result list, in input order.
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use common::db::domains::DomainRecord;
 use common::db::{StoreError, links};
+use common::links::DomainName;
 use common::problem::Problem;
 use common::time::now_ms;
 use serde::de::MapAccess;
@@ -77,7 +81,7 @@ fn failed(index: usize, problem: &Problem) -> BulkItemResult {
         (status = 200, description = "One result per item, in input order", body = BulkResponse),
         super::openapi::CallerProblems,
         super::openapi::BodyProblems,
-        (status = 422, description = "More than 1000 items or an invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No items, more than 1000, or an invalid body", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("api_key" = []))
 )]
@@ -106,43 +110,65 @@ pub async fn create_bulk(
     let mut results: Vec<Option<BulkItemResult>> = Vec::with_capacity(items.len());
     let mut records = Vec::new();
     let mut positions = Vec::new();
+    // Each named domain is looked up once per request; `Err`: not the caller's.
+    let mut sites: HashMap<DomainName, Result<Option<DomainRecord>, ()>> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
-        match item.validate(&state.url_policy, now) {
-            Ok(valid) => {
-                // Two items of one request asking for the same alias: the first wins.
-                let dup = valid.alias.as_ref().is_some_and(|a| {
-                    records
-                        .iter()
-                        .any(|r: &links::LinkRecord| r.code == a.as_str())
-                });
-                if dup {
-                    results.push(Some(failed(
-                        index,
-                        &ApiError::AliasTaken(item.alias.clone().unwrap_or_default()).problem(),
-                    )));
-                    continue;
-                }
-                records.push(super::new_record(&state, &caller, valid).await?);
-                positions.push(index);
-                results.push(None);
+        let valid = match item.validate(&state.url_policy, now) {
+            Ok(valid) => valid,
+            Err(errors) => {
+                results.push(Some(failed(index, &errors.into_problem())));
+                continue;
             }
-            Err(errors) => results.push(Some(failed(index, &errors.into_problem()))),
+        };
+        let site = match &valid.domain {
+            None => None,
+            Some(name) => {
+                if !sites.contains_key(name) {
+                    let site =
+                        match super::caller_domain(&state, caller.tenant_id(), Some(name)).await {
+                            Err(ApiError::DomainNotFound) => Err(()),
+                            other => Ok(other?),
+                        };
+                    sites.insert(name.clone(), site);
+                }
+                match sites.get(name) {
+                    Some(Ok(site)) => site.clone(),
+                    _ => {
+                        results.push(Some(failed(index, &ApiError::DomainNotFound.problem())));
+                        continue;
+                    }
+                }
+            }
+        };
+        let record = super::new_record(&state, &caller, valid, site.as_ref()).await?;
+        // Two items of one request asking for the same alias on one domain: the first
+        // wins.
+        if records.iter().any(|(r, _): &(links::LinkRecord, _)| {
+            r.domain == record.domain && r.code == record.code
+        }) {
+            let problem = ApiError::AliasTaken(record.code.into_string()).problem();
+            results.push(Some(failed(index, &problem)));
+            continue;
         }
+        records.push((record, site));
+        positions.push(index);
+        results.push(None);
     }
 
+    let rows: Vec<links::LinkRecord> = records.iter().map(|(r, _)| r.clone()).collect();
     let mut tx = state.deps.db.begin_write().await?;
-    let inserted = links::insert_many(&mut tx, &records).await?;
+    let inserted = links::insert_many(&mut tx, &rows).await?;
     tx.commit().await.map_err(StoreError::from)?;
 
     state.relay.wake();
     let mut created = 0;
-    for ((record, index), ok) in records.iter().zip(positions).zip(inserted) {
+    for (((record, site), index), ok) in records.iter().zip(positions).zip(inserted) {
         let result = if ok {
             created += 1;
             BulkItemResult {
                 index,
                 status: 201,
-                link: Some(super::view(&state, record)),
+                link: Some(super::view(&state, record, site.as_ref())),
                 error: None,
             }
         } else {

@@ -45,6 +45,14 @@ fn replay(stored: &idempotency::StoredResponse) -> HttpResponse {
         .body(stored.body.clone())
 }
 
+/// Where the API serves a new link.
+fn location(record: &links::LinkRecord) -> String {
+    match &record.domain {
+        None => format!("/api/v1/links/{}", record.code),
+        Some(domain) => format!("/api/v1/links/{}?domain={domain}", record.code),
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/links",
@@ -55,7 +63,8 @@ fn replay(stored: &idempotency::StoredResponse) -> HttpResponse {
         (status = 201, description = "Created", body = LinkView),
         super::openapi::CallerProblems,
         super::openapi::BodyProblems,
-        (status = 409, description = "Alias taken", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such domain of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Alias taken on the domain", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid link", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("api_key" = []))
@@ -92,8 +101,9 @@ pub async fn create_link(
         .validate(&state.url_policy, now_ms())
         .map_err(|e| ApiError::Invalid(e.into_problem()))?;
     let is_alias = valid.alias.is_some();
-    let record = super::new_record(&state, &caller, valid).await?;
-    let view = super::view(&state, &record);
+    let site = super::caller_domain(&state, caller.tenant_id(), valid.domain.as_ref()).await?;
+    let record = super::new_record(&state, &caller, valid, site.as_ref()).await?;
+    let view = super::view(&state, &record, site.as_ref());
     let body = serde_json::to_string(&view)
         .map_err(|_| ApiError::Store(StoreError::Corrupt("view".into())))?;
 
@@ -153,7 +163,7 @@ pub async fn create_link(
     };
     state.metrics.created.get(kind).inc();
     Ok(HttpResponse::Created()
-        .insert_header((LOCATION, format!("/api/v1/links/{}", record.code)))
+        .insert_header((LOCATION, location(&record)))
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(body))
 }

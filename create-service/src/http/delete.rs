@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/links/{code}`: the code answers 410 from now on and is never reused.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use common::db::links::{self, LinkCode};
+use common::db::links;
 use common::problem::Problem;
 
 use crate::error::ApiError;
@@ -11,7 +11,7 @@ use crate::state::CreateState;
     delete,
     path = "/api/v1/links/{code}",
     tag = "links",
-    params(("code" = String, Path, description = "Generated code or alias")),
+    params(("code" = String, Path, description = "Generated code or alias"), super::OnDomain),
     responses(
         (status = 204, description = "Deleted"),
         super::openapi::CallerProblems,
@@ -23,10 +23,11 @@ pub async fn delete_link(
     req: HttpRequest,
     state: web::Data<CreateState>,
     code: web::Path<String>,
+    on: web::Query<super::OnDomain>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, false).await?;
-    let code = LinkCode::parse(&code).ok_or(ApiError::NotFound)?;
-    match links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &code).await? {
+    let (record, _) = super::owned_link(&state, &caller, &on, &code).await?;
+    match links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &record.key()).await? {
         Some(_) => {
             state.relay.wake();
             Ok(HttpResponse::NoContent().finish())

@@ -1,4 +1,5 @@
-//! `/api/v1/domains`: the branded domains a tenant serves its links on. A domain is
+//! `/api/v1/domains`: the branded domains a tenant serves its links on, and their
+//! settings. A domain is
 //! held by one tenant; the default domain (`http.public_base_url`) is everyone's and
 //! is not a resource.
 
@@ -7,24 +8,106 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use common::db::domains::{self, DomainRecord};
+use common::db::{StoreError, links};
 use common::events::Event;
 use common::held;
-use common::links::DomainName;
+use common::link::RedirectStatus;
+use common::links::{DomainName, LongUrl, UrlPolicy};
 use common::problem::Problem;
+use common::site::{Scheme, SiteSettings};
 use common::time::{from_ms, now_ms};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::model::{FieldErrors, check_status, present};
 use crate::state::{Caller, CreateState};
 
-/// `POST /api/v1/domains`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A domain's name and what it does besides serving links: in `POST` (`name` is
+/// required; absent settings take their defaults) and `PATCH` (absent fields stay;
+/// `null` clears a URL; the name cannot change) alike.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DomainRequest {
+pub struct DomainFields {
     /// A host name of at least two labels; Unicode is accepted and kept as punycode.
+    #[serde(default)]
     #[schema(example = "go.acme.com", max_length = 253)]
-    pub name: String,
+    pub name: Option<String>,
+    /// Where the domain's root (`/`) redirects; `null`: the 404 problem.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "https://acme.com/")]
+    pub root_url: Option<Option<String>>,
+    /// Where a code nobody holds on the domain redirects; `null`: the 404 problem.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub not_found_url: Option<Option<String>>,
+    /// Where an expired, disabled or deleted link redirects; `null`: the 410 problem.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub gone_url: Option<Option<String>>,
+    /// The scheme of the domain's short URLs: `https` (default) or `http`.
+    #[serde(default)]
+    #[schema(value_type = Option<Scheme>)]
+    pub scheme: Option<String>,
+    /// Send plain-http requests to https and answer with HSTS (needs `https`).
+    #[serde(default)]
+    pub https_only: Option<bool>,
+    /// The status of new links on the domain that name none: 301, 302 (default),
+    /// 307 or 308.
+    #[serde(default)]
+    #[schema(minimum = 301, maximum = 308)]
+    pub redirect_status: Option<u16>,
+}
+
+impl DomainFields {
+    /// `current` with these fields applied; every bad field is named.
+    fn apply(&self, current: &SiteSettings, policy: &UrlPolicy) -> Result<SiteSettings, Problem> {
+        let mut errors = FieldErrors::default();
+        let mut next = current.clone();
+        let url = |field: &'static str,
+                   value: &Option<Option<String>>,
+                   slot: &mut Option<String>,
+                   errors: &mut FieldErrors| {
+            match value {
+                Some(Some(text)) => match LongUrl::parse(text, policy) {
+                    Ok(url) => *slot = Some(url.into_string()),
+                    Err(e) => errors.push(field, e.to_string()),
+                },
+                Some(None) => *slot = None,
+                None => {}
+            }
+        };
+        url("root_url", &self.root_url, &mut next.root_url, &mut errors);
+        url(
+            "not_found_url",
+            &self.not_found_url,
+            &mut next.not_found_url,
+            &mut errors,
+        );
+        url("gone_url", &self.gone_url, &mut next.gone_url, &mut errors);
+        if let Some(text) = &self.scheme {
+            match Scheme::parse(text) {
+                Some(scheme) => next.scheme = scheme,
+                None => errors.push("scheme", "must be `https` or `http`"),
+            }
+        }
+        if let Some(https_only) = self.https_only {
+            next.https_only = https_only;
+        }
+        if next.https_only && next.scheme != Scheme::Https {
+            errors.push("https_only", "needs the `https` scheme");
+        }
+        if let Some(status) = self.redirect_status
+            && let Some(status) = check_status(status, &mut errors)
+        {
+            next.redirect_status = status;
+        }
+        if errors.is_empty() {
+            Ok(next)
+        } else {
+            Err(errors.into_problem_titled("Invalid domain"))
+        }
+    }
 }
 
 /// A domain as its owner sees it.
@@ -33,13 +116,29 @@ pub struct DomainView {
     /// Lowercase, IDN as punycode.
     pub name: String,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub root_url: Option<String>,
+    pub not_found_url: Option<String>,
+    pub gone_url: Option<String>,
+    pub scheme: Scheme,
+    pub https_only: bool,
+    #[schema(value_type = u16, minimum = 301, maximum = 308)]
+    pub redirect_status: RedirectStatus,
 }
 
 impl From<&DomainRecord> for DomainView {
     fn from(record: &DomainRecord) -> DomainView {
+        let s = &record.settings;
         DomainView {
             name: record.name.to_string(),
             created_at: from_ms(record.created_at),
+            updated_at: from_ms(record.updated_at),
+            root_url: s.root_url.clone(),
+            not_found_url: s.not_found_url.clone(),
+            gone_url: s.gone_url.clone(),
+            scheme: s.scheme,
+            https_only: s.https_only,
+            redirect_status: s.redirect_status,
         }
     }
 }
@@ -50,27 +149,35 @@ pub struct DomainList {
     pub items: Vec<DomainView>,
 }
 
-/// The name a caller asked for, or a 422 naming what is wrong with it.
-fn requested_name(state: &CreateState, text: &str) -> Result<DomainName, ApiError> {
-    let invalid = |why: String| {
-        ApiError::Invalid(
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-domain",
-                "Invalid domain",
-            )
-            .detail(why.clone())
-            .field("name", why),
+/// `DELETE /api/v1/domains/{name}`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// `true`: delete the domain's links with it (they answer 410 from then on).
+    /// Without it, a domain that still has links is not deleted (409).
+    #[serde(default)]
+    pub retire_links: bool,
+}
+
+fn invalid_name(why: String) -> ApiError {
+    ApiError::Invalid(
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-domain",
+            "Invalid domain",
         )
-    };
-    let name = DomainName::parse(text).map_err(|e| invalid(e.to_string()))?;
-    if state
-        .url_policy
-        .own_hosts
-        .iter()
-        .any(|own| own == name.as_str())
-    {
-        return Err(invalid(format!(
+        .detail(why.clone())
+        .field("name", why),
+    )
+}
+
+/// The name a caller asked for, or a 422 naming what is wrong with it.
+fn requested_name(state: &CreateState, text: Option<&str>) -> Result<DomainName, ApiError> {
+    let text = text.ok_or_else(|| invalid_name("a domain needs a `name`".into()))?;
+    let name = DomainName::parse(text).map_err(|e| invalid_name(e.to_string()))?;
+    if state.is_default_domain(&name) {
+        return Err(invalid_name(format!(
             "`{name}` is the shortener's own domain, which serves every tenant already"
         )));
     }
@@ -93,7 +200,7 @@ async fn caller_and_name(
     post,
     path = "/api/v1/domains",
     tag = "domains",
-    request_body = DomainRequest,
+    request_body = DomainFields,
     responses(
         (status = 201, description = "Added", body = DomainView),
         super::openapi::CallerProblems,
@@ -106,13 +213,19 @@ async fn caller_and_name(
 pub async fn create_domain(
     req: HttpRequest,
     state: web::Data<CreateState>,
-    body: web::Json<DomainRequest>,
+    body: web::Json<DomainFields>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, false).await?;
+    let now = now_ms();
     let record = DomainRecord {
-        name: requested_name(&state, &body.name)?,
+        name: requested_name(&state, body.name.as_deref())?,
         tenant_id: caller.tenant_id().clone(),
-        created_at: now_ms(),
+        created_at: now,
+        updated_at: now,
+        settings: body
+            .apply(&SiteSettings::default(), &state.url_policy)
+            .map_err(ApiError::Invalid)?,
+        retired_at: None,
     };
     let pool = state.deps.db.primary();
     if !domains::insert(pool, &record).await? {
@@ -169,25 +282,89 @@ pub async fn get_domain(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (caller, name) = caller_and_name(&req, &state, &name).await?;
-    match domains::get(state.deps.db.primary(), &name).await? {
-        // Another tenant's domain is "not found": who holds what is nobody else's
-        // business (a create still says "taken", or it could not be refused).
-        Some(record) if &record.tenant_id == caller.tenant_id() => {
-            Ok(HttpResponse::Ok().json(DomainView::from(&record)))
+    let record = owned(&state, &caller, &name).await?;
+    Ok(HttpResponse::Ok().json(DomainView::from(&record)))
+}
+
+/// The caller's live domain `name`. Another tenant's domain is "not found": who holds
+/// what is nobody else's business (a create still says "taken", or it could not be
+/// refused).
+async fn owned(
+    state: &CreateState,
+    caller: &Caller,
+    name: &DomainName,
+) -> Result<DomainRecord, ApiError> {
+    match domains::get(state.deps.db.primary(), name).await? {
+        Some(record) if &record.tenant_id == caller.tenant_id() && record.retired_at.is_none() => {
+            Ok(record)
         }
         _ => Err(ApiError::DomainNotFound),
     }
+}
+
+/// Optimistic updates retried this many times before answering 409.
+const ATTEMPTS: usize = 3;
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/domains/{name}",
+    tag = "domains",
+    params(("name" = String, Path, description = "The domain's name")),
+    request_body = DomainFields,
+    responses(
+        (status = 200, description = "The domain as it now is", body = DomainView),
+        super::openapi::CallerProblems,
+        super::openapi::BodyProblems,
+        (status = 404, description = "No such domain of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Edited concurrently", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update_domain(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    name: web::Path<String>,
+    body: web::Json<DomainFields>,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, name) = caller_and_name(&req, &state, &name).await?;
+    if body
+        .name
+        .as_deref()
+        .is_some_and(|n| DomainName::parse(n).as_ref() != Ok(&name))
+    {
+        return Err(invalid_name(
+            "a domain keeps its name: add the new one and create its links there".into(),
+        ));
+    }
+    for _ in 0..ATTEMPTS {
+        let current = owned(&state, &caller, &name).await?;
+        let next = DomainRecord {
+            settings: body
+                .apply(&current.settings, &state.url_policy)
+                .map_err(ApiError::Invalid)?,
+            // Strictly later, even within one millisecond, so versions differ.
+            updated_at: now_ms().max(current.updated_at + 1),
+            ..current.clone()
+        };
+        if domains::update(state.deps.db.primary(), &next, current.updated_at).await? {
+            held::announce(&state.deps.bus, Event::DomainsChanged, true).await;
+            return Ok(HttpResponse::Ok().json(DomainView::from(&next)));
+        }
+    }
+    Err(ApiError::Conflict)
 }
 
 #[utoipa::path(
     delete,
     path = "/api/v1/domains/{name}",
     tag = "domains",
-    params(("name" = String, Path, description = "The domain's name")),
+    params(("name" = String, Path, description = "The domain's name"), DeleteQuery),
     responses(
-        (status = 204, description = "Removed"),
+        (status = 204, description = "Removed (with its links, when asked)"),
         super::openapi::CallerProblems,
         (status = 404, description = "No such domain of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The domain still has links", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -195,12 +372,29 @@ pub async fn delete_domain(
     req: HttpRequest,
     state: web::Data<CreateState>,
     name: web::Path<String>,
+    query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (caller, name) = caller_and_name(&req, &state, &name).await?;
-    if domains::delete(state.deps.db.primary(), caller.tenant_id(), &name).await? {
-        held::announce(&state.deps.bus, Event::DomainsChanged, true).await;
-        Ok(HttpResponse::NoContent().finish())
+    let tenant = caller.tenant_id();
+    let mut tx = state.deps.db.begin_write().await?;
+    if query.retire_links {
+        if !domains::retire(&mut tx, tenant, &name, now_ms()).await? {
+            return Err(ApiError::DomainNotFound);
+        }
+        let retired = links::delete_on_domain(&mut tx, tenant, &name).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(domain = %name, links = retired, "domain retired with its links");
+        // Each link's deletion reaches the caches through the outbox.
+        state.relay.wake();
     } else {
-        Err(ApiError::DomainNotFound)
+        if links::any_on_domain(&mut tx, tenant, &name).await? {
+            return Err(ApiError::DomainHasLinks(name.to_string()));
+        }
+        if !domains::delete(&mut tx, tenant, &name).await? {
+            return Err(ApiError::DomainNotFound);
+        }
+        tx.commit().await.map_err(StoreError::from)?;
     }
+    held::announce(&state.deps.bus, Event::DomainsChanged, true).await;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -11,7 +11,7 @@ use crate::state::CreateState;
     get,
     path = "/api/v1/links/{code}",
     tag = "links",
-    params(("code" = String, Path, description = "Generated code or alias")),
+    params(("code" = String, Path, description = "Generated code or alias"), super::OnDomain),
     responses(
         (status = 200, description = "The link", body = LinkView),
         super::openapi::CallerProblems,
@@ -23,8 +23,9 @@ pub async fn get_link(
     req: HttpRequest,
     state: web::Data<CreateState>,
     code: web::Path<String>,
+    on: web::Query<super::OnDomain>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, false).await?;
-    let record = super::owned_link(&state, &caller, &code).await?;
-    Ok(HttpResponse::Ok().json(super::view(&state, &record)))
+    let (record, site) = super::owned_link(&state, &caller, &on, &code).await?;
+    Ok(HttpResponse::Ok().json(super::view(&state, &record, site.as_ref())))
 }

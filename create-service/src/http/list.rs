@@ -2,7 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use common::db::links;
+use common::db::links::{self, DomainFilter};
+use common::links::DomainName;
 use common::problem::Problem;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -23,6 +24,10 @@ pub struct ListQuery {
     /// Page size, 1–1000 (default 50).
     #[param(minimum = 1, maximum = 1000, default = 50)]
     pub limit: Option<u32>,
+    /// Only the links on this domain (the default domain's host for links without
+    /// a branded one); absent: every domain.
+    #[param(example = "go.acme.com")]
+    pub domain: Option<String>,
 }
 
 fn bad_query(detail: &str) -> ApiError {
@@ -43,8 +48,9 @@ fn bad_query(detail: &str) -> ApiError {
     params(ListQuery),
     responses(
         (status = 200, description = "One page of links", body = LinkPage),
-        (status = 400, description = "Bad cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad cursor, limit or domain", body = Problem, content_type = "application/problem+json"),
         super::openapi::CallerProblems,
+        (status = 404, description = "No such domain of yours", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -68,12 +74,26 @@ pub async fn list_links(
         ),
         None => None,
     };
+    let filter = match &query.domain {
+        None => DomainFilter::Every,
+        Some(text) => {
+            let name = DomainName::parse(text).map_err(|e| bad_query(&format!("domain: {e}")))?;
+            let site = super::caller_domain(&state, caller.tenant_id(), Some(&name)).await?;
+            DomainFilter::Only(site.map(|s| s.name))
+        }
+    };
     // Listing reads the primary: an owner expects to see the link just created.
-    let records =
-        links::list_for_tenant(state.deps.db.primary(), caller.tenant_id(), before, limit).await?;
+    let records = links::list_for_tenant(
+        state.deps.db.primary(),
+        caller.tenant_id(),
+        &filter,
+        before,
+        limit,
+    )
+    .await?;
     let next_cursor = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.id.to_string()))
         .flatten();
-    let items = records.iter().map(|r| super::view(&state, r)).collect();
+    let items = super::views(&state, caller.tenant_id(), &records).await?;
     Ok(HttpResponse::Ok().json(LinkPage { items, next_cursor }))
 }

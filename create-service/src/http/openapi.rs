@@ -70,6 +70,7 @@ pub enum BodyProblems {
         super::domains::create_domain,
         super::domains::list_domains,
         super::domains::get_domain,
+        super::domains::update_domain,
         super::domains::delete_domain,
     ),
     components(schemas(common::problem::FieldError)),
@@ -116,7 +117,26 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 11);
+        assert_eq!(operations, 12);
+    }
+
+    #[test]
+    fn every_call_on_one_link_names_its_domain() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut calls = 0;
+        for (path, item) in paths.iter().filter(|(p, _)| p.contains("{code}")) {
+            for (method, op) in item.as_object().unwrap() {
+                calls += 1;
+                let in_query = op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == "domain" && p["in"] == "query");
+                assert!(in_query, "{method} {path} takes no `domain`");
+            }
+        }
+        assert_eq!(calls, 4, "get, patch, delete and qr");
     }
 
     #[test]
@@ -129,7 +149,10 @@ mod tests {
             .iter()
             .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
             .collect();
-        assert_eq!(names, [("cursor", "query"), ("limit", "query")]);
+        assert_eq!(
+            names,
+            [("cursor", "query"), ("limit", "query"), ("domain", "query")]
+        );
         assert_eq!(params[1]["schema"]["maximum"], 1000);
     }
 }

@@ -38,6 +38,9 @@ pub struct QrQuery {
     /// module of the code plus a quiet zone of 4 modules on every side.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 32, default = 8)]
     pub size: Option<String>,
+    /// The link's domain; absent: the default domain.
+    #[param(example = "go.acme.com")]
+    pub domain: Option<String>,
 }
 
 fn bad_parameter(name: &str, message: String) -> ApiError {
@@ -143,8 +146,11 @@ pub async fn link_qr(
     let caller = state.reader(&req).await?;
     let format = query.format(req.headers())?;
     let module_px = query.module_px()?;
-    let record = super::owned_link(&state, &caller, &code).await?;
-    let short_url = state.short_url(record.code.as_str());
+    let on = super::OnDomain {
+        domain: query.domain.clone(),
+    };
+    let (record, site) = super::owned_link(&state, &caller, &on, &code).await?;
+    let short_url = state.short_url(site.as_ref(), record.code.as_str());
 
     // Drawing is CPU work that grows with the square of `size`: off the actix worker.
     let body = web::block(move || qr::render(&short_url, format, module_px))
@@ -192,6 +198,7 @@ mod tests {
         QrQuery {
             format: format.map(str::to_string),
             size: size.map(str::to_string),
+            domain: None,
         }
     }
 

@@ -16,7 +16,7 @@ const ATTEMPTS: usize = 3;
     patch,
     path = "/api/v1/links/{code}",
     tag = "links",
-    params(("code" = String, Path, description = "Generated code or alias")),
+    params(("code" = String, Path, description = "Generated code or alias"), super::OnDomain),
     request_body = UpdateLinkRequest,
     responses(
         (status = 200, description = "The updated link", body = LinkView),
@@ -32,17 +32,18 @@ pub async fn update_link(
     req: HttpRequest,
     state: web::Data<CreateState>,
     code: web::Path<String>,
+    on: web::Query<super::OnDomain>,
     body: web::Json<UpdateLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, false).await?;
     for _ in 0..ATTEMPTS {
-        let current = super::owned_link(&state, &caller, &code).await?;
+        let (current, site) = super::owned_link(&state, &caller, &on, &code).await?;
         let next = body
             .apply(&current, &state.url_policy, now_ms())
             .map_err(|e| ApiError::Invalid(e.into_problem()))?;
         if links::update(state.deps.db.primary(), &next, current.updated_at).await? {
             state.relay.wake();
-            return Ok(HttpResponse::Ok().json(super::view(&state, &next)));
+            return Ok(HttpResponse::Ok().json(super::view(&state, &next, site.as_ref())));
         }
     }
     Err(ApiError::Conflict)

@@ -90,7 +90,11 @@
     }
   }
 
-  const statsHash = (code) => "#/stats/" + encodeURIComponent(code);
+  /** `#/stats/CODE`, or `#/stats/DOMAIN/CODE` for a link on a branded domain. */
+  const statsHash = (code, domain) =>
+    "#/stats/" + (domain ? encodeURIComponent(domain) + "/" : "") + encodeURIComponent(code);
+  /** The query naming a link's branded domain, if it has one. */
+  const onDomain = (domain) => (domain ? "domain=" + encodeURIComponent(domain) : "");
   const number = (n) => (Number.isFinite(n) ? n.toLocaleString() : "–");
 
   function apiKey() {
@@ -166,6 +170,10 @@
     if (alias) {
       body.alias = alias;
     }
+    const domain = $("domain").value;
+    if (domain) {
+      body.domain = domain;
+    }
     const expires = $("expires").value;
     if (expires) {
       // A datetime-local value has no offset, so Date reads it as local time.
@@ -207,16 +215,17 @@
     $("result-url").textContent = link.url;
     $("result-code").textContent = link.code;
     $("result-expires").textContent = link.expires_at ? formatTime(link.expires_at) : "never";
-    $("result-stats").setAttribute("href", statsHash(link.code));
+    const domain = branded(link);
+    $("result-stats").setAttribute("href", statsHash(link.code, domain));
     $("copy-status").textContent = "";
     $("result").hidden = false;
-    loadQr(link.code);
+    loadQr(link.code, domain);
   }
 
   let qrRequest = 0;
 
   /** The QR image, fetched with the key and shown as a data: URL (the CSP allows no blob:). */
-  async function loadQr(code) {
+  async function loadQr(code, domain) {
     const image = $("qr-image");
     const note = $("qr-note");
     const mine = ++qrRequest;
@@ -225,7 +234,8 @@
     note.hidden = true;
     let response;
     try {
-      response = await call(`/api/v1/links/${encodeURIComponent(code)}/qr?size=4`, {
+      const query = ["size=4", onDomain(domain)].filter(Boolean).join("&");
+      response = await call(`/api/v1/links/${encodeURIComponent(code)}/qr?${query}`, {
         headers: { Accept: "image/png" },
       });
     } catch {
@@ -295,13 +305,22 @@
       list = [];
     }
     return Array.isArray(list)
-      ? list.filter((l) => l && ["code", "short_url", "url"].every((k) => typeof l[k] === "string"))
+      ? list
+          .filter((l) => l && ["code", "short_url", "url"].every((k) => typeof l[k] === "string"))
+          .map((l) => ({ ...l, domain: typeof l.domain === "string" ? l.domain : "" }))
       : [];
   }
 
+  /** The link's branded domain, or "" on the default domain (known from the list). */
+  function branded(link) {
+    return typeof link.domain === "string" && domainNames.includes(link.domain) ? link.domain : "";
+  }
+
   function remember(link) {
-    const entry = { code: link.code, short_url: link.short_url, url: link.url };
-    const list = [entry, ...recent().filter((l) => l.code !== link.code)].slice(0, RECENT_MAX);
+    const domain = branded(link);
+    const entry = { code: link.code, short_url: link.short_url, url: link.url, domain };
+    const same = (l) => l.code === link.code && (l.domain || "") === domain;
+    const list = [entry, ...recent().filter((l) => !same(l))].slice(0, RECENT_MAX);
     store.set(RECENT_STORE, JSON.stringify(list));
   }
 
@@ -318,7 +337,7 @@
           {},
           short,
           el("span", { class: "url", text: link.url }),
-          el("a", { href: statsHash(link.code), text: "Stats" }),
+          el("a", { href: statsHash(link.code, link.domain || ""), text: "Stats" }),
         ),
       );
     }
@@ -345,24 +364,47 @@
     $("api-key").value = "";
     store.remove(KEY_STORE);
     showKeyState();
+    loadDomains();
+  }
+
+  // ---- Domains -------------------------------------------------------------------
+
+  /** The caller's branded domains, as the picker lists them. */
+  let domainNames = [];
+
+  /** Fills the domain picker with the key's domains; hidden when there are none. */
+  async function loadDomains() {
+    const select = $("domain");
+    const chosen = select.value;
+    const answer = apiKey() ? await request("/api/v1/domains") : { ok: false };
+    const items = answer.ok && answer.body && Array.isArray(answer.body.items) ? answer.body.items : [];
+    domainNames = items.map((d) => d && d.name).filter((n) => typeof n === "string");
+    select.replaceChildren(el("option", { value: "", text: "Default domain" }));
+    for (const name of domainNames) {
+      select.append(el("option", { value: name, text: name }));
+    }
+    select.value = domainNames.includes(chosen) ? chosen : "";
+    $("domain-field").hidden = domainNames.length === 0;
   }
 
   // ---- Stats ---------------------------------------------------------------------
 
   let statsCode = null;
+  let statsDomain = "";
   let statsRange = "24h";
   let statsRequest = 0;
   let refreshTimer = null;
 
-  function showStats(code) {
+  function showStats(code, domain) {
     $("create-view").hidden = true;
     $("stats-view").hidden = false;
-    if (code !== statsCode) {
+    if (code !== statsCode || domain !== statsDomain) {
       statsCode = code;
+      statsDomain = domain;
       clearStats();
     }
-    $("stats-code").textContent = code;
-    const known = recent().find((l) => l.code === code);
+    $("stats-code").textContent = domain ? `${domain}/${code}` : code;
+    const known = recent().find((l) => l.code === code && (l.domain || "") === domain);
     $("stats-target").textContent = known ? `${known.short_url} → ${known.url}` : "";
     document.title = `Stats for ${code} · Shortener`;
     loadStats();
@@ -389,6 +431,9 @@
     const range = RANGES[statsRange];
     const from = new Date(Date.now() - range.span).toISOString();
     const query = new URLSearchParams({ granularity: range.granularity, from });
+    if (statsDomain) {
+      query.set("domain", statsDomain);
+    }
     const answer = await request(`/api/v1/links/${encodeURIComponent(statsCode)}/stats?${query}`);
     if (mine !== statsRequest || statsCode === null) {
       return;
@@ -581,20 +626,24 @@
     document.title = "Shortener";
   }
 
-  /** `#/stats/CODE` is a link's stats; anything else is the form. */
+  /** `#/stats/[DOMAIN/]CODE` is a link's stats; anything else is the form. */
   function route() {
     const match = /^#\/stats\/(.+)$/.exec(location.hash);
     if (!match) {
       showCreate();
       return;
     }
-    let code;
-    try {
-      code = decodeURIComponent(match[1]);
-    } catch {
-      code = match[1];
-    }
-    showStats(code);
+    // Codes and domain names never hold a `/`: `DOMAIN/CODE` splits at the last one.
+    const parts = match[1].split("/");
+    const decode = (text) => {
+      try {
+        return decodeURIComponent(text);
+      } catch {
+        return text;
+      }
+    };
+    const code = decode(parts.pop());
+    showStats(code, parts.length > 0 ? decode(parts.join("/")) : "");
   }
 
   function start() {
@@ -602,6 +651,7 @@
     $("copy").addEventListener("click", copyShortLink);
     $("api-key").value = apiKey();
     $("api-key").addEventListener("input", onKeyInput);
+    $("api-key").addEventListener("change", loadDomains);
     $("forget-key").addEventListener("click", forgetKey);
     document.querySelector(".ranges").addEventListener("click", selectRange);
     $("refresh").addEventListener("click", () => loadStats());
@@ -609,7 +659,9 @@
     showKeyState();
     renderRecent();
     route();
-    document.documentElement.dataset.ready = "true";
+    loadDomains().finally(() => {
+      document.documentElement.dataset.ready = "true";
+    });
   }
 
   start();
