@@ -26,6 +26,7 @@ struct Server {
     runtime: tokio::runtime::Runtime,
     port: u16,
     server: common::server::Running,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -63,13 +64,14 @@ impl Server {
                 ("SHORTENER__TELEMETRY__FILTER", "error".into()),
             ]
             .map(|(k, v)| (k.to_string(), v));
-            let settings = Settings::load_from(ServiceKind::AllInOne, None, env).unwrap();
+            let settings = Settings::load_from(ServiceKind::AllInOne, None, env.clone()).unwrap();
             match runtime.block_on(shortener::start(settings)) {
                 Ok(server) => {
                     return Server {
                         runtime,
                         port,
                         server,
+                        env: env.to_vec(),
                         _dir: dir,
                     };
                 }
@@ -100,6 +102,30 @@ impl Server {
                 .await
                 .unwrap();
             (answer.status().as_u16(), answer.json().await.unwrap())
+        })
+    }
+
+    /// A new API key of `tenant`, as `shortener keys create` mints it.
+    fn key(&self, tenant: &str) -> String {
+        let settings = Settings::load_from(ServiceKind::AllInOne, None, self.env.clone()).unwrap();
+        self.runtime
+            .block_on(shortener::create_key(settings, tenant, "browser test"))
+            .unwrap()
+    }
+
+    /// `POST path` with `key`: the answer's status.
+    fn post_as(&self, key: &str, path: &str, body: Value) -> u16 {
+        let url = self.url(path);
+        self.runtime.block_on(async move {
+            let answer = test_kit::http_client()
+                .unwrap()
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            answer.status().as_u16()
         })
     }
 
@@ -263,6 +289,61 @@ fn shorten_follow_and_watch_the_count_rise() {
         Duration::from_secs(5),
     );
     assert_eq!(wait_for_clicks(&browser, 1), 1);
+    assert_inert(&browser);
+    drop(browser);
+    server.stop();
+}
+
+/// With a key whose tenant holds a domain, the form offers it; a link made on it
+/// shows its short URL there, and its QR code and stats are the domain's link's.
+#[test]
+fn a_link_is_made_on_a_domain_picked_from_the_list() {
+    let server = Server::start();
+    let key = server.key("acme");
+    let added = server.post_as(
+        &key,
+        "/api/v1/domains",
+        json!({"name": "go.acme.test", "scheme": "http"}),
+    );
+    assert_eq!(added, 201);
+    let browser = Browser::launch(&[LANDING_HOST]);
+    browser.open_page(&server.url("/"));
+    // Without a key there is nothing to pick.
+    assert_eq!(
+        browser.eval("document.getElementById('domain-field').hidden"),
+        json!(true)
+    );
+    browser.click("#key-box summary");
+    browser.type_into("#api-key", &key);
+    // Leaving the field is when the page asks for the key's domains.
+    browser.click("#url");
+    browser.wait_for(&is_shown("domain-field"), Duration::from_secs(10));
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('#domain option')].map(o => o.value)"),
+        json!(["", "go.acme.test"])
+    );
+
+    let target = server.landing("/healthz");
+    browser.type_into("#url", &target);
+    browser.click("#options summary");
+    browser.type_into("#alias", "spring");
+    browser.eval("document.getElementById('domain').value = 'go.acme.test'");
+    browser.click("#create-button");
+    browser.wait_for(&is_shown("result"), Duration::from_secs(10));
+    assert_eq!(browser.text("#short-link"), "http://go.acme.test/spring");
+    assert_eq!(browser.text("#result-code"), "spring");
+    browser.wait_for(
+        "(() => { const i = document.getElementById('qr-image'); \
+         return !i.hidden && i.complete && i.naturalWidth > 0; })()",
+        Duration::from_secs(10),
+    );
+    browser.click("#result-stats");
+    wait_for_stats_of(&browser, "go.acme.test/spring");
+    assert_eq!(clicks_shown(&browser), 0);
+    assert_eq!(
+        browser.eval("location.hash"),
+        json!("#/stats/go.acme.test/spring")
+    );
     assert_inert(&browser);
     drop(browser);
     server.stop();

@@ -161,16 +161,10 @@ impl Bus {
             Bus::Redis(redis) => {
                 let channel = event.topic().channel(redis.prefix());
                 let payload = event.to_payload();
-                redis
-                    .call(|mut conn| async move {
-                        redis::cmd("PUBLISH")
-                            .arg(channel)
-                            .arg(payload)
-                            .query_async::<i64>(&mut conn)
-                            .await
-                    })
-                    .await
-                    .map(|_| true)
+                // Any node passes a message on to every subscriber of the cluster.
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(channel).arg(payload);
+                redis.call_on_a_master::<i64>(publish).await.map(|_| true)
             }
         }
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use deadpool_redis::Runtime;
 use deadpool_redis::cluster::{Config, Pool};
+use deadpool_redis::redis::FromRedisValue;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use secrecy::ExposeSecret;
 
 use crate::config::RedisSettings;
@@ -211,27 +213,46 @@ impl RedisCluster {
         }
     }
 
+    /// Runs `cmd`, which has no key, on the master of a random slot. Left to the
+    /// client, a keyless command goes to any node it knows, a failed master among them
+    /// until the client forgets it: after a master failover the relay's `PUBLISH` kept
+    /// timing out against the dead node for up to half a minute while every serving
+    /// master would have answered.
+    pub async fn call_on_a_master<T: FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<T, RedisError> {
+        self.call_on_a_master_within(self.timeout, cmd).await
+    }
+
+    /// [`RedisCluster::call_on_a_master`] under a deadline of the caller's.
+    pub async fn call_on_a_master_within<T: FromRedisValue>(
+        &self,
+        deadline: Duration,
+        cmd: redis::Cmd,
+    ) -> Result<T, RedisError> {
+        self.call_within(deadline, |mut conn| async move {
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+            let value = conn.route_command(cmd, routing).await?;
+            Ok(redis::from_redis_value(value)?)
+        })
+        .await
+    }
+
     /// The fewest live replicas any master serving slots has, as the cluster sees it
-    /// (`CLUSTER NODES` from any node): how many replicas a `WAIT` can hope for.
-    pub async fn fewest_live_replicas(&self) -> Result<usize, RedisError> {
-        let nodes: String = self
-            .call(|mut conn| async move {
-                redis::cmd("CLUSTER")
-                    .arg("NODES")
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
+    /// (`CLUSTER NODES` from a master): how many replicas a `WAIT` can hope for.
+    pub async fn fewest_live_replicas(&self, deadline: Duration) -> Result<usize, RedisError> {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("NODES");
+        let nodes: String = self.call_on_a_master_within(deadline, cmd).await?;
         Ok(fewest_live_replicas(&nodes))
     }
 
-    /// A round trip, for readiness.
+    /// A round trip to a serving master, for readiness.
     pub async fn ping(&self) -> Result<(), RedisError> {
-        self.call(
-            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
-        )
-        .await
-        .map(drop)
+        self.call_on_a_master::<String>(redis::cmd("PING"))
+            .await
+            .map(drop)
     }
 }
 

@@ -50,6 +50,7 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
         )
         .service(
             web::resource("/api/v1/domains/{name}")
+                .app_data(common::http::json_config(json_limit))
                 .route(web::get().to(http::domains::get_domain))
                 .route(web::patch().to(http::domains::update_domain))
                 .route(web::delete().to(http::domains::delete_domain)),

@@ -51,6 +51,12 @@ const BATCH: i64 = 256;
 const POLL: Duration = Duration::from_millis(100);
 /// Longest a batch waits for replicas that the cluster still counts as live.
 const WAIT_CAP: Duration = Duration::from_secs(30);
+/// The least time one of the relay's Redis calls is given, beyond any `WAIT`. The
+/// relay is background work: right after a failover a write may go through a slot
+/// refresh and a reconnect before it lands, which the deadline of a lookup's call
+/// (`redis.timeout`, 50 ms by default) does not cover. Cut short, the relay started
+/// over and over with a fresh connection, and a change waited tens of seconds.
+const CALL_FLOOR: Duration = Duration::from_secs(1);
 /// At shutdown, how long the relay keeps publishing what is pending.
 const DRAIN: Duration = Duration::from_secs(5);
 /// Published changes are kept this long for other readers, then purged.
@@ -65,8 +71,18 @@ const LOCK_KEY: i64 = 0x7368_6f72_7465_6e01;
 enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("Redis: {0}")]
-    Redis(#[from] RedisError),
+    /// Which step of publishing failed, so an operator can tell a write from an
+    /// announcement.
+    #[error("Redis ({step}): {source}")]
+    Redis {
+        step: &'static str,
+        source: RedisError,
+    },
+}
+
+/// Names the step a Redis error came from.
+fn at(step: &'static str) -> impl FnOnce(RedisError) -> RelayError {
+    move |source| RelayError::Redis { step, source }
 }
 
 struct RelayMetrics {
@@ -343,7 +359,10 @@ impl Relay {
             round += 1;
             // Every round writes again: a failover since the last one may have lost
             // what the old master held.
-            let acked = self.write_through(redis, &latest).await?;
+            let acked = self
+                .write_through(redis, &latest)
+                .await
+                .map_err(at("write-through"))?;
             if round == 1 {
                 self.announce(&events).await?;
             }
@@ -353,7 +372,10 @@ impl Relay {
             // While every master has live replicas, one will acknowledge (or the
             // cluster will take it for failed): wait on. A master without one (just
             // after a failover) never can: its own acknowledgement is all there is.
-            let live = redis.fewest_live_replicas().await?;
+            let live = redis
+                .fewest_live_replicas(redis.timeout().max(CALL_FLOOR))
+                .await
+                .map_err(at("replica count"))?;
             if live < self.wait_replicas as usize || started.elapsed() >= WAIT_CAP {
                 self.metrics.unreplicated.inc_by(pending.len() as u64);
                 tracing::warn!(
@@ -382,7 +404,7 @@ impl Relay {
     ) -> Result<i64, RedisError> {
         let wanted = self.wait_replicas;
         let wait_ms = u64::try_from(self.wait_timeout.as_millis()).unwrap_or(u64::MAX);
-        let deadline = self.wait_timeout + redis.timeout();
+        let deadline = self.wait_timeout + redis.timeout().max(CALL_FLOOR);
         let writes = latest.iter().map(|(code, change)| {
             let key = l2_key(redis.prefix(), code);
             let mut pipe = redis::pipe();
@@ -408,7 +430,9 @@ impl Relay {
             async move {
                 if wanted == 0 {
                     redis
-                        .call(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+                        .call_within(deadline, |mut conn| async move {
+                            pipe.query_async::<()>(&mut conn).await
+                        })
                         .await?;
                     return Ok::<i64, RedisError>(i64::MAX);
                 }
@@ -430,7 +454,7 @@ impl Relay {
     async fn announce(&self, events: &[Event]) -> Result<(), RelayError> {
         let sends = events.iter().map(|event| self.bus.publish(event));
         for result in futures_util::future::join_all(sends).await {
-            result?;
+            result.map_err(at("announcement"))?;
         }
         Ok(())
     }

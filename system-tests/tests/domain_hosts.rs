@@ -8,9 +8,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use support::{Answer, Harness};
 
@@ -28,18 +26,13 @@ async fn follow_on(h: &Harness, code: &str, headers: &[(&str, &str)]) -> Answer 
 }
 
 /// Follows until the answer's detail is `detail` (an announcement takes a moment to
-/// arrive); panics after five seconds.
+/// arrive).
 async fn until_detail(h: &Harness, code: &str, host: &str, detail: &str) -> Answer {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let answer = follow_on(h, code, &[("host", host)]).await;
-        if answer.body["detail"] == detail || Instant::now() > deadline {
-            answer.assert_problem(404, "not-found");
-            assert_eq!(answer.body["detail"], detail, "{host}/{code}");
-            return answer;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let answer = h
+        .follow_host_until(host, &format!("/{code}"), |a| a.body["detail"] == detail)
+        .await;
+    answer.assert_problem(404, "not-found");
+    answer
 }
 
 async fn the_host_picks_the_domain(h: &Harness) {
@@ -92,27 +85,13 @@ async fn the_host_picks_the_domain(h: &Harness) {
 
     // A branded domain is served as soon as its announcement arrives; the default
     // domain's links are not links of it.
-    let added = h
-        .api(
-            Method::POST,
-            "/api/v1/domains",
-            Some(&h.key),
-            Some(json!({"name": "go.acme.com"})),
-        )
-        .await;
+    let added = h.add_domain(&h.key, json!({"name": "go.acme.com"})).await;
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
     until_detail(h, code, "go.acme.com", UNKNOWN_CODE).await;
     until_detail(h, code, "GO.Acme.com.:443", UNKNOWN_CODE).await;
     until_detail(h, "spring-sale", "go.acme.com", UNKNOWN_CODE).await;
     // Given up, it is a host nobody holds again.
-    let deleted = h
-        .api(
-            Method::DELETE,
-            "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let deleted = h.delete_as(&h.key, "/api/v1/domains/go.acme.com").await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
     until_detail(h, code, "go.acme.com", UNKNOWN_HOST).await;
 }

@@ -21,10 +21,9 @@ on_both_engines!(
     a_domain_leaves_with_its_links_or_without_any
 );
 
+/// Adds a domain as `key`; panics unless 201.
 async fn add_domain(h: &Harness, key: &str, body: Value) -> Answer {
-    let answer = h
-        .api(Method::POST, "/api/v1/domains", Some(key), Some(body))
-        .await;
+    let answer = h.add_domain(key, body).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
     answer
 }
@@ -34,28 +33,10 @@ async fn create_as(h: &Harness, key: &str, body: Value) -> Answer {
         .await
 }
 
-async fn follow_on(h: &Harness, host: &str, path: &str) -> Answer {
-    h.send(h.http.get(h.lookup_url(path)).header("host", host))
-        .await
-}
-
-/// Follows `path` on `host` until it answers `status` (a domain's announcement, or an
-/// edit's eviction, takes a moment to arrive); panics after five seconds.
+/// Follows `path` on `host` until it answers `status`.
 async fn follow_until(h: &Harness, host: &str, path: &str, status: u16) -> Answer {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let answer = follow_on(h, host, path).await;
-        if answer.status.as_u16() == status || Instant::now() > deadline {
-            assert_eq!(
-                answer.status.as_u16(),
-                status,
-                "{host}{path}: {}",
-                answer.text
-            );
-            return answer;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    h.follow_host_until(host, path, |a| a.status.as_u16() == status)
+        .await
 }
 
 /// The stats total of `code` on `domain` once it reaches `expected`.
@@ -164,18 +145,20 @@ async fn the_same_alias_on_two_domains_is_two_links(h: &Harness) {
         on_default.header("location"),
         Some("https://example.com/spring")
     );
-    let on_acme = follow_on(h, "go.acme.com", &format!("/{generated_code}")).await;
+    let on_acme = h
+        .follow_host("go.acme.com", &format!("/{generated_code}"))
+        .await;
     assert_eq!(on_acme.header("location"), Some("https://acme.com/gen"));
     // A code of one domain is no code of another.
-    follow_on(h, "links.globex.example", &format!("/{generated_code}"))
+    h.follow_host("links.globex.example", &format!("/{generated_code}"))
         .await
         .assert_problem(404, "not-found");
-    follow_on(h, "sho.rt", &format!("/{generated_code}"))
+    h.follow_host("sho.rt", &format!("/{generated_code}"))
         .await
         .assert_problem(404, "not-found");
 
     // Clicks are the link's own.
-    follow_on(h, "go.acme.com", "/spring").await;
+    h.follow_host("go.acme.com", "/spring").await;
     total_when(h, &h.key, "spring", "go.acme.com", 2).await;
     total_when(h, &h.other_key, "spring", "links.globex.example", 1).await;
     total_when(h, &h.key, "spring", "sho.rt", 1).await;
@@ -190,35 +173,16 @@ async fn the_same_alias_on_two_domains_is_two_links(h: &Harness) {
 
     // The API finds a link on the domain it is on.
     let read = h
-        .api(
-            Method::GET,
-            "/api/v1/links/spring?domain=go.acme.com",
-            Some(&h.key),
-            None,
-        )
+        .get_as(&h.key, "/api/v1/links/spring?domain=go.acme.com")
         .await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.text);
     assert_eq!(read.body["url"], "https://acme.com/spring");
-    let read = h
-        .api(Method::GET, "/api/v1/links/spring", Some(&h.key), None)
-        .await;
+    let read = h.get_as(&h.key, "/api/v1/links/spring").await;
     assert_eq!(read.body["url"], "https://example.com/spring");
-    h.api(
-        Method::GET,
-        "/api/v1/links/spring?domain=links.globex.example",
-        Some(&h.key),
-        None,
-    )
-    .await
-    .assert_problem(404, "not-found");
-    let listed = h
-        .api(
-            Method::GET,
-            "/api/v1/links?domain=go.acme.com",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    h.get_as(&h.key, "/api/v1/links/spring?domain=links.globex.example")
+        .await
+        .assert_problem(404, "not-found");
+    let listed = h.get_as(&h.key, "/api/v1/links?domain=go.acme.com").await;
     let urls: Vec<&str> = listed.body["items"]
         .as_array()
         .unwrap()
@@ -226,64 +190,85 @@ async fn the_same_alias_on_two_domains_is_two_links(h: &Harness) {
         .map(|l| l["url"].as_str().unwrap())
         .collect();
     assert_eq!(urls, ["https://acme.com/gen", "https://acme.com/spring"]);
-    let listed = h
-        .api(
-            Method::GET,
-            "/api/v1/links?domain=sho.rt",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let listed = h.get_as(&h.key, "/api/v1/links?domain=sho.rt").await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
-    let everything = h
-        .api(Method::GET, "/api/v1/links", Some(&h.key), None)
-        .await;
+    let everything = h.get_as(&h.key, "/api/v1/links").await;
     assert_eq!(everything.body["items"].as_array().unwrap().len(), 3);
 
-    // An edit on one domain changes that domain's link alone.
+    // An edit on one domain evicts that domain's entry alone, on every lookup
+    // instance: with Redis a second instance hears the edit too; on SQLite one
+    // process serves every request.
+    let second = match h.bus {
+        None => Some(h.add_lookup().await),
+        Some(_) => None,
+    };
+    let mut ports = vec![h.lookup_port];
+    ports.extend(second.as_ref().map(|(port, _)| *port));
+    let targets = [
+        ("go.acme.com", "https://acme.com/spring"),
+        ("links.globex.example", "https://globex.example/spring"),
+        ("sho.rt", "https://example.com/spring"),
+    ];
+    for &port in &ports {
+        for (host, target) in targets {
+            // Twice: the first may fill L1, the second is answered from it.
+            for _ in 0..2 {
+                let answer = h.follow_host_at(port, host, "/spring").await;
+                assert_eq!(answer.header("location"), Some(target), "{port} {host}");
+            }
+        }
+    }
     let edited = h
-        .api(
-            Method::PATCH,
+        .patch_as(
+            &h.key,
             "/api/v1/links/spring?domain=go.acme.com",
-            Some(&h.key),
-            Some(json!({"url": "https://acme.com/summer"})),
+            json!({"url": "https://acme.com/summer"}),
         )
         .await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
     assert_eq!(edited.body["short_url"], "https://go.acme.com/spring");
-    let mut deadline = Instant::now() + Duration::from_secs(5);
-    while follow_on(h, "go.acme.com", "/spring")
-        .await
-        .header("location")
-        != Some("https://acme.com/summer")
-    {
-        assert!(Instant::now() < deadline, "the edit never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        follow_on(h, "links.globex.example", "/spring")
+    for &port in &ports {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while h
+            .follow_host_at(port, "go.acme.com", "/spring")
             .await
-            .header("location"),
-        Some("https://globex.example/spring")
-    );
-    assert_eq!(
-        h.follow("spring").await.header("location"),
-        Some("https://example.com/spring")
-    );
+            .header("location")
+            != Some("https://acme.com/summer")
+        {
+            assert!(Instant::now() < deadline, "the edit never reached {port}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The other domains' `spring` are still in L1: each follow is an L1 hit.
+        let l1_hit = "result=\"hit\",tier=\"l1\"";
+        let hits = h
+            .metric_where(port, "shortener_lookup_tier_total", l1_hit)
+            .await;
+        for (host, target) in &targets[1..] {
+            let answer = h.follow_host_at(port, host, "/spring").await;
+            assert_eq!(answer.header("location"), Some(*target), "{port} {host}");
+        }
+        let after = h
+            .metric_where(port, "shortener_lookup_tier_total", l1_hit)
+            .await;
+        assert_eq!(
+            after - hits,
+            2.0,
+            "an edit on go.acme.com evicted others on {port}"
+        );
+    }
+    drop(second);
     // So does a delete.
     let deleted = h
-        .api(
-            Method::DELETE,
+        .delete_as(
+            &h.other_key,
             "/api/v1/links/spring?domain=links.globex.example",
-            Some(&h.other_key),
-            None,
         )
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
     follow_until(h, "links.globex.example", "/spring", 410).await;
-    deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline {
-        assert_eq!(follow_on(h, "go.acme.com", "/spring").await.status, 302);
+        assert_eq!(h.follow_host("go.acme.com", "/spring").await.status, 302);
         assert_eq!(h.follow("spring").await.status, 302);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -311,7 +296,7 @@ async fn a_domain_decides_its_dead_ends(h: &Harness) {
         .await
         .assert_problem(404, "not-found");
     // Unknown codes and dead links answer the problems until a fallback is set.
-    follow_on(h, "go.acme.com", "/nope-nope")
+    h.follow_host("go.acme.com", "/nope-nope")
         .await
         .assert_problem(404, "not-found");
     // The domain's default status is what its new links take unless they say.
@@ -330,25 +315,23 @@ async fn a_domain_decides_its_dead_ends(h: &Harness) {
     )
     .await;
     assert_eq!(own.body["redirect_status"], 307);
-    assert_eq!(follow_on(h, "go.acme.com", "/old").await.status, 301);
+    assert_eq!(h.follow_host("go.acme.com", "/old").await.status, 301);
     let disabled = h
-        .api(
-            Method::PATCH,
+        .patch_as(
+            &h.key,
             "/api/v1/links/old?domain=go.acme.com",
-            Some(&h.key),
-            Some(json!({"disabled": true})),
+            json!({"disabled": true}),
         )
         .await;
     assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text);
     follow_until(h, "go.acme.com", "/old", 410).await;
 
     let patched = h
-        .api(
-            Method::PATCH,
+        .patch_as(
+            &h.key,
             "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            Some(json!({"not_found_url": "https://acme.com/404",
-                        "gone_url": "https://acme.com/gone", "root_url": null})),
+            json!({"not_found_url": "https://acme.com/404",
+                        "gone_url": "https://acme.com/gone", "root_url": null}),
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
@@ -361,11 +344,10 @@ async fn a_domain_decides_its_dead_ends(h: &Harness) {
 
     // HTTPS only: plain http goes to https, and answers carry HSTS.
     let patched = h
-        .api(
-            Method::PATCH,
+        .patch_as(
+            &h.key,
             "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            Some(json!({"https_only": true})),
+            json!({"https_only": true}),
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
@@ -395,12 +377,11 @@ async fn a_domain_decides_its_dead_ends(h: &Harness) {
 
     // Bad settings change nothing, and name every bad field.
     let refused = h
-        .api(
-            Method::PATCH,
+        .patch_as(
+            &h.key,
             "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            Some(json!({"root_url": "javascript:alert(1)", "scheme": "http",
-                        "redirect_status": 303})),
+            json!({"root_url": "javascript:alert(1)", "scheme": "http",
+                        "redirect_status": 303}),
         )
         .await;
     refused.assert_problem(422, "invalid-root-url");
@@ -412,31 +393,22 @@ async fn a_domain_decides_its_dead_ends(h: &Harness) {
         .collect();
     assert_eq!(fields, ["root_url", "https_only", "redirect_status"]);
     let renamed = h
-        .api(
-            Method::PATCH,
+        .patch_as(
+            &h.key,
             "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            Some(json!({"name": "go.other.com"})),
+            json!({"name": "go.other.com"}),
         )
         .await;
     renamed.assert_problem(422, "invalid-domain");
     let theirs = h
-        .api(
-            Method::PATCH,
+        .patch_as(
+            &h.other_key,
             "/api/v1/domains/go.acme.com",
-            Some(&h.other_key),
-            Some(json!({"root_url": "https://evil.example/"})),
+            json!({"root_url": "https://evil.example/"}),
         )
         .await;
     theirs.assert_problem(404, "not-found");
-    let now = h
-        .api(
-            Method::GET,
-            "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let now = h.get_as(&h.key, "/api/v1/domains/go.acme.com").await;
     assert_eq!(now.body["root_url"], Value::Null);
     assert_eq!(now.body["scheme"], "https");
     assert_eq!(now.body["https_only"], true);
@@ -455,23 +427,11 @@ async fn a_domain_leaves_with_its_links_or_without_any(h: &Harness) {
     assert_eq!(link.status, StatusCode::CREATED, "{}", link.text);
     follow_until(h, "go.acme.com", "/a-link", 302).await;
 
-    let refused = h
-        .api(
-            Method::DELETE,
-            "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let refused = h.delete_as(&h.key, "/api/v1/domains/go.acme.com").await;
     refused.assert_problem(409, "domain-has-links");
-    assert_eq!(follow_on(h, "go.acme.com", "/a-link").await.status, 302);
+    assert_eq!(h.follow_host("go.acme.com", "/a-link").await.status, 302);
     let bad_query = h
-        .api(
-            Method::DELETE,
-            "/api/v1/domains/go.acme.com?retire=yes",
-            Some(&h.key),
-            None,
-        )
+        .delete_as(&h.key, "/api/v1/domains/go.acme.com?retire=yes")
         .await;
     assert_eq!(
         bad_query.status,
@@ -481,25 +441,15 @@ async fn a_domain_leaves_with_its_links_or_without_any(h: &Harness) {
     );
 
     let retired = h
-        .api(
-            Method::DELETE,
-            "/api/v1/domains/go.acme.com?retire_links=true",
-            Some(&h.key),
-            None,
-        )
+        .delete_as(&h.key, "/api/v1/domains/go.acme.com?retire_links=true")
         .await;
     assert_eq!(retired.status, StatusCode::NO_CONTENT, "{}", retired.text);
     // Its links answer 410 on the host that still knows them; the domain is gone
     // from the API, and nobody else can take the name.
     follow_until(h, "go.acme.com", "/a-link", 410).await;
-    h.api(
-        Method::GET,
-        "/api/v1/domains/go.acme.com",
-        Some(&h.key),
-        None,
-    )
-    .await
-    .assert_problem(404, "not-found");
+    h.get_as(&h.key, "/api/v1/domains/go.acme.com")
+        .await
+        .assert_problem(404, "not-found");
     let taken = h
         .api(
             Method::POST,
@@ -511,7 +461,7 @@ async fn a_domain_leaves_with_its_links_or_without_any(h: &Harness) {
     taken.assert_problem(409, "domain-taken");
     // Its tenant may take it up again; the retired links stay deleted.
     add_domain(h, &h.key, json!({"name": "go.acme.com"})).await;
-    assert_eq!(follow_on(h, "go.acme.com", "/a-link").await.status, 410);
+    assert_eq!(h.follow_host("go.acme.com", "/a-link").await.status, 410);
     let reused = create_as(
         h,
         &h.key,
@@ -522,18 +472,11 @@ async fn a_domain_leaves_with_its_links_or_without_any(h: &Harness) {
 
     // A domain without links leaves at once, and its host answers for nobody.
     add_domain(h, &h.key, json!({"name": "empty.acme.com"})).await;
-    let gone = h
-        .api(
-            Method::DELETE,
-            "/api/v1/domains/empty.acme.com",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let gone = h.delete_as(&h.key, "/api/v1/domains/empty.acme.com").await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let answer = follow_on(h, "empty.acme.com", "/a-link").await;
+        let answer = h.follow_host("empty.acme.com", "/a-link").await;
         answer.assert_problem(404, "not-found");
         if answer.body["detail"] == "no links are served on this host" {
             break;

@@ -16,7 +16,7 @@ on_both_engines!(
 );
 
 async fn names(h: &Harness, key: &str) -> Vec<String> {
-    let list = h.api(Method::GET, "/api/v1/domains", Some(key), None).await;
+    let list = h.get_as(key, "/api/v1/domains").await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.text);
     list.body["items"]
         .as_array()
@@ -27,13 +27,7 @@ async fn names(h: &Harness, key: &str) -> Vec<String> {
 }
 
 async fn add(h: &Harness, key: &str, name: &str) -> support::Answer {
-    h.api(
-        Method::POST,
-        "/api/v1/domains",
-        Some(key),
-        Some(json!({ "name": name })),
-    )
-    .await
+    h.add_domain(key, json!({ "name": name })).await
 }
 
 async fn a_domain_is_held_by_one_tenant(h: &Harness) {
@@ -68,14 +62,7 @@ async fn a_domain_is_held_by_one_tenant(h: &Harness) {
     assert!(again.body["detail"].as_str().unwrap().contains("you hold"));
     assert!(names(h, &h.other_key).await.is_empty());
 
-    let one = h
-        .api(
-            Method::GET,
-            "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let one = h.get_as(&h.key, "/api/v1/domains/go.acme.com").await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.text);
     assert_eq!(one.body["name"], "go.acme.com");
     // Another tenant's domain does not exist for the caller, to read or to delete.
@@ -90,23 +77,11 @@ async fn a_domain_is_held_by_one_tenant(h: &Harness) {
         .assert_problem(404, "not-found");
     }
 
-    let deleted = h
-        .api(
-            Method::DELETE,
-            "/api/v1/domains/go.acme.com",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let deleted = h.delete_as(&h.key, "/api/v1/domains/go.acme.com").await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
-    h.api(
-        Method::GET,
-        "/api/v1/domains/go.acme.com",
-        Some(&h.key),
-        None,
-    )
-    .await
-    .assert_problem(404, "not-found");
+    h.get_as(&h.key, "/api/v1/domains/go.acme.com")
+        .await
+        .assert_problem(404, "not-found");
     assert_eq!(names(h, &h.key).await, ["xn--bcher-kva.example"]);
     // Released, it can be added by anyone.
     let taken_over = add(h, &h.other_key, "go.acme.com").await;
@@ -175,14 +150,9 @@ async fn refused_domains_change_nothing(h: &Harness) {
         .await;
     anonymous.assert_problem(401, "unauthorized");
     // A path that is no domain name names no domain.
-    h.api(
-        Method::GET,
-        "/api/v1/domains/not a domain",
-        Some(&h.key),
-        None,
-    )
-    .await
-    .assert_problem(404, "not-found");
+    h.get_as(&h.key, "/api/v1/domains/not a domain")
+        .await
+        .assert_problem(404, "not-found");
     assert!(names(h, &h.key).await.is_empty());
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM domains")
         .fetch_one(h.db.primary())

@@ -15,6 +15,7 @@ use crate::state::CreateState;
     responses(
         (status = 204, description = "Deleted"),
         super::openapi::CallerProblems,
+        super::openapi::QueryProblems,
         (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

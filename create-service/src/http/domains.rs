@@ -16,18 +16,20 @@ use common::links::{DomainName, LongUrl, UrlPolicy};
 use common::problem::Problem;
 use common::site::{Scheme, SiteSettings};
 use common::time::{from_ms, now_ms};
-use serde::{Deserialize, Serialize};
+use serde::de::MapAccess;
+use serde::de::value::MapAccessDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::model::{FieldErrors, check_status, present};
+use crate::model::{FieldErrors, Fields, check_status, object_only, present};
 use crate::state::{Caller, CreateState};
 
 /// A domain's name and what it does besides serving links: in `POST` (`name` is
 /// required; absent settings take their defaults) and `PATCH` (absent fields stay;
 /// `null` clears a URL; the name cannot change) alike.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct DomainFields {
     /// A host name of at least two labels; Unicode is accepted and kept as punycode.
     #[serde(default)]
@@ -57,6 +59,19 @@ pub struct DomainFields {
     #[serde(default)]
     #[schema(minimum = 301, maximum = 308)]
     pub redirect_status: Option<u16>,
+}
+
+// `DomainFields::deserialize` here is the derive's inherent function (`remote = "Self"`).
+impl<'de> Fields<'de> for DomainFields {
+    fn from_fields<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        DomainFields::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for DomainFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_only(deserializer)
+    }
 }
 
 impl DomainFields {
@@ -363,6 +378,7 @@ pub async fn update_domain(
     responses(
         (status = 204, description = "Removed (with its links, when asked)"),
         super::openapi::CallerProblems,
+        super::openapi::QueryProblems,
         (status = 404, description = "No such domain of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The domain still has links", body = Problem, content_type = "application/problem+json"),
     ),
@@ -397,4 +413,24 @@ pub async fn delete_domain(
     }
     held::announce(&state.deps.bus, Event::DomainsChanged, true).await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_bodies_are_objects_only() {
+        let fields: DomainFields =
+            serde_json::from_str(r#"{"root_url": null, "https_only": true}"#).expect("object");
+        assert_eq!(fields.root_url, Some(None));
+        assert_eq!(fields.https_only, Some(true));
+        for body in ["[null, null]", "[]", r#"["go.acme.com"]"#] {
+            let err = serde_json::from_str::<DomainFields>(body).expect_err(body);
+            assert!(err.to_string().contains("expected a JSON object"), "{err}");
+        }
+        let err = serde_json::from_str::<DomainFields>(r#"{"nmae": "go.acme.com"}"#)
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("unknown field `nmae`"), "{err}");
+    }
 }

@@ -34,6 +34,17 @@ pub enum CallerProblems {
 
 /// Answers to a JSON body that cannot be read at all (`common::http::json_config`);
 /// a body that parses but breaks the schema or a rule is each endpoint's 422.
+/// The answer to query parameters an endpoint does not take or cannot read.
+#[derive(IntoResponses)]
+pub enum QueryProblems {
+    #[response(
+        status = 400,
+        description = "Unknown or unreadable query parameters",
+        content_type = "application/problem+json"
+    )]
+    BadQuery(Problem),
+}
+
 #[derive(IntoResponses)]
 pub enum BodyProblems {
     #[response(

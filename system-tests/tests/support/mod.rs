@@ -296,6 +296,63 @@ impl Harness {
         self.send(request).await
     }
 
+    /// `GET path` on create-service as `key`.
+    pub async fn get_as(&self, key: &str, path: &str) -> Answer {
+        self.api(Method::GET, path, Some(key), None).await
+    }
+
+    /// `PATCH path` on create-service as `key`.
+    pub async fn patch_as(&self, key: &str, path: &str, body: Value) -> Answer {
+        self.api(Method::PATCH, path, Some(key), Some(body)).await
+    }
+
+    /// `DELETE path` on create-service as `key`.
+    pub async fn delete_as(&self, key: &str, path: &str) -> Answer {
+        self.api(Method::DELETE, path, Some(key), None).await
+    }
+
+    /// `POST /api/v1/domains` as `key`.
+    pub async fn add_domain(&self, key: &str, body: Value) -> Answer {
+        self.api(Method::POST, "/api/v1/domains", Some(key), Some(body))
+            .await
+    }
+
+    /// Follows `path` at the lookup instance on `port`, asking for `host`.
+    pub async fn follow_host_at(&self, port: u16, host: &str, path: &str) -> Answer {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        self.send(self.http.get(url).header("host", host)).await
+    }
+
+    /// Follows `path` on lookup-service, asking for `host`.
+    pub async fn follow_host(&self, host: &str, path: &str) -> Answer {
+        self.follow_host_at(self.lookup_port, host, path).await
+    }
+
+    /// Follows `path` on `host` until `done` holds for the answer (an announcement or
+    /// an eviction takes a moment to arrive); panics with the last answer after five
+    /// seconds.
+    pub async fn follow_host_until(
+        &self,
+        host: &str,
+        path: &str,
+        done: impl Fn(&Answer) -> bool,
+    ) -> Answer {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let answer = self.follow_host(host, path).await;
+            if done(&answer) {
+                return answer;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{host}{path}: {} {}",
+                answer.status,
+                answer.text
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Creates a link as `acme`; panics unless 201.
     pub async fn create_link(&self, body: Value) -> Value {
         let answer = self
