@@ -85,7 +85,9 @@ async fn answer(req: &HttpRequest, state: &LookupState) -> Result<HttpResponse, 
     match state.site(req, &mut host)? {
         None if code.is_empty() => Err(FollowError::NoSuchPath),
         None => follow_code(req, state, None, code).await,
-        Some(site) => Ok(on_site(req, state, &site, code).await),
+        // Boxed: the branded path's future (which holds a follow of its own) stays
+        // out of the default domain's, which every hot redirect allocates.
+        Some(site) => Ok(Box::pin(on_site(req, state, &site, code)).await),
     }
 }
 
