@@ -127,12 +127,7 @@ impl CreateState {
             relay: Relay::new(deps),
             url_policy,
             base_url: settings.http.base_url().to_string(),
-            default_domain: settings
-                .http
-                .public_base_url
-                .host_str()
-                .unwrap_or("localhost")
-                .to_ascii_lowercase(),
+            default_domain: settings.default_domain(),
             default_hosts: settings.default_hosts(),
             generator,
             lease,

@@ -41,6 +41,8 @@ pub struct StatsState {
     pub reads: Reads,
     /// The default domain's hosts (see `Settings::default_hosts`).
     pub default_hosts: Vec<String>,
+    /// The default domain's name as answers show it (`Settings::default_domain`).
+    pub default_domain: String,
 }
 
 /// Stats reads by the pool that answered, each series resolved once.
@@ -179,6 +181,8 @@ pub struct Count {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
+    /// The link's domain (the default domain's host for links without a branded one).
+    pub domain: String,
     pub code: String,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -285,10 +289,10 @@ pub async fn link_stats(
         dims,
         unique_visitors,
     } = read(&state, &key, from, to, day_from).await?;
-    match link {
-        Some(link) if link.tenant_id == tenant && link.deleted_at.is_none() => {}
+    let link = match link {
+        Some(link) if link.tenant_id == tenant && link.deleted_at.is_none() => link,
         _ => return Err(StatsError::NotFound),
-    }
+    };
     let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
     let mut t = from;
     while t < to {
@@ -315,6 +319,10 @@ pub async fn link_stats(
         .map(|(_, _, n)| n)
         .sum();
     let stats = Stats {
+        domain: match link.domain {
+            Some(name) => name.into_string(),
+            None => state.default_domain.clone(),
+        },
         code: code.into_string(),
         from: from_ms(from),
         to: from_ms(to),

@@ -59,6 +59,7 @@ impl StatsService {
             anonymous_stats: deps.settings.links.anonymous_stats,
             reads: crate::api::Reads::new(&deps.metrics),
             default_hosts: deps.settings.default_hosts(),
+            default_domain: deps.settings.default_domain(),
         });
         StatsService { state, appliers }
     }

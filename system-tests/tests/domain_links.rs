@@ -47,6 +47,7 @@ async fn total_when(h: &Harness, key: &str, code: &str, domain: &str, expected: 
             .send(h.http.get(h.stats_url(&path)).bearer_auth(key))
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.body["domain"], domain);
         let total = answer.body["total"].as_i64().unwrap();
         assert!(total <= expected, "overcounted {domain}/{code}: {total}");
         if total == expected {

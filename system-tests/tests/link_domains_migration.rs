@@ -91,6 +91,7 @@ async fn links_are_as_they_were(h: &Harness, generated: &str) {
             .await;
         assert_eq!(stats.status, StatusCode::OK, "{}", stats.text);
         assert_eq!(stats.body["total"], clicks, "{code}");
+        assert_eq!(stats.body["domain"], "sho.rt");
         let followed = h.follow(code).await;
         assert_eq!(followed.status, StatusCode::FOUND, "{}", followed.text);
         assert_eq!(followed.header("location"), Some(target));

@@ -779,6 +779,15 @@ impl Settings {
         hosts
     }
 
+    /// The default domain's name as links show it: `public_base_url`'s host.
+    pub fn default_domain(&self) -> String {
+        self.http
+            .public_base_url
+            .host_str()
+            .unwrap_or("localhost")
+            .to_ascii_lowercase()
+    }
+
     /// The hosts of the default domain in the spelling request hosts and domain names
     /// are held in (lowercase, no trailing dot): `public_base_url`'s and
     /// `links.own_hosts`. A configured `WWW.Sho.RT.` is `www.sho.rt`.
