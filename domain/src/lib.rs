@@ -6,6 +6,7 @@
 //! - [`links`]: destination URLs, aliases, host entries and the blocklist matcher.
 //! - [`link`]: a link as stored and its state at an instant.
 //! - [`site`]: what a branded domain does besides serving its links.
+//! - [`access`]: roles, scopes and the one decision of who may do what.
 //! - [`cache`]: the cache entry lookups answer from, and its encoding in Redis.
 //! - [`clicks`]: clicks on the wire: the batch lookup sends, the normalised
 //!   dimensions, what a user agent is filed as.
@@ -46,6 +47,7 @@ macro_rules! text_type {
 }
 pub(crate) use text_type;
 
+pub mod access;
 pub mod cache;
 pub mod clicks;
 pub mod ids;

@@ -1,0 +1,252 @@
+//! Who may do what: the roles of a tenant's members, the scopes of service keys, and
+//! the one decision of whether a key may take an action ([`permits`]). Every handler
+//! asks this function, so the matrix in the README and the code cannot drift apart:
+//! the table test below is the matrix.
+
+use std::fmt;
+
+/// A member's role in a tenant, from most to least trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Owner,
+    Admin,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Editor, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// `None` for a name that is no role (the API answers 422 naming the roles).
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a service key (one that belongs to no member) may do, granted one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    LinksRead,
+    LinksWrite,
+    StatsRead,
+    DomainsManage,
+    KeysManage,
+    AuditRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 6] = [
+        Scope::LinksRead,
+        Scope::LinksWrite,
+        Scope::StatsRead,
+        Scope::DomainsManage,
+        Scope::KeysManage,
+        Scope::AuditRead,
+    ];
+
+    /// The scope's name as keys carry it and as a 403 names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::LinksRead => "links:read",
+            Scope::LinksWrite => "links:write",
+            Scope::StatsRead => "stats:read",
+            Scope::DomainsManage => "domains:manage",
+            Scope::KeysManage => "keys:manage",
+            Scope::AuditRead => "audit:read",
+        }
+    }
+
+    /// `None` for a name that is no scope (the API answers 422 naming the scopes).
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything a caller can ask of the API that not everyone may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    ReadLinks,
+    CreateLink,
+    EditLink,
+    DeleteLink,
+    ReadStats,
+    ReadDomains,
+    ManageDomains,
+    ManageKeys,
+    ManageMembers,
+    ReadAudit,
+}
+
+impl Action {
+    pub const ALL: [Action; 10] = [
+        Action::ReadLinks,
+        Action::CreateLink,
+        Action::EditLink,
+        Action::DeleteLink,
+        Action::ReadStats,
+        Action::ReadDomains,
+        Action::ManageDomains,
+        Action::ManageKeys,
+        Action::ManageMembers,
+        Action::ReadAudit,
+    ];
+
+    /// The permission a 403 names: the scope a service key would need, or `members`
+    /// for what only a member's role can grant.
+    pub fn permission(self) -> &'static str {
+        match self.scope() {
+            Some(scope) => scope.as_str(),
+            None => "members:manage",
+        }
+    }
+
+    /// The scope that grants the action to a service key; `None` for what no service
+    /// key may do (managing members: people are managed by people).
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Action::ReadLinks | Action::ReadDomains => Some(Scope::LinksRead),
+            Action::CreateLink | Action::EditLink | Action::DeleteLink => Some(Scope::LinksWrite),
+            Action::ReadStats => Some(Scope::StatsRead),
+            Action::ManageDomains => Some(Scope::DomainsManage),
+            Action::ManageKeys => Some(Scope::KeysManage),
+            Action::ReadAudit => Some(Scope::AuditRead),
+            Action::ManageMembers => None,
+        }
+    }
+
+    /// The least trusted role that may take the action.
+    fn least_role(self) -> Role {
+        match self {
+            Action::ReadLinks | Action::ReadStats | Action::ReadDomains => Role::Viewer,
+            Action::CreateLink | Action::EditLink | Action::DeleteLink => Role::Editor,
+            Action::ManageDomains | Action::ManageKeys | Action::ReadAudit => Role::Admin,
+            Action::ManageMembers => Role::Owner,
+        }
+    }
+}
+
+/// What a key carries: a member's role, or a service key's scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    Role(Role),
+    Scopes(Vec<Scope>),
+}
+
+/// Whether a key with `grant` may take `action` in its own tenant (another tenant's
+/// resources are never reached: lookups are by tenant before any permission).
+pub fn permits(grant: &Grant, action: Action) -> bool {
+    match grant {
+        // Roles are ordered from most to least trusted.
+        Grant::Role(role) => *role <= action.least_role(),
+        // `domains:manage` lets a key see the domains it manages.
+        Grant::Scopes(scopes) => action.scope().is_some_and(|needed| {
+            scopes.contains(&needed)
+                || (action == Action::ReadDomains && scopes.contains(&Scope::DomainsManage))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The matrix of the README, row by row: (action, owner, admin, editor, viewer).
+    const ROLES: [(Action, [bool; 4]); 10] = [
+        (Action::ReadLinks, [true, true, true, true]),
+        (Action::CreateLink, [true, true, true, false]),
+        (Action::EditLink, [true, true, true, false]),
+        (Action::DeleteLink, [true, true, true, false]),
+        (Action::ReadStats, [true, true, true, true]),
+        (Action::ReadDomains, [true, true, true, true]),
+        (Action::ManageDomains, [true, true, false, false]),
+        (Action::ManageKeys, [true, true, false, false]),
+        (Action::ManageMembers, [true, false, false, false]),
+        (Action::ReadAudit, [true, true, false, false]),
+    ];
+
+    #[test]
+    fn every_role_against_every_action() {
+        assert_eq!(ROLES.len(), Action::ALL.len(), "every action has a row");
+        for (action, allowed) in ROLES {
+            for (role, allowed) in Role::ALL.into_iter().zip(allowed) {
+                assert_eq!(
+                    permits(&Grant::Role(role), action),
+                    allowed,
+                    "{role} {action:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_scope_against_every_action() {
+        // (scope, the actions it grants alone)
+        let grants: [(Scope, &[Action]); 6] = [
+            (Scope::LinksRead, &[Action::ReadLinks, Action::ReadDomains]),
+            (
+                Scope::LinksWrite,
+                &[Action::CreateLink, Action::EditLink, Action::DeleteLink],
+            ),
+            (Scope::StatsRead, &[Action::ReadStats]),
+            (
+                Scope::DomainsManage,
+                &[Action::ManageDomains, Action::ReadDomains],
+            ),
+            (Scope::KeysManage, &[Action::ManageKeys]),
+            (Scope::AuditRead, &[Action::ReadAudit]),
+        ];
+        assert_eq!(grants.len(), Scope::ALL.len(), "every scope has a row");
+        for (scope, granted) in grants {
+            for action in Action::ALL {
+                assert_eq!(
+                    permits(&Grant::Scopes(vec![scope]), action),
+                    granted.contains(&action),
+                    "{scope} {action:?}"
+                );
+            }
+        }
+        // No scope, and no set of scopes, manages members.
+        assert!(!permits(
+            &Grant::Scopes(Scope::ALL.to_vec()),
+            Action::ManageMembers
+        ));
+        assert!(!permits(&Grant::Scopes(Vec::new()), Action::ReadLinks));
+    }
+
+    #[test]
+    fn names_read_back_and_unknown_names_are_none() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+        }
+        for unknown in ["", "Owner", "root", "links:*", "links:read "] {
+            assert_eq!(Role::parse(unknown), None, "{unknown:?}");
+            assert_eq!(Scope::parse(unknown), None, "{unknown:?}");
+        }
+        assert_eq!(Action::EditLink.permission(), "links:write");
+        assert_eq!(Action::ManageMembers.permission(), "members:manage");
+    }
+}
