@@ -306,29 +306,22 @@ async fn authentication_and_ownership(h: &Harness) {
         .await;
     let path = format!("/api/v1/links/{}", link["code"].as_str().unwrap());
     // The owner sees it; the other tenant cannot tell it exists.
-    let own = h.api(Method::GET, &path, Some(&h.key), None).await;
+    let own = h.get_as(&h.key, &path).await;
     assert_eq!(own.status, StatusCode::OK);
     assert_eq!(own.body["url"], "https://example.com/mine");
-    h.api(Method::GET, &path, Some(&h.other_key), None)
+    h.get_as(&h.other_key, &path)
         .await
         .assert_problem(404, "not-found");
-    h.api(
-        Method::PATCH,
-        &path,
-        Some(&h.other_key),
-        Some(json!({"url": "https://evil.example/"})),
-    )
-    .await
-    .assert_problem(404, "not-found");
-    h.api(Method::DELETE, &path, Some(&h.other_key), None)
+    h.patch_as(&h.other_key, &path, json!({"url": "https://evil.example/"}))
+        .await
+        .assert_problem(404, "not-found");
+    h.delete_as(&h.other_key, &path)
         .await
         .assert_problem(404, "not-found");
     h.api(Method::GET, &path, None, None)
         .await
         .assert_problem(401, "unauthorized");
-    let list = h
-        .api(Method::GET, "/api/v1/links", Some(&h.other_key), None)
-        .await;
+    let list = h.get_as(&h.other_key, "/api/v1/links").await;
     assert_eq!(list.body["items"], json!([]));
     // Still intact.
     assert_eq!(
@@ -454,14 +447,7 @@ async fn edit_disable_delete(h: &Harness) {
     let code = link["code"].as_str().unwrap();
     let path = format!("/api/v1/links/{code}");
 
-    let edited = h
-        .api(
-            Method::PATCH,
-            &path,
-            Some(&h.key),
-            Some(json!({"url": "https://example.com/v2", "redirect_status": 307, "max_visits": null, "tags": ["t"]})),
-        )
-        .await;
+    let edited = h.patch_as(&h.key, &path, json!({"url": "https://example.com/v2", "redirect_status": 307, "max_visits": null, "tags": ["t"]})).await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
     assert_eq!(edited.body["url"], "https://example.com/v2");
     assert_eq!(edited.body["max_visits"], Value::Null);
@@ -470,59 +456,35 @@ async fn edit_disable_delete(h: &Harness) {
     assert_eq!(follow.header("location"), Some("https://example.com/v2"));
 
     // A refused edit changes nothing.
-    h.api(
-        Method::PATCH,
-        &path,
-        Some(&h.key),
-        Some(json!({"url": "javascript:x"})),
-    )
-    .await
-    .assert_problem(422, "invalid-url");
-    h.api(
-        Method::PATCH,
-        &path,
-        Some(&h.key),
-        Some(json!({"alias": "rename"})),
-    )
-    .await
-    .assert_problem(422, "invalid-body");
+    h.patch_as(&h.key, &path, json!({"url": "javascript:x"}))
+        .await
+        .assert_problem(422, "invalid-url");
+    h.patch_as(&h.key, &path, json!({"alias": "rename"}))
+        .await
+        .assert_problem(422, "invalid-body");
     assert_eq!(
-        h.api(Method::GET, &path, Some(&h.key), None).await.body["url"],
+        h.get_as(&h.key, &path).await.body["url"],
         "https://example.com/v2"
     );
 
-    let disabled = h
-        .api(
-            Method::PATCH,
-            &path,
-            Some(&h.key),
-            Some(json!({"disabled": true})),
-        )
-        .await;
+    let disabled = h.patch_as(&h.key, &path, json!({"disabled": true})).await;
     assert_eq!(disabled.body["state"], "disabled");
     h.follow_until(code, 410)
         .await
         .assert_problem(410, "link-gone");
-    let enabled = h
-        .api(
-            Method::PATCH,
-            &path,
-            Some(&h.key),
-            Some(json!({"disabled": false})),
-        )
-        .await;
+    let enabled = h.patch_as(&h.key, &path, json!({"disabled": false})).await;
     assert_eq!(enabled.body["state"], "active");
     h.follow_until(code, 307).await;
 
-    let deleted = h.api(Method::DELETE, &path, Some(&h.key), None).await;
+    let deleted = h.delete_as(&h.key, &path).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     h.follow_until(code, 410)
         .await
         .assert_problem(410, "link-gone");
-    h.api(Method::GET, &path, Some(&h.key), None)
+    h.get_as(&h.key, &path)
         .await
         .assert_problem(404, "not-found");
-    h.api(Method::DELETE, &path, Some(&h.key), None)
+    h.delete_as(&h.key, &path)
         .await
         .assert_problem(404, "not-found");
     // The row stays, so the code is never handed out again.
@@ -552,7 +514,7 @@ async fn cursor_pagination(h: &Harness) {
             Some(c) => format!("/api/v1/links?limit=3&cursor={c}"),
             None => "/api/v1/links?limit=3".to_string(),
         };
-        let page = h.api(Method::GET, &path, Some(&h.key), None).await;
+        let page = h.get_as(&h.key, &path).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         pages += 1;
         for item in page.body["items"].as_array().unwrap() {
@@ -573,14 +535,9 @@ async fn cursor_pagination(h: &Harness) {
         "limit=x",
         "colour=red",
     ] {
-        h.api(
-            Method::GET,
-            &format!("/api/v1/links?{bad}"),
-            Some(&h.key),
-            None,
-        )
-        .await
-        .assert_problem(400, "invalid-query");
+        h.get_as(&h.key, &format!("/api/v1/links?{bad}"))
+            .await
+            .assert_problem(400, "invalid-query");
     }
 }
 
@@ -599,12 +556,7 @@ async fn expiry_answers_gone(h: &Harness) {
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let path = format!("/api/v1/links/{code}");
     let extended = h
-        .api(
-            Method::PATCH,
-            &path,
-            Some(&h.key),
-            Some(json!({"expires_at": later.to_rfc3339()})),
-        )
+        .patch_as(&h.key, &path, json!({"expires_at": later.to_rfc3339()}))
         .await;
     assert_eq!(extended.body["state"], "active", "{}", extended.text);
     h.follow_until(code, 302).await;

@@ -99,11 +99,11 @@ async fn guessing_keys_is_throttled_per_address() {
     let h = Harness::sqlite(LIMITS).await;
     let forged = format!("sk_{}", "B".repeat(43));
     for _ in 0..3 {
-        h.api(Method::GET, "/api/v1/links", Some(&forged), None)
+        h.get_as(&forged, "/api/v1/links")
             .await
             .assert_problem(401, "unauthorized");
     }
-    h.api(Method::GET, "/api/v1/links", Some(&forged), None)
+    h.get_as(&forged, "/api/v1/links")
         .await
         .assert_problem(429, "rate-limited");
     h.stop().await;

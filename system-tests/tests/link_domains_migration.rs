@@ -9,7 +9,7 @@ mod support;
 use common::config::DatabaseSettings;
 use common::db::Database;
 use common::ids::{CodeCodec, SnowflakeId};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use support::Harness;
 
 /// The last migration before links had a domain.
@@ -70,14 +70,7 @@ async fn links_are_as_they_were(h: &Harness, generated: &str) {
         ("spring-sale", "https://example.com/spring", 5),
         (generated, "https://example.com/generated", 3),
     ] {
-        let link = h
-            .api(
-                Method::GET,
-                &format!("/api/v1/links/{code}"),
-                Some(&h.key),
-                None,
-            )
-            .await;
+        let link = h.get_as(&h.key, &format!("/api/v1/links/{code}")).await;
         assert_eq!(link.status, StatusCode::OK, "{}", link.text);
         assert_eq!(link.body["code"], code);
         assert_eq!(link.body["domain"], "sho.rt");
@@ -96,14 +89,7 @@ async fn links_are_as_they_were(h: &Harness, generated: &str) {
         assert_eq!(followed.status, StatusCode::FOUND, "{}", followed.text);
         assert_eq!(followed.header("location"), Some(target));
     }
-    let listed = h
-        .api(
-            Method::GET,
-            "/api/v1/links?domain=sho.rt",
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let listed = h.get_as(&h.key, "/api/v1/links?domain=sho.rt").await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
 }
 

@@ -105,14 +105,7 @@ async fn qr_code_holds_the_short_url(h: &Harness) {
         .create_link(json!({"url": "https://example.com/printed?campaign=1"}))
         .await;
     let code = link["code"].as_str().unwrap();
-    let shown = h
-        .api(
-            Method::GET,
-            &format!("/api/v1/links/{code}"),
-            Some(&h.key),
-            None,
-        )
-        .await;
+    let shown = h.get_as(&h.key, &format!("/api/v1/links/{code}")).await;
     let short_url = shown.body["short_url"].as_str().unwrap().to_string();
     assert_eq!(short_url, format!("{}/{code}", support::PUBLIC_BASE));
     let path = format!("/api/v1/links/{code}/qr");
@@ -263,12 +256,6 @@ async fn qr_code_refusals(h: &Harness) {
         unknown_param.text
     );
 
-    h.api(
-        Method::DELETE,
-        &format!("/api/v1/links/{code}"),
-        Some(&h.key),
-        None,
-    )
-    .await;
+    h.delete_as(&h.key, &format!("/api/v1/links/{code}")).await;
     get(path, key).await.assert_problem(404, "not-found");
 }

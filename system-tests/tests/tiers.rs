@@ -9,7 +9,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::json;
 use support::Harness;
 use test_kit::{PgCluster, RedisCluster};
@@ -409,11 +408,10 @@ async fn edits_reach_every_instance_and_lost_subscriptions_reset() {
         );
     }
     let edited_at = Instant::now();
-    h.api(
-        Method::PATCH,
+    h.patch_as(
+        &h.key,
         &format!("/api/v1/links/{code}"),
-        Some(&h.key),
-        Some(json!({"url": "https://example.com/after"})),
+        json!({"url": "https://example.com/after"}),
     )
     .await;
     for port in [h.lookup_port, second] {
