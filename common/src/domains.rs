@@ -7,11 +7,61 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::config::Settings;
 use crate::db::domains;
 use crate::deps::Deps;
 use crate::events::Topic;
 use crate::held::{self, KeeperNames};
+use crate::links::{DomainName, HostEntry};
 use crate::site::SiteSettings;
+
+/// The default domain (`http.public_base_url`): its name as links and stats show it,
+/// and every host that names it (`public_base_url`'s and `links.own_hosts`), in the
+/// spelling request hosts and domain names are held in (a configured `WWW.Sho.RT.` is
+/// `www.sho.rt`).
+#[derive(Debug, Clone)]
+pub struct DefaultDomain {
+    name: String,
+    hosts: Vec<String>,
+}
+
+impl DefaultDomain {
+    pub fn from_settings(settings: &Settings) -> DefaultDomain {
+        DefaultDomain {
+            name: settings
+                .http
+                .public_base_url
+                .host_str()
+                .unwrap_or("localhost")
+                .to_ascii_lowercase(),
+            hosts: settings
+                .own_hosts()
+                .iter()
+                .filter_map(|host| HostEntry::parse(host).ok().map(HostEntry::into_string))
+                .collect(),
+        }
+    }
+
+    /// With one more host that names it (lookup answers `localhost` as its own).
+    pub fn with_host(mut self, host: &str) -> DefaultDomain {
+        self.hosts.push(host.to_string());
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether `host` (in the held spelling) names the default domain.
+    pub fn is(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h == host)
+    }
+
+    /// The branded domain `name` stands for: `None` when it names the default one.
+    pub fn branded(&self, name: DomainName) -> Option<DomainName> {
+        (!self.is(name.as_str())).then_some(name)
+    }
+}
 
 type Sites = HashMap<Box<str>, Arc<SiteSettings>>;
 
@@ -99,6 +149,27 @@ pub async fn keep_current(deps: &Deps) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_domain_is_named_by_each_of_its_hosts_in_one_spelling() {
+        let env = [
+            ("SHORTENER__HTTP__PUBLIC_BASE_URL", "https://Sho.RT/"),
+            ("SHORTENER__LINKS__OWN_HOSTS", "WWW.Sho.RT."),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec();
+        let settings =
+            Settings::load_from(crate::config::ServiceKind::Create, None, env).expect("settings");
+        let default = DefaultDomain::from_settings(&settings);
+        assert_eq!(default.name(), "sho.rt");
+        assert!(default.is("sho.rt") && default.is("www.sho.rt"));
+        assert!(!default.is("localhost") && !default.is("go.acme.com"));
+        assert!(default.clone().with_host("localhost").is("localhost"));
+        let own = DomainName::parse("WWW.sho.rt").expect("a domain");
+        assert_eq!(default.branded(own), None);
+        let branded = DomainName::parse("go.acme.com").expect("a domain");
+        assert_eq!(default.branded(branded.clone()), Some(branded));
+    }
 
     #[test]
     fn a_replaced_set_is_what_every_clone_sees() {

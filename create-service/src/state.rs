@@ -9,9 +9,10 @@ use common::auth::{Authenticator, Principal};
 use common::config::Settings;
 use common::db::domains::DomainRecord;
 use common::deps::Deps;
+use common::domains::DefaultDomain;
 use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
-use common::links::{DomainName, UrlPolicy};
+use common::links::UrlPolicy;
 use common::ratelimit::{Decision, Quota, RateLimiter};
 
 use crate::error::ApiError;
@@ -55,11 +56,7 @@ pub struct CreateState {
     pub url_policy: UrlPolicy,
     /// `public_base_url` without a trailing slash.
     pub base_url: String,
-    /// The default domain's name as links show it: `public_base_url`'s host.
-    pub default_domain: String,
-    /// Every host of the default domain (see `Settings::default_hosts`): naming any
-    /// of them names the default domain.
-    pub default_hosts: Vec<String>,
+    pub default_domain: DefaultDomain,
     /// Where single creates without an idempotency key are written (none: each is
     /// its own INSERT).
     pub group_commit: Option<GroupCommit>,
@@ -127,8 +124,7 @@ impl CreateState {
             relay: Relay::new(deps),
             url_policy,
             base_url: settings.http.base_url().to_string(),
-            default_domain: settings.default_domain(),
-            default_hosts: settings.default_hosts(),
+            default_domain: DefaultDomain::from_settings(&settings),
             generator,
             lease,
             settings,
@@ -268,11 +264,6 @@ impl CreateState {
             None => format!("{}/{code}", self.base_url),
             Some(site) => site.settings.short_url(site.name.as_str(), code),
         }
-    }
-
-    /// Whether `name` is one of the default domain's hosts.
-    pub fn is_default_domain(&self, name: &DomainName) -> bool {
-        self.default_hosts.iter().any(|host| host == name.as_str())
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use actix_web::HttpRequest;
 use actix_web::http::header::{HOST, HeaderName, HeaderValue};
 use common::deps::Deps;
-use common::domains::Domains;
+use common::domains::{DefaultDomain, Domains};
 use common::events::Subscription;
 use common::ids::{CodeCodec, looks_like_generated_code};
 use common::links::domain_name::MAX_LEN;
@@ -48,9 +48,8 @@ pub struct LookupState {
     pub blocklist: Blocklist,
     /// The branded domains tenants hold, kept current by the service.
     pub domains: Domains,
-    /// Hosts of the default domain: `http.public_base_url`'s, `links.own_hosts` and
-    /// `localhost`, lowercase.
-    pub default_hosts: Vec<String>,
+    /// The default domain, which `localhost` names too.
+    pub default_domain: DefaultDomain,
     /// Where the host a client asked for is read from (`Host` when unset).
     pub forwarded_host: Option<HeaderName>,
 }
@@ -121,11 +120,7 @@ impl LookupState {
             visit_limiter: VisitLimiter::new(deps.db.clone(), settings.replica_timeout),
             blocklist: deps.blocklist.clone(),
             domains: deps.domains.clone(),
-            default_hosts: {
-                let mut hosts = deps.settings.default_hosts();
-                hosts.push("localhost".to_string());
-                hosts
-            },
+            default_domain: DefaultDomain::from_settings(&deps.settings).with_host("localhost"),
             forwarded_host: deps.settings.http.forwarded_host_header.clone(),
             deps: deps.clone(),
             codec,
@@ -158,7 +153,7 @@ impl LookupState {
         };
         match request_host(value, buf) {
             RequestHost::Address => Ok(None),
-            RequestHost::Name(name) if self.default_hosts.iter().any(|h| h == name) => Ok(None),
+            RequestHost::Name(name) if self.default_domain.is(name) => Ok(None),
             RequestHost::Name(name) => match self.domains.settings(name) {
                 Some(settings) => Ok(Some(Site { name, settings })),
                 None => Err(FollowError::UnknownHost),

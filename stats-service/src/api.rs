@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::db::replicas::Replicas;
 use common::db::{Database, StoreError, clicks, links};
+use common::domains::DefaultDomain;
 use common::problem::Problem;
 
 use crate::error::StatsError;
@@ -39,10 +40,7 @@ pub struct StatsState {
     /// `links.anonymous_stats`: a request without a key reads anonymous links.
     pub anonymous_stats: bool,
     pub reads: Reads,
-    /// The default domain's hosts (see `Settings::default_hosts`).
-    pub default_hosts: Vec<String>,
-    /// The default domain's name as answers show it (`Settings::default_domain`).
-    pub default_domain: String,
+    pub default_domain: DefaultDomain,
 }
 
 /// Stats reads by the pool that answered, each series resolved once.
@@ -248,8 +246,9 @@ pub async fn link_stats(
     // Text no link or domain could have reaches no database.
     let code = LinkCode::parse(&code).ok_or(StatsError::NotFound)?;
     let domain = match &query.domain {
-        Some(text) => Some(DomainName::parse(text).map_err(|_| StatsError::NotFound)?)
-            .filter(|name| !state.default_hosts.iter().any(|h| h == name.as_str())),
+        Some(text) => state
+            .default_domain
+            .branded(DomainName::parse(text).map_err(|_| StatsError::NotFound)?),
         None => None,
     };
     // The key clicks are counted under; a domain the caller does not hold has no
@@ -321,7 +320,7 @@ pub async fn link_stats(
     let stats = Stats {
         domain: match link.domain {
             Some(name) => name.into_string(),
-            None => state.default_domain.clone(),
+            None => state.default_domain.name().to_string(),
         },
         code: code.into_string(),
         from: from_ms(from),

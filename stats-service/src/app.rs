@@ -58,8 +58,7 @@ impl StatsService {
             auth: common::auth::Authenticator::new(deps.db.clone()),
             anonymous_stats: deps.settings.links.anonymous_stats,
             reads: crate::api::Reads::new(&deps.metrics),
-            default_hosts: deps.settings.default_hosts(),
-            default_domain: deps.settings.default_domain(),
+            default_domain: common::domains::DefaultDomain::from_settings(&deps.settings),
         });
         StatsService { state, appliers }
     }

@@ -17,6 +17,7 @@ use common::db::domains::{self, DomainRecord};
 use common::db::links::{self, LinkRecord, TenantId};
 use common::db::transfer::{self, LedgerEntry};
 use common::db::{Engine, StoreError};
+use common::domains::DefaultDomain;
 use common::links::{DomainName, UrlPolicy};
 use common::time::now_ms;
 use create_service::CreateState;
@@ -132,17 +133,16 @@ impl fmt::Display for ImportSummary {
 
 /// The domains rows may name: the default domain's hosts and the tenant's own
 /// branded domains, read once when the import starts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Domains {
-    default_hosts: Vec<String>,
+    default: DefaultDomain,
     held: HashMap<DomainName, DomainRecord>,
 }
 
 impl Domains {
     /// The branded domain a row's `domain` names: `None` for the default domain.
     fn resolve(&self, name: Option<&DomainName>) -> Result<Option<&DomainRecord>, String> {
-        let Some(name) = name.filter(|n| !self.default_hosts.iter().any(|h| h == n.as_str()))
-        else {
+        let Some(name) = name.filter(|n| !self.default.is(n.as_str())) else {
             return Ok(None);
         };
         self.held
@@ -203,7 +203,7 @@ pub async fn import_links(
     // alias someone asked for before the import loses its "not found" entry at once.
     let state = CreateState::build(&deps).await?;
     let domains = Arc::new(Domains {
-        default_hosts: state.default_hosts.clone(),
+        default: state.default_domain.clone(),
         held: domains::list_for_tenant(deps.db.primary(), &tenant)
             .await?
             .into_iter()
@@ -612,6 +612,16 @@ mod tests {
 
     use super::*;
 
+    /// The default settings' default domain, and no branded ones.
+    fn no_domains() -> Domains {
+        let settings =
+            Settings::load_from(common::config::ServiceKind::AllInOne, None, Vec::new()).unwrap();
+        Domains {
+            default: DefaultDomain::from_settings(&settings),
+            held: HashMap::new(),
+        }
+    }
+
     fn row(line: u64, url: &str) -> SourceRow {
         SourceRow {
             line,
@@ -627,16 +637,14 @@ mod tests {
         let mut past = row(2, "https://example.com/");
         past.expires_at = Some("2020-01-01T00:00:00Z".into());
         past.created_at = Some("2019-01-01T00:00:00+01:00".into());
-        let ok = validate(past, &policy, &Domains::default(), now).unwrap();
+        let ok = validate(past, &policy, &no_domains(), now).unwrap();
         assert_eq!(ok.link.expires_at, Some(1_577_836_800_000));
         assert_eq!(ok.created_at, Some(1_546_297_200_000));
 
         let mut bad = row(3, "javascript:alert(1)");
         bad.alias = Some("a".into());
         bad.expires_at = Some("tomorrow".into());
-        let reason = validate(bad, &policy, &Domains::default(), now)
-            .err()
-            .unwrap();
+        let reason = validate(bad, &policy, &no_domains(), now).err().unwrap();
         assert!(
             reason.starts_with("url: url scheme \"javascript\""),
             "{reason}"
@@ -647,9 +655,7 @@ mod tests {
         let mut future = row(4, "https://example.com/");
         future.created_at = Some("2100-01-01T00:00:00Z".into());
         assert_eq!(
-            validate(future, &policy, &Domains::default(), now)
-                .err()
-                .unwrap(),
+            validate(future, &policy, &no_domains(), now).err().unwrap(),
             "created_at: is in the future"
         );
     }
@@ -668,7 +674,7 @@ mod tests {
             ] {
                 let mut r = row(line, url);
                 r.alias = alias.map(str::to_string);
-                let candidate = validate(r, &policy, &Domains::default(), 0).unwrap();
+                let candidate = validate(r, &policy, &no_domains(), 0).unwrap();
                 out.push(keys.assign(candidate).map(|c| c.key));
             }
             out

@@ -779,29 +779,6 @@ impl Settings {
         hosts
     }
 
-    /// The default domain's name as links show it: `public_base_url`'s host.
-    pub fn default_domain(&self) -> String {
-        self.http
-            .public_base_url
-            .host_str()
-            .unwrap_or("localhost")
-            .to_ascii_lowercase()
-    }
-
-    /// The hosts of the default domain in the spelling request hosts and domain names
-    /// are held in (lowercase, no trailing dot): `public_base_url`'s and
-    /// `links.own_hosts`. A configured `WWW.Sho.RT.` is `www.sho.rt`.
-    pub fn default_hosts(&self) -> Vec<String> {
-        self.own_hosts()
-            .iter()
-            .filter_map(|host| {
-                crate::links::HostEntry::parse(host)
-                    .ok()
-                    .map(crate::links::HostEntry::into_string)
-            })
-            .collect()
-    }
-
     /// The URL policy that every stored link must satisfy.
     pub fn url_policy(&self) -> crate::links::UrlPolicy {
         crate::links::UrlPolicy {

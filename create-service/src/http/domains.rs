@@ -191,7 +191,7 @@ fn invalid_name(why: String) -> ApiError {
 fn requested_name(state: &CreateState, text: Option<&str>) -> Result<DomainName, ApiError> {
     let text = text.ok_or_else(|| invalid_name("a domain needs a `name`".into()))?;
     let name = DomainName::parse(text).map_err(|e| invalid_name(e.to_string()))?;
-    if state.is_default_domain(&name) {
+    if state.default_domain.is(name.as_str()) {
         return Err(invalid_name(format!(
             "`{name}` is the shortener's own domain, which serves every tenant already"
         )));

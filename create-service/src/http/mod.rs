@@ -41,7 +41,7 @@ pub async fn caller_domain(
     tenant_id: &TenantId,
     name: Option<&DomainName>,
 ) -> Result<Option<DomainRecord>, ApiError> {
-    let Some(name) = name.filter(|n| !state.is_default_domain(n)) else {
+    let Some(name) = name.filter(|n| !state.default_domain.is(n.as_str())) else {
         return Ok(None);
     };
     match common::db::domains::get(state.deps.db.primary(), name).await? {
@@ -106,7 +106,7 @@ pub(crate) fn view(
 ) -> LinkView {
     let domain = match &record.domain {
         Some(name) => name.to_string(),
-        None => state.default_domain.clone(),
+        None => state.default_domain.name().to_string(),
     };
     let short_url = state.short_url(site, record.code.as_str());
     LinkView::from_record(record, domain, short_url, now_ms())
