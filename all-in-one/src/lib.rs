@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::config::{ServiceKind, Settings};
 use common::db::Engine;
 use common::deps::Deps;
+use common::domain::access::{Grant, Role, Scope};
 use common::events::Bus;
 use common::server::{Running, ServiceBuilder};
 use create_service::CreateService;
@@ -109,10 +110,42 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .start()
 }
 
+/// The grant `keys create` asks for: `--role` (owner when neither is given) or
+/// `--scopes` (comma-separated).
+pub fn parse_grant(role: Option<&str>, scopes: Option<&str>) -> anyhow::Result<Grant> {
+    match (role, scopes) {
+        (Some(_), Some(_)) => anyhow::bail!("give --role or --scopes, not both"),
+        (None, Some(scopes)) => scopes
+            .split(',')
+            .map(|s| {
+                Scope::parse(s.trim()).ok_or_else(|| {
+                    anyhow::anyhow!("`{s}` is no scope; scopes are {}", names(&Scope::ALL))
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Grant::scopes),
+        (role, None) => {
+            let role = role.unwrap_or("owner");
+            Role::parse(role).map(Grant::Role).ok_or_else(|| {
+                anyhow::anyhow!("`{role}` is no role; roles are {}", names(&Role::ALL))
+            })
+        }
+    }
+}
+
+fn names<T: std::fmt::Display>(all: &[T]) -> String {
+    all.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// `keys create`: mints a key; the caller prints it.
-pub async fn create_key(settings: Settings, tenant: &str, label: &str) -> anyhow::Result<String> {
+pub async fn create_key(
+    settings: Settings,
+    tenant: &str,
+    label: &str,
+    grant: Grant,
+) -> anyhow::Result<String> {
     let deps = connect(settings).await?;
-    let key = common::auth::create_key(&deps.db, tenant, label).await?;
+    let key = common::auth::create_key(&deps.db, tenant, label, grant).await?;
     deps.db.close().await;
     Ok(key.secret)
 }
@@ -125,17 +158,18 @@ pub async fn list_keys(settings: Settings, tenant: Option<&str>) -> anyhow::Resu
     Ok(keys
         .iter()
         .map(|k| {
-            format!(
-                "{}\t{}\t{}\t{}",
-                k.id,
-                k.tenant_id,
-                if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                },
-                k.label
-            )
+            let grant = match k.grant.to_stored() {
+                (Some(role), _) => role.to_string(),
+                (None, scopes) => scopes.unwrap_or_default().replace(' ', ","),
+            };
+            let state = if k.revoked_at.is_some() {
+                "revoked"
+            } else if !k.active_at(common::time::now_ms()) {
+                "expired"
+            } else {
+                "active"
+            };
+            format!("{}\t{}\t{grant}\t{state}\t{}", k.id, k.tenant_id, k.label)
         })
         .collect())
 }
@@ -144,6 +178,8 @@ pub async fn list_keys(settings: Settings, tenant: Option<&str>) -> anyhow::Resu
 pub async fn revoke_key(settings: Settings, id: i64) -> anyhow::Result<bool> {
     let deps = connect(settings).await?;
     let revoked = common::db::keys::revoke(deps.db.primary(), id, common::time::now_ms()).await?;
+    // Running instances forget the key at once, or within the key cache's lifetime.
+    common::held::announce(&deps.bus, common::events::Event::AccessChanged, revoked).await;
     deps.db.close().await;
     Ok(revoked)
 }

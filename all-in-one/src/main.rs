@@ -118,6 +118,13 @@ enum KeysCommand {
         tenant: String,
         #[arg(long, default_value = "")]
         label: String,
+        /// The key's role: owner (the default), admin, editor or viewer.
+        #[arg(long, conflicts_with = "scopes")]
+        role: Option<String>,
+        /// A service key's scopes instead of a role, comma-separated
+        /// (links:read, links:write, stats:read, domains:manage, keys:manage, audit:read).
+        #[arg(long)]
+        scopes: Option<String>,
     },
     /// List keys (ids, tenants, state; never the keys themselves).
     List {
@@ -151,8 +158,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => match command {
-            KeysCommand::Create { tenant, label } => {
-                let key = shortener::create_key(settings, &tenant, &label).await?;
+            KeysCommand::Create {
+                tenant,
+                label,
+                role,
+                scopes,
+            } => {
+                let grant = shortener::parse_grant(role.as_deref(), scopes.as_deref())?;
+                let key = shortener::create_key(settings, &tenant, &label, grant).await?;
                 println!("API key for tenant `{tenant}` (shown once, store it now):");
                 println!("{key}");
                 Ok(ExitCode::SUCCESS)

@@ -109,7 +109,12 @@ impl Server {
     fn key(&self, tenant: &str) -> String {
         let settings = Settings::load_from(ServiceKind::AllInOne, None, self.env.clone()).unwrap();
         self.runtime
-            .block_on(shortener::create_key(settings, tenant, "browser test"))
+            .block_on(shortener::create_key(
+                settings,
+                tenant,
+                "browser test",
+                common::domain::access::Grant::Role(common::domain::access::Role::Owner),
+            ))
             .unwrap()
     }
 

@@ -137,9 +137,14 @@ async fn keys_create_prints_a_working_key_last() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_codes_on_one_port() {
     let dir = tempfile::tempdir().unwrap();
-    let key = shortener::create_key(settings(dir.path()), "demo", "qr")
-        .await
-        .unwrap();
+    let key = shortener::create_key(
+        settings(dir.path()),
+        "demo",
+        "qr",
+        common::domain::access::Grant::Role(common::domain::access::Role::Owner),
+    )
+    .await
+    .unwrap();
     let (port, server) = start(dir.path()).await;
     let http = test_kit::http_client().unwrap();
     let base = format!("http://127.0.0.1:{port}");

@@ -1,36 +1,62 @@
-//! API keys: generation, hashing at rest, and resolving a bearer key to its tenant.
+//! API keys: generation, hashing at rest, rotation, and resolving a bearer key to its
+//! tenant and grant.
 //!
 //! A key is `sk_` followed by 43 random base62 characters (about 256 bits). Only its
 //! SHA-256 is stored, so a copy of the database grants nothing. Resolved keys are
-//! cached briefly (see [`KEY_CACHE_TTL`]), which is also how long a revoked key may
-//! still be accepted by a running instance.
+//! cached in process, so an authorised call costs no database query: the cache is
+//! dropped whole when a key changes anywhere (an announcement on the bus), and entries
+//! live at most [`KEY_CACHE_TTL`], which bounds how long a revoked key may still be
+//! accepted by an instance that missed the announcement. Expiry is checked on every
+//! call against the cached record, so an expired key fails on time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
+use domain::access::Grant;
+use domain::ids::{Clock, SystemClock};
+use futures_util::future::BoxFuture;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::db::{Database, StoreError, keys};
+use crate::deps::Deps;
+use crate::events::{Event, Listener, Topic};
 use crate::link::TenantId;
 use crate::problem::Problem;
-use crate::time::now_ms;
 
 pub const KEY_PREFIX: &str = "sk_";
 const SECRET_CHARS: usize = 43;
 
-/// Upper bound on how long a revoked key keeps working on an instance that saw it.
+/// Upper bound on how long a revoked key keeps working on an instance that saw it and
+/// missed the announcement of its revocation.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// How long a rotated key keeps working beside its successor unless the rotation
+/// names a grace period.
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// The longest grace period a rotation may ask for.
+pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Who is calling, once the bearer key checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub tenant_id: TenantId,
     pub key_id: i64,
+    pub grant: Grant,
+}
+
+/// What a new key is for.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub tenant_id: TenantId,
+    pub label: String,
+    pub grant: Grant,
+    pub expires_at: Option<i64>,
 }
 
 /// A freshly minted key: `secret` is shown once and then forgotten.
@@ -51,9 +77,8 @@ fn well_formed(secret: &str) -> bool {
         .is_some_and(|s| s.len() == SECRET_CHARS && s.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Creates and stores a key for the tenant named `tenant`.
-pub async fn create_key(db: &Database, tenant: &str, label: &str) -> anyhow::Result<NewKey> {
-    let tenant = TenantId::named(tenant)?;
+/// A new secret and the record that stores its hash (not yet stored).
+pub fn mint(spec: KeySpec, now_ms: i64) -> NewKey {
     let mut rng = rand::rng();
     let body: String = (&mut rng)
         .sample_iter(&Alphanumeric)
@@ -63,21 +88,77 @@ pub async fn create_key(db: &Database, tenant: &str, label: &str) -> anyhow::Res
     let secret = format!("{KEY_PREFIX}{body}");
     let record = keys::KeyRecord {
         id: rng.random_range(1..i64::MAX),
-        tenant_id: tenant,
+        tenant_id: spec.tenant_id,
         key_hash: hash_key(&secret),
-        label: label.to_string(),
-        created_at: now_ms(),
+        label: spec.label,
+        grant: spec.grant,
+        created_at: now_ms,
+        expires_at: spec.expires_at,
         revoked_at: None,
+        rotated_from: None,
     };
-    keys::insert(db.primary(), &record).await?;
-    Ok(NewKey { secret, record })
+    NewKey { secret, record }
+}
+
+/// Creates and stores a key of `grant` for the tenant named `tenant` (the CLI's
+/// `keys create`).
+pub async fn create_key(
+    db: &Database,
+    tenant: &str,
+    label: &str,
+    grant: Grant,
+) -> anyhow::Result<NewKey> {
+    let spec = KeySpec {
+        tenant_id: TenantId::named(tenant)?,
+        label: label.to_string(),
+        grant,
+        expires_at: None,
+    };
+    let key = mint(spec, crate::time::now_ms());
+    keys::insert(db.primary(), &key.record).await?;
+    Ok(key)
+}
+
+/// Replaces `old` with a new key of the same tenant, label, grant and expiry, in one
+/// transaction: the old key keeps working until `now + grace` (or its own expiry, if
+/// sooner), so clients can switch without a gap. `None` when `old` was revoked
+/// meanwhile.
+pub async fn rotate(
+    db: &Database,
+    old: &keys::KeyRecord,
+    grace: Duration,
+    now_ms: i64,
+) -> Result<Option<NewKey>, StoreError> {
+    let mut key = mint(
+        KeySpec {
+            tenant_id: old.tenant_id.clone(),
+            label: old.label.clone(),
+            grant: old.grant.clone(),
+            expires_at: old.expires_at,
+        },
+        now_ms,
+    );
+    key.record.rotated_from = Some(old.id);
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let mut tx = db.begin_write().await?;
+    let Some(current) = keys::get(&mut *tx, &old.tenant_id, old.id).await? else {
+        return Ok(None);
+    };
+    if !current.active_at(now_ms) {
+        return Ok(None);
+    }
+    keys::expire_by(&mut *tx, old.id, now_ms.saturating_add(grace_ms)).await?;
+    keys::insert(&mut *tx, &key.record).await?;
+    tx.commit().await?;
+    Ok(Some(key))
 }
 
 /// Resolves `Authorization: Bearer sk_…` headers.
 #[derive(Clone)]
 pub struct Authenticator {
     db: Database,
-    cache: moka::future::Cache<String, Option<Principal>>,
+    clock: Arc<dyn Clock>,
+    cache: moka::future::Cache<String, Option<keys::KeyRecord>>,
 }
 
 fn unauthorized(detail: &str) -> Problem {
@@ -89,15 +170,49 @@ fn unauthorized(detail: &str) -> Problem {
     .detail(detail)
 }
 
+/// Drops every cached key when one changes anywhere, or when changes may have been
+/// missed.
+struct Forget(moka::future::Cache<String, Option<keys::KeyRecord>>);
+
+impl Listener for Forget {
+    fn event(&self, _event: Event) -> BoxFuture<'static, ()> {
+        self.0.invalidate_all();
+        Box::pin(std::future::ready(()))
+    }
+
+    fn missed(&self, _connected: bool) {
+        self.0.invalidate_all();
+    }
+}
+
 impl Authenticator {
     pub fn new(db: Database) -> Authenticator {
+        Authenticator::with_clock(db, Arc::new(SystemClock))
+    }
+
+    /// An authenticator that reads expiry against `clock`.
+    pub fn with_clock(db: Database, clock: Arc<dyn Clock>) -> Authenticator {
         Authenticator {
             db,
+            clock,
             cache: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(KEY_CACHE_TTL)
                 .build(),
         }
+    }
+
+    /// Forgets cached keys on every key change announced on `deps.bus`, from a task
+    /// of `deps.background`.
+    pub fn follow_changes(&self, deps: &Deps) {
+        deps.bus
+            .subscription(Topic::Access)
+            .start(Arc::new(Forget(self.cache.clone())), &deps.background);
+    }
+
+    /// Now, by this authenticator's clock (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX)
     }
 
     /// `Ok(None)` when the request carries no `Authorization` header at all; a header
@@ -112,34 +227,44 @@ impl Authenticator {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("use `Authorization: Bearer <key>`"))?;
+        self.resolve(secret).await.map(Some)
+    }
+
+    /// The principal of bearer key `secret`, or the 401 that says why there is none.
+    pub async fn resolve(&self, secret: &str) -> Result<Principal, Problem> {
         if !well_formed(secret) {
             return Err(unauthorized("the API key is not valid"));
         }
         let hash = hash_key(secret);
         let db = self.db.clone();
         let lookup_hash = hash.clone();
-        let principal = self
+        let record = self
             .cache
-            .try_get_with(hash.clone(), async move {
+            .try_get_with(hash, async move {
                 let record = keys::find_by_hash(db.primary(), &lookup_hash).await?;
-                Ok::<_, StoreError>(record.and_then(|r| {
-                    // The index lookup already matched; the constant-time comparison
-                    // keeps the decision itself free of timing differences.
-                    let same: bool = r.key_hash.as_bytes().ct_eq(lookup_hash.as_bytes()).into();
-                    (same && r.revoked_at.is_none()).then_some(Principal {
-                        tenant_id: r.tenant_id,
-                        key_id: r.id,
-                    })
-                }))
+                // The index lookup already matched; the constant-time comparison
+                // keeps the decision itself free of timing differences.
+                Ok::<_, StoreError>(
+                    record.filter(|r| r.key_hash.as_bytes().ct_eq(lookup_hash.as_bytes()).into()),
+                )
             })
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "API key lookup failed");
                 Problem::unavailable("cannot check API keys right now")
-            })?;
-        principal
-            .map(Some)
-            .ok_or_else(|| unauthorized("the API key is not valid"))
+            })?
+            .ok_or_else(|| unauthorized("the API key is not valid"))?;
+        if record.revoked_at.is_some() {
+            return Err(unauthorized("the API key was revoked"));
+        }
+        if !record.active_at(self.now_ms()) {
+            return Err(unauthorized("the API key has expired"));
+        }
+        Ok(Principal {
+            tenant_id: record.tenant_id,
+            key_id: record.id,
+            grant: record.grant,
+        })
     }
 }
 

@@ -7,7 +7,8 @@
 //! missed, and told again once it is back, because events published meanwhile were
 //! missed.
 //!
-//! Topics: link changes (each lookup instance evicts the code from its local cache),
+//! Topics: access changes (a key made, revoked or rotated: every instance forgets the
+//! keys it resolved, see [`crate::auth`]), link changes (each lookup instance evicts the code from its local cache),
 //! domain changes (every lookup instance reloads the set of branded domains, see
 //! [`crate::domains`]) and blocklist changes (`shortener hosts block|unblock` announces one after writing
 //! the table; every instance holding the blocklist reloads it; an announcement carries
@@ -24,7 +25,7 @@ use tokio::sync::broadcast;
 
 use crate::background::Background;
 use crate::backoff::Backoff;
-use crate::cache::{blocklist_channel, domains_channel, invalidation_channel};
+use crate::cache::{access_channel, blocklist_channel, domains_channel, invalidation_channel};
 use crate::redis::{RedisCluster, redis};
 
 /// Backoff between attempts to (re)subscribe.
@@ -47,6 +48,8 @@ pub enum Event {
     BlocklistChanged,
     /// A branded domain was added or given up: reload the set.
     DomainsChanged,
+    /// A key was made, revoked or rotated: forget resolved keys.
+    AccessChanged,
 }
 
 /// What a subscription listens to. Each topic is a channel of its own on Redis.
@@ -55,11 +58,13 @@ pub enum Topic {
     Links,
     Blocklist,
     Domains,
+    Access,
 }
 
 /// The payloads of the announcements on Redis.
 const BLOCKLIST_CHANGED: &str = "blocklist-changed";
 const DOMAINS_CHANGED: &str = "domains-changed";
+const ACCESS_CHANGED: &str = "access-changed";
 
 impl Event {
     pub fn topic(&self) -> Topic {
@@ -67,6 +72,7 @@ impl Event {
             Event::LinkChanged { .. } => Topic::Links,
             Event::BlocklistChanged => Topic::Blocklist,
             Event::DomainsChanged => Topic::Domains,
+            Event::AccessChanged => Topic::Access,
         }
     }
 
@@ -77,6 +83,7 @@ impl Event {
             Event::LinkChanged { key, updated_at } => format!("{updated_at}|{key}"),
             Event::BlocklistChanged => BLOCKLIST_CHANGED.to_string(),
             Event::DomainsChanged => DOMAINS_CHANGED.to_string(),
+            Event::AccessChanged => ACCESS_CHANGED.to_string(),
         }
     }
 
@@ -92,6 +99,7 @@ impl Event {
             }
             Topic::Blocklist => (payload == BLOCKLIST_CHANGED).then_some(Event::BlocklistChanged),
             Topic::Domains => (payload == DOMAINS_CHANGED).then_some(Event::DomainsChanged),
+            Topic::Access => (payload == ACCESS_CHANGED).then_some(Event::AccessChanged),
         }
     }
 }
@@ -102,6 +110,7 @@ impl Topic {
             Topic::Links => "invalidation",
             Topic::Blocklist => "blocklist",
             Topic::Domains => "domains",
+            Topic::Access => "access",
         }
     }
 
@@ -110,6 +119,7 @@ impl Topic {
             Topic::Links => invalidation_channel(prefix),
             Topic::Blocklist => blocklist_channel(prefix),
             Topic::Domains => domains_channel(prefix),
+            Topic::Access => access_channel(prefix),
         }
     }
 }
@@ -347,6 +357,11 @@ mod tests {
         // A payload of another topic's shape is not this topic's event.
         assert_eq!(Event::from_payload(Topic::Domains, BLOCKLIST_CHANGED), None);
         assert_eq!(Event::from_payload(Topic::Blocklist, DOMAINS_CHANGED), None);
+        assert_eq!(
+            Event::from_payload(Topic::Access, &Event::AccessChanged.to_payload()),
+            Some(Event::AccessChanged)
+        );
+        assert_eq!(Event::from_payload(Topic::Access, DOMAINS_CHANGED), None);
         assert_eq!(Event::from_payload(Topic::Blocklist, "1|abc"), None);
         assert_eq!(Event::from_payload(Topic::Links, BLOCKLIST_CHANGED), None);
         assert_eq!(Event::from_payload(Topic::Links, "x|abc"), None);

@@ -22,26 +22,30 @@ pub struct FieldError {
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
-    pub title: String,
+    pub title: &'static str,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The permission a 403 found missing (`links:write`), for clients to act on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<&'static str>,
     /// Seconds a client should wait (also sent as `Retry-After`).
     #[serde(skip)]
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
     /// A problem of kind `slug` (e.g. `invalid-url`) with its status and title.
-    pub fn new(status: StatusCode, slug: &str, title: impl Into<String>) -> Problem {
+    pub fn new(status: StatusCode, slug: &str, title: &'static str) -> Problem {
         Problem {
             kind: format!("/problems/{slug}"),
-            title: title.into(),
+            title,
             status: status.as_u16(),
             detail: None,
             errors: Vec::new(),
+            permission: None,
             retry_after: None,
         }
     }
@@ -60,12 +64,20 @@ impl Problem {
     }
 
     pub fn retry_after(mut self, seconds: u64) -> Problem {
-        self.retry_after = Some(seconds);
+        self.retry_after = Some(u32::try_from(seconds).unwrap_or(u32::MAX));
         self
     }
 
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The caller's key lacks `permission`.
+    pub fn forbidden(permission: &'static str) -> Problem {
+        let mut problem = Problem::new(StatusCode::FORBIDDEN, "forbidden", "Permission missing")
+            .detail(format!("this API key lacks the `{permission}` permission"));
+        problem.permission = Some(permission);
+        problem
     }
 
     pub fn not_found() -> Problem {

@@ -55,6 +55,20 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
                 .route(web::patch().to(http::domains::update_domain))
                 .route(web::delete().to(http::domains::delete_domain)),
         )
+        .service(
+            web::resource("/api/v1/keys")
+                .app_data(common::http::json_config(json_limit))
+                .route(web::post().to(http::keys::create_key))
+                .route(web::get().to(http::keys::list_keys)),
+        )
+        .route(
+            "/api/v1/keys/{id}",
+            web::delete().to(http::keys::delete_key),
+        )
+        .route(
+            "/api/v1/keys/{id}/rotate",
+            web::post().to(http::keys::rotate_key),
+        )
         .configure(crate::web::routes);
     }
 }
@@ -70,6 +84,7 @@ impl CreateService {
     /// Builds the state and starts its work on `deps.background`.
     pub async fn start(deps: &Deps) -> anyhow::Result<CreateService> {
         let state = web::Data::new(CreateState::build(deps).await?);
+        state.auth.follow_changes(deps);
         let background = &deps.background;
         let relay = background.group();
         let relayed = state.relay.clone();

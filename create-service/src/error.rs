@@ -14,6 +14,9 @@ pub enum ApiError {
     Invalid(Problem),
     #[error("authentication: {0}")]
     Auth(Problem),
+    /// The caller's key lacks the permission the action needs.
+    #[error("permission `{}` missing", .0.permission())]
+    Forbidden(common::domain::access::Action),
     #[error("anonymous creation is disabled")]
     AnonymousDisabled,
     #[error("not found")]
@@ -22,6 +25,10 @@ pub enum ApiError {
     AliasTaken(String),
     #[error("no such domain")]
     DomainNotFound,
+    #[error("no such key")]
+    KeyNotFound,
+    #[error("key revoked or expired")]
+    KeyInactive,
     #[error("domain `{0}` still has links")]
     DomainHasLinks(String),
     #[error("domain `{name}` is held already")]
@@ -55,6 +62,7 @@ impl ApiError {
                 "Missing or invalid API key",
             )
             .detail("this server requires an API key to create links"),
+            ApiError::Forbidden(action) => Problem::forbidden(action.permission()),
             ApiError::NotFound => Problem::not_found().detail("no such link"),
             ApiError::AliasTaken(alias) => {
                 Problem::new(StatusCode::CONFLICT, "alias-taken", "Alias already taken")
@@ -62,6 +70,11 @@ impl ApiError {
                     .field("alias", "already in use")
             }
             ApiError::DomainNotFound => Problem::not_found().detail("no such domain of yours"),
+            ApiError::KeyNotFound => Problem::not_found().detail("no such key of yours"),
+            ApiError::KeyInactive => {
+                Problem::new(StatusCode::CONFLICT, "key-inactive", "Key no longer in use")
+                    .detail("the key is revoked or expired: make a new one instead")
+            }
             ApiError::DomainHasLinks(name) => Problem::new(
                 StatusCode::CONFLICT,
                 "domain-has-links",

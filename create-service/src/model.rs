@@ -246,7 +246,7 @@ impl FieldErrors {
     }
 
     /// [`FieldErrors::into_problem`] under another title.
-    pub fn into_problem_titled(self, title: &str) -> Problem {
+    pub fn into_problem_titled(self, title: &'static str) -> Problem {
         let first = self.0.first().map(|(f, _)| *f).unwrap_or("body");
         let detail = self
             .0

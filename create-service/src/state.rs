@@ -1,5 +1,5 @@
 //! What create-service handlers share, and the checks every API request passes through
-//! (authentication, then rate limits).
+//! (authentication, rate limits, then the caller's permission for the action).
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -9,6 +9,7 @@ use common::auth::{Authenticator, Principal};
 use common::config::Settings;
 use common::db::domains::DomainRecord;
 use common::deps::Deps;
+use common::domain::access::{self, Action};
 use common::domains::DefaultDomain;
 use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
@@ -132,25 +133,24 @@ impl CreateState {
         })
     }
 
-    /// Authenticates the request and charges the rate limits: per API key for
+    /// Authenticates the request, charges the rate limits (per API key for
     /// authenticated callers, per client address for anonymous ones and for failed
-    /// authentication (so guessing keys is throttled too).
-    pub async fn caller(
-        &self,
-        req: &HttpRequest,
-        allow_anonymous: bool,
-    ) -> Result<Caller, ApiError> {
-        let anonymous = if !allow_anonymous {
+    /// authentication, so guessing keys is throttled too), then asks whether the
+    /// caller may take `action`: a key without the permission is refused with a 403
+    /// naming it. Without a key only creating a link can be allowed (the
+    /// `links.anonymous_create` switch).
+    pub async fn caller(&self, req: &HttpRequest, action: Action) -> Result<Caller, ApiError> {
+        let anonymous = if action != Action::CreateLink {
             Err(unauthorized())
         } else if self.settings.links.anonymous_create {
             Ok(())
         } else {
             Err(ApiError::AnonymousDisabled)
         };
-        self.identify(req, anonymous).await
+        permitted(self.identify(req, anonymous).await?, action)
     }
 
-    /// Like [`CreateState::caller`], for reading one link (its QR code): without a
+    /// Like [`CreateState::caller`] for reading one link (its QR code): without a
     /// key the reader is anonymous, and so sees anonymous links, only when
     /// `links.anonymous_stats` says anyone may.
     pub async fn reader(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
@@ -159,7 +159,7 @@ impl CreateState {
         } else {
             Err(unauthorized())
         };
-        self.identify(req, anonymous).await
+        permitted(self.identify(req, anonymous).await?, Action::ReadLinks)
     }
 
     /// `anonymous` is the answer to a request without a key.
@@ -264,6 +264,17 @@ impl CreateState {
             None => format!("{}/{code}", self.base_url),
             Some(site) => site.settings.short_url(site.name.as_str(), code),
         }
+    }
+}
+
+/// `caller`, when it may take `action` (anonymous callers got this far only where
+/// they may).
+fn permitted(caller: Caller, action: Action) -> Result<Caller, ApiError> {
+    match &caller {
+        Caller::Tenant(principal) if !access::permits(&principal.grant, action) => {
+            Err(ApiError::Forbidden(action))
+        }
+        _ => Ok(caller),
     }
 }
 

@@ -153,6 +153,47 @@ pub enum Grant {
     Scopes(Vec<Scope>),
 }
 
+impl Grant {
+    /// A service key's grant: `scopes` in one order, each once.
+    pub fn scopes(mut scopes: Vec<Scope>) -> Grant {
+        scopes.sort_unstable();
+        scopes.dedup();
+        Grant::Scopes(scopes)
+    }
+
+    /// The stored form, as the `role` and `scopes` columns of a key hold it: one of
+    /// them set, scopes space-separated.
+    pub fn to_stored(&self) -> (Option<&'static str>, Option<String>) {
+        match self {
+            Grant::Role(role) => (Some(role.as_str()), None),
+            Grant::Scopes(scopes) => (
+                None,
+                Some(
+                    scopes
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+            ),
+        }
+    }
+
+    /// Reads the stored form back; `None` when it is no grant (both or neither set,
+    /// or a name that is no role or scope).
+    pub fn from_stored(role: Option<&str>, scopes: Option<&str>) -> Option<Grant> {
+        match (role, scopes) {
+            (Some(role), None) => Role::parse(role).map(Grant::Role),
+            (None, Some(scopes)) => scopes
+                .split_whitespace()
+                .map(Scope::parse)
+                .collect::<Option<Vec<_>>>()
+                .map(Grant::scopes),
+            _ => None,
+        }
+    }
+}
+
 /// Whether a key with `grant` may take `action` in its own tenant (another tenant's
 /// resources are never reached: lookups are by tenant before any permission).
 pub fn permits(grant: &Grant, action: Action) -> bool {
@@ -165,6 +206,23 @@ pub fn permits(grant: &Grant, action: Action) -> bool {
                 || (action == Action::ReadDomains && scopes.contains(&Scope::DomainsManage))
         }),
     }
+}
+
+/// Whether a key with `holder` may hand out (or manage) a key with `granted`: only
+/// when everything `granted` permits, `holder` permits too, so no key can mint or
+/// rotate its way to more than it has.
+pub fn covers(holder: &Grant, granted: &Grant) -> bool {
+    Action::ALL
+        .into_iter()
+        .all(|action| !permits(granted, action) || permits(holder, action))
+}
+
+/// The first permission `granted` has that `holder` lacks, for the 403 that refuses
+/// handing it out; `None` when `holder` covers `granted`.
+pub fn first_missing(holder: &Grant, granted: &Grant) -> Option<Action> {
+    Action::ALL
+        .into_iter()
+        .find(|&action| permits(granted, action) && !permits(holder, action))
 }
 
 #[cfg(test)]
@@ -232,6 +290,66 @@ mod tests {
             Action::ManageMembers
         ));
         assert!(!permits(&Grant::Scopes(Vec::new()), Action::ReadLinks));
+    }
+
+    #[test]
+    fn a_key_covers_only_what_it_may_do_itself() {
+        use Grant::{Role as R, Scopes as S};
+        // Every role covers itself and every less trusted role, and no more.
+        for holder in Role::ALL {
+            for granted in Role::ALL {
+                assert_eq!(
+                    covers(&R(holder), &R(granted)),
+                    holder <= granted,
+                    "{holder} {granted}"
+                );
+            }
+        }
+        // A role covers the scopes of what it may do.
+        assert!(covers(&R(Role::Admin), &S(Scope::ALL.to_vec())));
+        assert!(covers(
+            &R(Role::Editor),
+            &S(vec![Scope::LinksRead, Scope::LinksWrite, Scope::StatsRead])
+        ));
+        assert!(!covers(&R(Role::Editor), &S(vec![Scope::KeysManage])));
+        assert!(!covers(&R(Role::Viewer), &S(vec![Scope::LinksWrite])));
+        // Scopes cover their subsets, and a role only when they grant all it may do:
+        // never the owner's, who manages members, which no scope grants.
+        let writer = S(vec![Scope::LinksWrite, Scope::KeysManage]);
+        assert!(covers(&writer, &S(vec![Scope::LinksWrite])));
+        assert!(!covers(&writer, &S(vec![Scope::LinksRead])));
+        assert!(!covers(&writer, &R(Role::Viewer)));
+        assert!(covers(&S(Scope::ALL.to_vec()), &R(Role::Admin)));
+        assert!(!covers(&S(Scope::ALL.to_vec()), &R(Role::Owner)));
+        assert_eq!(
+            first_missing(&writer, &S(vec![Scope::LinksRead, Scope::LinksWrite])),
+            Some(Action::ReadLinks)
+        );
+        assert_eq!(first_missing(&R(Role::Owner), &R(Role::Admin)), None);
+    }
+
+    #[test]
+    fn grants_read_back_from_their_stored_form() {
+        let grants = [
+            Grant::Role(Role::Editor),
+            Grant::scopes(vec![Scope::StatsRead, Scope::LinksRead, Scope::StatsRead]),
+            Grant::scopes(Vec::new()),
+        ];
+        for grant in grants {
+            let (role, scopes) = grant.to_stored();
+            assert_eq!(Grant::from_stored(role, scopes.as_deref()), Some(grant));
+        }
+        assert_eq!(
+            Grant::scopes(vec![Scope::StatsRead, Scope::LinksRead])
+                .to_stored()
+                .1
+                .as_deref(),
+            Some("links:read stats:read")
+        );
+        assert_eq!(Grant::from_stored(Some("owner"), Some("links:read")), None);
+        assert_eq!(Grant::from_stored(None, None), None);
+        assert_eq!(Grant::from_stored(Some("root"), None), None);
+        assert_eq!(Grant::from_stored(None, Some("links:read links:*")), None);
     }
 
     #[test]

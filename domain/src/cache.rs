@@ -121,6 +121,12 @@ pub fn domains_channel(prefix: &str) -> String {
     format!("{prefix}domains")
 }
 
+/// The channel of announcements that a key (or a member's role) changed: every
+/// instance forgets the keys it resolved.
+pub fn access_channel(prefix: &str) -> String {
+    format!("{prefix}access")
+}
+
 /// Serialises a cache value for Redis: `None` is the negative marker. A link that
 /// cannot be encoded is an error, never the marker: written as "no such code" a real
 /// link would answer 404.

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use common::auth::Authenticator;
 use common::clicks::{DAY_MS, HOUR_MS};
+use common::domain::access::{self, Action};
 use common::link::{LinkCode, LinkRecord, TenantId};
 use common::links::DomainName;
 use std::time::Duration;
@@ -225,7 +226,8 @@ fn parse_instant(name: &str, value: Option<&String>, default: i64) -> Result<i64
             )
         ),
         (status = 400, description = "Bad `from`, `to` or `granularity`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, revoked or expired API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `stats:read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such link of yours", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable; retry later", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -239,7 +241,10 @@ pub async fn link_stats(
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, StatsError> {
     let tenant = match state.auth.authenticate(&req).await? {
-        Some(principal) => principal.tenant_id,
+        Some(principal) if access::permits(&principal.grant, Action::ReadStats) => {
+            principal.tenant_id
+        }
+        Some(_) => return Err(StatsError::Forbidden),
         None if state.anonymous_stats => TenantId::anonymous(),
         None => return Err(StatsError::Unauthorized),
     };

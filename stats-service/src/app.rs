@@ -51,11 +51,13 @@ impl StatsService {
         for probe in replicas.probes() {
             deps.background.spawn(probe);
         }
+        let auth = common::auth::Authenticator::new(deps.db.clone());
+        auth.follow_changes(deps);
         let state = web::Data::new(StatsState {
             db: deps.db.clone(),
             replicas,
             replica_deadline: REPLICA_READ_DEADLINE,
-            auth: common::auth::Authenticator::new(deps.db.clone()),
+            auth,
             anonymous_stats: deps.settings.links.anonymous_stats,
             reads: crate::api::Reads::new(&deps.metrics),
             default_domain: common::domains::DefaultDomain::from_settings(&deps.settings),

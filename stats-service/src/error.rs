@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use common::db::StoreError;
+use common::domain::access::Action;
 use common::problem::Problem;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +12,9 @@ pub enum StatsError {
     /// The key was refused (or could not be checked); the problem says how.
     #[error("authentication: {0}")]
     Auth(Problem),
+    /// The caller's key lacks `stats:read`.
+    #[error("permission `stats:read` missing")]
+    Forbidden,
     #[error("no API key, and anonymous stats are off")]
     Unauthorized,
     /// A bad `from`, `to` or `granularity`; the text says which.
@@ -33,6 +37,7 @@ impl StatsError {
                 "Missing or invalid API key",
             )
             .detail("send `Authorization: Bearer <key>`"),
+            StatsError::Forbidden => Problem::forbidden(Action::ReadStats.permission()),
             StatsError::InvalidQuery(why) => Problem::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-query",

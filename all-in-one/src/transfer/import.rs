@@ -371,7 +371,10 @@ fn validate(
         },
         Err(fields) => {
             let problem = fields.into_problem();
-            errors.insert(0, problem.detail.unwrap_or(problem.title));
+            errors.insert(
+                0,
+                problem.detail.unwrap_or_else(|| problem.title.to_string()),
+            );
             None
         }
     };

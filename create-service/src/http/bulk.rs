@@ -4,6 +4,7 @@
 //! statements inside one transaction. A bad item never sinks the others: it gets its
 //! own problem in the result list, in input order.
 
+use common::domain::access::Action;
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
@@ -90,7 +91,7 @@ pub async fn create_bulk(
     state: web::Data<CreateState>,
     body: web::Json<BulkRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, true).await?;
+    let caller = state.caller(&req, Action::CreateLink).await?;
     let items = body.into_inner().items;
     if items.is_empty() || items.len() > MAX_BULK_ITEMS {
         return Err(ApiError::Invalid(

@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::db::{StoreError, idempotency, links};
+use common::domain::access::Action;
 use common::problem::Problem;
 use common::time::now_ms;
 use sha2::{Digest, Sha256};
@@ -74,7 +75,7 @@ pub async fn create_link(
     state: web::Data<CreateState>,
     body: web::Json<CreateLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, true).await?;
+    let caller = state.caller(&req, Action::CreateLink).await?;
     let idem_key = idempotency_key(&req)?;
     let request = body.into_inner();
     let tenant = caller.tenant_id().to_string();

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::db::links;
+use common::domain::access::Action;
 use common::problem::Problem;
 
 use crate::error::ApiError;
@@ -26,7 +27,7 @@ pub async fn delete_link(
     code: web::Path<String>,
     on: web::Query<super::OnDomain>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, false).await?;
+    let caller = state.caller(&req, Action::DeleteLink).await?;
     let (record, _) = super::owned_link(&state, &caller, &on, &code).await?;
     match links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &record.key()).await? {
         Some(_) => {

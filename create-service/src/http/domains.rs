@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use common::db::domains::{self, DomainRecord};
 use common::db::{StoreError, links};
+use common::domain::access::Action;
 use common::events::Event;
 use common::held;
 use common::link::RedirectStatus;
@@ -205,8 +206,9 @@ async fn caller_and_name(
     req: &HttpRequest,
     state: &CreateState,
     text: &str,
+    action: Action,
 ) -> Result<(Caller, DomainName), ApiError> {
-    let caller = state.caller(req, false).await?;
+    let caller = state.caller(req, action).await?;
     let name = DomainName::parse(text).map_err(|_| ApiError::DomainNotFound)?;
     Ok((caller, name))
 }
@@ -230,7 +232,7 @@ pub async fn create_domain(
     state: web::Data<CreateState>,
     body: web::Json<DomainFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, false).await?;
+    let caller = state.caller(&req, Action::ManageDomains).await?;
     let now = now_ms();
     let record = DomainRecord {
         name: requested_name(&state, body.name.as_deref())?,
@@ -272,7 +274,7 @@ pub async fn list_domains(
     req: HttpRequest,
     state: web::Data<CreateState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, false).await?;
+    let caller = state.caller(&req, Action::ReadDomains).await?;
     let records = domains::list_for_tenant(state.deps.db.primary(), caller.tenant_id()).await?;
     Ok(HttpResponse::Ok().json(DomainList {
         items: records.iter().map(DomainView::from).collect(),
@@ -296,7 +298,7 @@ pub async fn get_domain(
     state: web::Data<CreateState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, name) = caller_and_name(&req, &state, &name).await?;
+    let (caller, name) = caller_and_name(&req, &state, &name, Action::ReadDomains).await?;
     let record = owned(&state, &caller, &name).await?;
     Ok(HttpResponse::Ok().json(DomainView::from(&record)))
 }
@@ -342,7 +344,7 @@ pub async fn update_domain(
     name: web::Path<String>,
     body: web::Json<DomainFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, name) = caller_and_name(&req, &state, &name).await?;
+    let (caller, name) = caller_and_name(&req, &state, &name, Action::ManageDomains).await?;
     if body
         .name
         .as_deref()
@@ -390,7 +392,7 @@ pub async fn delete_domain(
     name: web::Path<String>,
     query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, name) = caller_and_name(&req, &state, &name).await?;
+    let (caller, name) = caller_and_name(&req, &state, &name, Action::ManageDomains).await?;
     let tenant = caller.tenant_id();
     let mut tx = state.deps.db.begin_write().await?;
     if query.retire_links {

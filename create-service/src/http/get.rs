@@ -1,6 +1,7 @@
 //! `GET /api/v1/links/{code}`: the owner's view of one link.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use common::domain::access::Action;
 use common::problem::Problem;
 
 use crate::error::ApiError;
@@ -26,7 +27,7 @@ pub async fn get_link(
     code: web::Path<String>,
     on: web::Query<super::OnDomain>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, false).await?;
+    let caller = state.caller(&req, Action::ReadLinks).await?;
     let (record, site) = super::owned_link(&state, &caller, &on, &code).await?;
     Ok(HttpResponse::Ok().json(super::view(&state, &record, site.as_ref())))
 }

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::db::links::{self, DomainFilter};
+use common::domain::access::Action;
 use common::links::DomainName;
 use common::problem::Problem;
 use serde::Deserialize;
@@ -59,7 +60,7 @@ pub async fn list_links(
     state: web::Data<CreateState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, false).await?;
+    let caller = state.caller(&req, Action::ReadLinks).await?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(bad_query("limit must be between 1 and 1000"));

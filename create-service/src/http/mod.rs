@@ -5,6 +5,7 @@ pub mod create;
 pub mod delete;
 pub mod domains;
 pub mod get;
+pub mod keys;
 pub mod list;
 pub mod openapi;
 pub mod qr;

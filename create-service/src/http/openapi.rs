@@ -12,10 +12,16 @@ use utoipa::{IntoResponses, OpenApi};
 pub enum CallerProblems {
     #[response(
         status = 401,
-        description = "Missing or invalid API key",
+        description = "Missing, invalid, revoked or expired API key",
         content_type = "application/problem+json"
     )]
     Unauthorized(Problem),
+    #[response(
+        status = 403,
+        description = "The key lacks the permission the call needs; `permission` names it",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
     #[response(
         status = 429,
         description = "Rate limited",
@@ -83,12 +89,17 @@ pub enum BodyProblems {
         super::domains::get_domain,
         super::domains::update_domain,
         super::domains::delete_domain,
+        super::keys::create_key,
+        super::keys::list_keys,
+        super::keys::delete_key,
+        super::keys::rotate_key,
     ),
     components(schemas(common::problem::FieldError)),
     modifiers(&ApiKeyAuth),
     tags(
         (name = "links", description = "Short links"),
-        (name = "domains", description = "Branded domains links are served on")
+        (name = "domains", description = "Branded domains links are served on"),
+        (name = "keys", description = "API keys: roles, scopes, expiry, rotation")
     )
 )]
 pub struct ApiDoc;
@@ -110,7 +121,7 @@ mod tests {
             for (method, op) in item.as_object().unwrap() {
                 operations += 1;
                 let responses = op["responses"].as_object().unwrap();
-                for status in ["401", "429", "503"] {
+                for status in ["401", "403", "429", "503"] {
                     assert!(responses.contains_key(status), "{method} {path}: {status}");
                 }
                 if op.get("requestBody").is_some() {
@@ -128,7 +139,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 12);
+        assert_eq!(operations, 16);
     }
 
     #[test]

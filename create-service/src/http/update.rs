@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::db::links;
+use common::domain::access::Action;
 use common::problem::Problem;
 use common::time::now_ms;
 
@@ -35,7 +36,7 @@ pub async fn update_link(
     on: web::Query<super::OnDomain>,
     body: web::Json<UpdateLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.caller(&req, false).await?;
+    let caller = state.caller(&req, Action::EditLink).await?;
     for _ in 0..ATTEMPTS {
         let (current, site) = super::owned_link(&state, &caller, &on, &code).await?;
         let next = body

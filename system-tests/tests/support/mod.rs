@@ -7,6 +7,7 @@
 use common::config::{ServiceKind, Settings};
 use common::db::Database;
 use common::deps::Deps;
+use common::domain::access::{Grant, Role};
 use common::events::Bus;
 use common::server::Running;
 use reqwest::header::HeaderMap;
@@ -213,11 +214,11 @@ impl Harness {
         let stats_service = stats_service::StatsService::start(&stats_deps);
         let stats = stats_service::app::serve(&stats_deps, &stats_service).unwrap();
 
-        let key = common::auth::create_key(&db, "acme", "tests")
+        let key = common::auth::create_key(&db, "acme", "tests", Grant::Role(Role::Owner))
             .await
             .unwrap()
             .secret;
-        let other_key = common::auth::create_key(&db, "globex", "tests")
+        let other_key = common::auth::create_key(&db, "globex", "tests", Grant::Role(Role::Owner))
             .await
             .unwrap()
             .secret;
@@ -299,6 +300,22 @@ impl Harness {
     /// `GET path` on create-service as `key`.
     pub async fn get_as(&self, key: &str, path: &str) -> Answer {
         self.api(Method::GET, path, Some(key), None).await
+    }
+
+    /// `POST path` on create-service as `key`.
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> Answer {
+        self.api(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// A new key made over the API by `key` with `fields` (`{"role": …}` or
+    /// `{"scopes": […]}`): its secret and its id.
+    pub async fn make_key(&self, key: &str, fields: Value) -> (String, String) {
+        let made = self.post_as(key, "/api/v1/keys", fields.clone()).await;
+        assert_eq!(made.status, 201, "{fields}: {}", made.text);
+        (
+            made.body["key"].as_str().unwrap().to_string(),
+            made.body["id"].as_str().unwrap().to_string(),
+        )
     }
 
     /// `PATCH path` on create-service as `key`.
