@@ -177,7 +177,7 @@ pub async fn list_keys(settings: Settings, tenant: Option<&str>) -> anyhow::Resu
 /// `keys revoke ID`.
 pub async fn revoke_key(settings: Settings, id: i64) -> anyhow::Result<bool> {
     let deps = connect(settings).await?;
-    let revoked = common::db::keys::revoke(deps.db.primary(), id, common::time::now_ms()).await?;
+    let revoked = common::auth::revoke_by_operator(&deps.db, id).await?;
     // Running instances forget the key at once, or within the key cache's lifetime.
     common::held::announce(&deps.bus, common::events::Event::AccessChanged, revoked).await;
     deps.db.close().await;

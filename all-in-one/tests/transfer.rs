@@ -146,6 +146,27 @@ async fn round_trip(engine: Engine) {
     let (summary, bad) = first.import(&source, "acme").await;
     assert_eq!(bad, vec![]);
     assert_eq!((summary.imported, summary.already_imported), (7, 0));
+    // Each imported link has its audit row, made by the operator.
+    let db = first.db().await;
+    let imported = common::db::audit::page(
+        db.primary(),
+        &common::db::audit::Filter {
+            tenant_id: "acme".into(),
+            action: Some(common::audit::AuditAction::LinkImported),
+            ..Default::default()
+        },
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported.len(), 7);
+    assert!(
+        imported
+            .iter()
+            .all(|row| row.entry.target.starts_with("link:")
+                && matches!(row.entry.actor, common::domain::audit::Actor::Operator(_)))
+    );
+    db.close().await;
 
     for name in ["out.jsonl", "out.csv"] {
         let second = Target::on(engine).await;
@@ -524,6 +545,11 @@ async fn dry_run_checks_everything_and_writes_nothing() {
         ledger::ledger_count(db.primary(), "other").await.unwrap(),
         0
     );
+    assert_eq!(
+        common::db::audit::count(db.primary()).await.unwrap(),
+        1,
+        "the real import's row only"
+    );
     db.close().await;
 }
 
@@ -676,7 +702,7 @@ async fn links_on_domains(engine: Engine) {
         retired_at: None,
     };
     assert!(
-        common::db::domains::insert(db.primary(), &held)
+        common::db::domains::insert(&mut db.primary().acquire().await.unwrap(), &held)
             .await
             .unwrap()
     );

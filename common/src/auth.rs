@@ -16,6 +16,7 @@ use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use domain::access::Grant;
+use domain::audit::Entry;
 use domain::ids::{Clock, SystemClock};
 use futures_util::future::BoxFuture;
 use rand::Rng;
@@ -115,19 +116,65 @@ pub async fn create_key(
         expires_at: None,
     };
     let key = mint(spec, crate::time::now_ms());
-    keys::insert(db.primary(), &key.record).await?;
+    let entry = Entry {
+        tenant_id: key.record.tenant_id.to_string(),
+        actor: crate::audit::operator(),
+        action: crate::audit::AuditAction::KeyCreated,
+        target: crate::audit::target("key", key.record.id),
+        changes: crate::audit::changes(None, Some(crate::audit::key_state(&key.record))),
+        request_id: String::new(),
+        at: key.record.created_at,
+    };
+    let mut tx = db.begin_write().await?;
+    keys::insert(&mut *tx, &key.record).await?;
+    crate::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await?;
     Ok(key)
 }
 
+/// Revokes key `id` of any tenant (the CLI's `keys revoke`), with its audit row;
+/// false when no such unrevoked key exists.
+pub async fn revoke_by_operator(db: &Database, id: i64) -> Result<bool, StoreError> {
+    let now = crate::time::now_ms();
+    let mut tx = db.begin_write().await?;
+    let Some(record) = keys::find(&mut *tx, id).await? else {
+        return Ok(false);
+    };
+    if !keys::revoke(&mut *tx, id, now).await? {
+        return Ok(false);
+    }
+    let after = keys::KeyRecord {
+        revoked_at: Some(now),
+        ..record.clone()
+    };
+    let entry = Entry {
+        tenant_id: record.tenant_id.to_string(),
+        actor: crate::audit::operator(),
+        action: crate::audit::AuditAction::KeyRevoked,
+        target: crate::audit::target("key", id),
+        changes: crate::audit::changes(
+            Some(crate::audit::key_state(&record)),
+            Some(crate::audit::key_state(&after)),
+        ),
+        request_id: String::new(),
+        at: now,
+    };
+    crate::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Replaces `old` with a new key of the same tenant, label, grant and expiry, in one
-/// transaction: the old key keeps working until `now + grace` (or its own expiry, if
-/// sooner), so clients can switch without a gap. `None` when `old` was revoked
-/// meanwhile.
+/// transaction with the audit row `audit` makes of (the old key as it is now, the
+/// new key): the old key keeps working until `now + grace` (or its own expiry, if
+/// sooner), so clients can switch without a gap. `None` when `old` is revoked or
+/// expired.
 pub async fn rotate(
     db: &Database,
     old: &keys::KeyRecord,
     grace: Duration,
     now_ms: i64,
+    audit: impl FnOnce(&keys::KeyRecord, &keys::KeyRecord) -> Entry,
 ) -> Result<Option<NewKey>, StoreError> {
     let mut key = mint(
         KeySpec {
@@ -147,8 +194,14 @@ pub async fn rotate(
     if !current.active_at(now_ms) {
         return Ok(None);
     }
-    keys::expire_by(&mut *tx, old.id, now_ms.saturating_add(grace_ms)).await?;
+    let until = now_ms.saturating_add(grace_ms);
+    keys::expire_by(&mut *tx, old.id, until).await?;
     keys::insert(&mut *tx, &key.record).await?;
+    let retiring = keys::KeyRecord {
+        expires_at: Some(current.expires_at.map_or(until, |at| at.min(until))),
+        ..current
+    };
+    crate::db::audit::insert(&mut *tx, &audit(&retiring, &key.record)).await?;
     tx.commit().await?;
     Ok(Some(key))
 }

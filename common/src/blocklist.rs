@@ -12,6 +12,8 @@
 //! Reloads read the primary: a replica may not yet have the change an announcement
 //! is about.
 
+use crate::audit::AuditAction;
+use crate::db::audit;
 use crate::db::blocked_hosts::{self, BlockedHostRecord};
 use crate::db::{Database, StoreError};
 use crate::deps::Deps;
@@ -61,7 +63,17 @@ pub async fn block(
         reason: reason.to_string(),
         created_at: crate::time::now_ms(),
     };
-    let changed = blocked_hosts::insert(db.primary(), &record).await?;
+    let mut tx = db.begin_write().await?;
+    let changed = blocked_hosts::insert(&mut *tx, &record).await?;
+    if changed {
+        let after = serde_json::json!({ "blocked": true, "reason": record.reason });
+        audit::insert(
+            &mut *tx,
+            &operator_entry(AuditAction::HostBlocked, &record.host, None, Some(after)),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(Outcome {
         announced: held::announce(bus, Event::BlocklistChanged, changed).await,
         host: record.host,
@@ -73,12 +85,47 @@ pub async fn block(
 /// be unblocked on its own), then announces the change on `bus`.
 pub async fn unblock(db: &Database, bus: &Bus, host: &str) -> Result<Outcome, BlocklistError> {
     let entry = HostEntry::parse(host)?;
-    let changed = blocked_hosts::delete(db.primary(), entry.as_str()).await?;
+    let mut tx = db.begin_write().await?;
+    let removed = blocked_hosts::delete(&mut *tx, entry.as_str()).await?;
+    let changed = removed.is_some();
+    if let Some(reason) = removed {
+        let before = serde_json::json!({ "blocked": true, "reason": reason });
+        audit::insert(
+            &mut *tx,
+            &operator_entry(
+                AuditAction::HostUnblocked,
+                entry.as_str(),
+                Some(before),
+                None,
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(Outcome {
         announced: held::announce(bus, Event::BlocklistChanged, changed).await,
         host: entry.into_string(),
         changed,
     })
+}
+
+/// The audit row of a blocklist change made at the command line: deployment-wide, so
+/// of no tenant.
+fn operator_entry(
+    action: AuditAction,
+    host: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> crate::domain::audit::Entry {
+    crate::domain::audit::Entry {
+        tenant_id: String::new(),
+        actor: crate::audit::operator(),
+        action,
+        target: crate::audit::target("host", host),
+        changes: crate::audit::changes(before, after),
+        request_id: String::new(),
+        at: crate::time::now_ms(),
+    }
 }
 
 /// Every runtime block, by host (the configured `links.blocked_hosts` are not in it).

@@ -21,6 +21,7 @@
 
 pub use domain::{self, cache, clicks, ids, link, links, site};
 
+pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod backoff;

@@ -61,14 +61,12 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
                 .route(web::post().to(http::keys::create_key))
                 .route(web::get().to(http::keys::list_keys)),
         )
-        .route(
-            "/api/v1/keys/{id}",
-            web::delete().to(http::keys::delete_key),
+        // Resources, not bare routes: another method on them answers 405.
+        .service(web::resource("/api/v1/keys/{id}").route(web::delete().to(http::keys::delete_key)))
+        .service(
+            web::resource("/api/v1/keys/{id}/rotate").route(web::post().to(http::keys::rotate_key)),
         )
-        .route(
-            "/api/v1/keys/{id}/rotate",
-            web::post().to(http::keys::rotate_key),
-        )
+        .service(web::resource("/api/v1/audit").route(web::get().to(http::audit::read_audit)))
         .configure(crate::web::routes);
     }
 }
@@ -91,10 +89,14 @@ impl CreateService {
         relay.spawn_graceful(|stop| relayed.run(stop));
         if let Some(group) = &state.group_commit {
             for _ in 0..deps.settings.database.group_commit_writers {
-                background.spawn(group.writer(deps.db.primary().clone()));
+                background.spawn(group.writer(deps.db.clone()));
             }
         }
         background.spawn(crate::state::purge_idempotency_records(deps.db.clone()));
+        background.spawn(common::audit::purge_expired(
+            deps.db.clone(),
+            deps.settings.audit.retention,
+        ));
         Ok(CreateService { state, relay })
     }
 

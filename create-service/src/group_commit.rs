@@ -1,5 +1,6 @@
 //! Group commit of single creates: concurrent `POST /api/v1/links` share one
-//! multi-row INSERT, so one commit (one WAL flush) acknowledges many links.
+//! transaction (a multi-row INSERT of the links, one of their audit rows), so one
+//! commit (one WAL flush) acknowledges many links.
 //!
 //! Nothing waits for a batch to fill. A writer takes the first queued create and
 //! whatever else queued while earlier commits were in flight, so a lone create
@@ -9,10 +10,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::db::StoreError;
-use common::db::links::{self, LinkRecord};
+use common::audit::insert_links;
+use common::db::links::LinkRecord;
+use common::db::{Database, StoreError};
+use common::domain::audit::Entry;
 use prometheus::{Histogram, HistogramOpts};
-use sqlx::AnyPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// Creates that may queue before callers wait for room (backpressure, not loss).
@@ -20,6 +22,7 @@ const QUEUE: usize = 8192;
 
 struct Pending {
     record: LinkRecord,
+    entry: Entry,
     reply: oneshot::Sender<Result<bool, StoreError>>,
 }
 
@@ -61,16 +64,21 @@ impl GroupCommit {
         }
     }
 
-    /// One writer on `pool`: runs until the queue is dropped.
-    pub fn writer(&self, pool: AnyPool) -> impl std::future::Future<Output = ()> + Send + 'static {
-        writer(self.rx.clone(), pool, self.max_rows, self.rows.clone())
+    /// One writer on `db`'s primary: runs until the queue is dropped.
+    pub fn writer(&self, db: Database) -> impl std::future::Future<Output = ()> + Send + 'static {
+        writer(self.rx.clone(), db, self.max_rows, self.rows.clone())
     }
 
-    /// Inserts `record` with the next commit; `false` when its code is taken.
-    pub async fn insert(&self, record: LinkRecord) -> Result<bool, StoreError> {
+    /// Inserts `record` and its audit row `entry` with the next commit; `false` when
+    /// its code is taken (and then no audit row is written).
+    pub async fn insert(&self, record: LinkRecord, entry: Entry) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Pending { record, reply })
+            .send(Pending {
+                record,
+                entry,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -84,7 +92,7 @@ fn stopped() -> StoreError {
 
 async fn writer(
     rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
-    pool: AnyPool,
+    db: Database,
     max_rows: usize,
     rows: Histogram,
 ) {
@@ -105,29 +113,28 @@ async fn writer(
             }
         }
         rows.observe(batch.len() as f64);
-        commit(&pool, batch).await;
+        commit(&db, batch).await;
     }
 }
 
-async fn commit(pool: &AnyPool, batch: Vec<Pending>) {
+async fn commit(db: &Database, batch: Vec<Pending>) {
     // Two creates of one alias in one batch: the first in queue order is the one
     // that reaches the database; the second has lost already.
     let mut seen = HashSet::with_capacity(batch.len());
     let mut records = Vec::with_capacity(batch.len());
+    let mut entries = Vec::with_capacity(batch.len());
     let mut replies: Vec<oneshot::Sender<_>> = Vec::with_capacity(batch.len());
     for pending in batch {
         if seen.insert(pending.record.key()) {
             records.push(pending.record);
+            entries.push(pending.entry);
             replies.push(pending.reply);
         } else {
             // The caller may have given up waiting; nothing to do then.
             let _ = pending.reply.send(Ok(false));
         }
     }
-    let result = match pool.acquire().await {
-        Ok(mut conn) => links::insert_many(&mut conn, &records).await,
-        Err(e) => Err(e.into()),
-    };
+    let result = insert_links(db, &records, entries.clone()).await;
     match result {
         Ok(inserted) => {
             for (reply, inserted) in replies.into_iter().zip(inserted) {
@@ -149,11 +156,12 @@ async fn commit(pool: &AnyPool, batch: Vec<Pending>) {
             }
         }
         Err(e) => {
-            // Nothing of the batch was written (one statement, one transaction). So
-            // that one bad row cannot fail its neighbours, each is tried on its own.
+            // Nothing of the batch was written (one transaction). So that one bad
+            // row cannot fail its neighbours, each is tried on its own.
             tracing::warn!(error = %e, rows = records.len(), "group commit failed; inserting one by one");
-            for (record, reply) in records.iter().zip(replies) {
-                let _ = reply.send(links::insert_one(pool, record).await);
+            for ((record, entry), reply) in records.iter().zip(entries).zip(replies) {
+                let one = insert_links(db, std::slice::from_ref(record), vec![entry]).await;
+                let _ = reply.send(one.map(|inserted| inserted.first().copied().unwrap_or(false)));
             }
         }
     }

@@ -10,11 +10,16 @@ use common::config::Settings;
 use common::db::domains::DomainRecord;
 use common::deps::Deps;
 use common::domain::access::{self, Action};
+use common::domain::audit::{Actor, AuditAction, Entry};
 use common::domains::DefaultDomain;
 use common::ids::{CodeCodec, Generator, SnowflakeId, SystemClock};
 use common::lease::WorkerLease;
 use common::links::UrlPolicy;
 use common::ratelimit::{Decision, Quota, RateLimiter};
+use common::time::now_ms;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::group_commit::GroupCommit;
@@ -26,20 +31,59 @@ use common::link::TenantId;
 /// The owner of links created without an API key.
 static ANONYMOUS: LazyLock<TenantId> = LazyLock::new(TenantId::anonymous);
 
-/// Who is making an API request.
+/// Who is making an API request, and how the audit log names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    Tenant(Principal),
-    Anonymous,
+pub struct Caller {
+    /// The key's principal; `None` for a caller without a key.
+    pub principal: Option<Principal>,
+    actor: Actor,
+    request_id: String,
 }
 
 impl Caller {
     pub fn tenant_id(&self) -> &TenantId {
-        match self {
-            Caller::Tenant(p) => &p.tenant_id,
-            Caller::Anonymous => &ANONYMOUS,
+        match &self.principal {
+            Some(p) => &p.tenant_id,
+            None => &ANONYMOUS,
         }
     }
+
+    /// The audit row of this caller taking `action` on `target`, changing `changes`
+    /// (see [`common::domain::audit::diff`]).
+    pub fn audit(&self, action: AuditAction, target: String, changes: Value) -> Entry {
+        Entry {
+            tenant_id: self.tenant_id().to_string(),
+            actor: self.actor.clone(),
+            action,
+            target,
+            changes,
+            request_id: self.request_id.clone(),
+            at: now_ms(),
+        }
+    }
+}
+
+/// The longest `X-Request-Id` kept as given; longer or unprintable ones are replaced
+/// by the id the service gave the request.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request's id for the audit log: the client's or the edge's `X-Request-Id`
+/// when it is a sane one, else the one the tracing middleware gave the request.
+fn request_id(req: &HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_string)
+        .or_else(|| {
+            req.extensions()
+                .get::<tracing_actix_web::RequestId>()
+                .map(|id| id.to_string())
+        })
+        .unwrap_or_default()
 }
 
 pub struct CreateState {
@@ -181,11 +225,19 @@ impl CreateState {
                     },
                 )
                 .await?;
-                Ok(Caller::Tenant(principal))
+                Ok(Caller {
+                    actor: Actor::Key(principal.key_id),
+                    principal: Some(principal),
+                    request_id: request_id(req),
+                })
             }
             Ok(None) => {
                 self.charge_ip(req).await?;
-                anonymous.map(|()| Caller::Anonymous)
+                anonymous.map(|()| Caller {
+                    principal: None,
+                    actor: Actor::Anonymous(self.address_hash(req)),
+                    request_id: request_id(req),
+                })
             }
             Err(problem) => {
                 if problem.status == 401 {
@@ -194,6 +246,28 @@ impl CreateState {
                 Err(ApiError::Auth(problem))
             }
         }
+    }
+
+    /// A keyed hash of the client's address (16 hex digits): the audit log tells
+    /// anonymous callers apart without keeping their addresses, and without the code
+    /// key nobody can test guesses against it.
+    fn address_hash(&self, req: &HttpRequest) -> String {
+        let ip = common::http::client_ip(req, self.settings.http.client_ip_header.as_ref())
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let key = self
+            .settings
+            .ids
+            .code_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string())
+            .unwrap_or_default();
+        let digest = Sha256::new()
+            .chain_update(key.len().to_le_bytes())
+            .chain_update(key.as_bytes())
+            .chain_update(ip.as_bytes())
+            .finalize();
+        hex::encode(&digest[..8])
     }
 
     async fn charge_ip(&self, req: &HttpRequest) -> Result<(), ApiError> {
@@ -270,8 +344,8 @@ impl CreateState {
 /// `caller`, when it may take `action` (anonymous callers got this far only where
 /// they may).
 fn permitted(caller: Caller, action: Action) -> Result<Caller, ApiError> {
-    match &caller {
-        Caller::Tenant(principal) if !access::permits(&principal.grant, action) => {
+    match &caller.principal {
+        Some(principal) if !access::permits(&principal.grant, action) => {
             Err(ApiError::Forbidden(action))
         }
         _ => Ok(caller),

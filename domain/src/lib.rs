@@ -7,6 +7,7 @@
 //! - [`link`]: a link as stored and its state at an instant.
 //! - [`site`]: what a branded domain does besides serving its links.
 //! - [`access`]: roles, scopes and the one decision of who may do what.
+//! - [`audit`]: who changed what: actors, actions and the diff of a change.
 //! - [`cache`]: the cache entry lookups answer from, and its encoding in Redis.
 //! - [`clicks`]: clicks on the wire: the batch lookup sends, the normalised
 //!   dimensions, what a user agent is filed as.
@@ -48,6 +49,7 @@ macro_rules! text_type {
 pub(crate) use text_type;
 
 pub mod access;
+pub mod audit;
 pub mod cache;
 pub mod clicks;
 pub mod ids;

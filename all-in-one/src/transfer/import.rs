@@ -5,6 +5,8 @@
 //! A reader thread parses and validates rows while the database writes the previous
 //! batch, so the two costs overlap instead of adding up.
 
+use common::audit::{self, AuditAction};
+use common::domain::audit::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -581,9 +583,20 @@ async fn write_records(
     };
     let mut released = Vec::new();
     let mut clicks = Vec::new();
+    let mut audited = Vec::new();
+    let actor = common::audit::operator();
     for ((record, (line, key, n)), ok) in new.iter().zip(inserted) {
         if ok {
             written.imported += 1;
+            audited.push(Entry {
+                tenant_id: tenant.to_string(),
+                actor: actor.clone(),
+                action: AuditAction::LinkImported,
+                target: audit::link_target(record),
+                changes: audit::changes(None, Some(audit::link_state(record))),
+                request_id: String::new(),
+                at: now_ms(),
+            });
             if *n > 0 {
                 clicks.push((record.key(), *n));
             }
@@ -601,6 +614,7 @@ async fn write_records(
     if !clicks.is_empty() {
         transfer::add_click_totals(&mut tx, &clicks).await?;
     }
+    common::db::audit::insert_many(&mut tx, &audited).await?;
     if dry_run {
         tx.rollback().await?;
     } else {

@@ -126,6 +126,10 @@ consumers = 2
 max_attempts = 5
 poll_interval = "100ms"
 
+[audit]
+# How long audit rows are kept; rows of the last day are never purged.
+retention = "400d"
+
 [rate_limit]
 enabled = true
 per_key_per_minute = 6000
@@ -173,7 +177,16 @@ pub struct Settings {
     pub lookup: LookupSettings,
     pub stats: StatsSettings,
     pub rate_limit: RateLimitSettings,
+    pub audit: AuditSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// How long audit rows are kept (at least a day); older ones are purged hourly.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -673,6 +686,9 @@ impl Settings {
             .contains(&self.links.blocklist_reload)
         {
             return Err(invalid("links.blocklist_reload", "must be within 1s..=1h"));
+        }
+        if self.audit.retention < Duration::from_secs(24 * 3600) {
+            return Err(invalid("audit.retention", "must be at least 1d"));
         }
         if self.http.json_body_limit_bytes < self.links.max_url_bytes {
             return Err(invalid(

@@ -14,7 +14,10 @@ pub struct BlockedHostRecord {
 
 /// Blocks `record.host`; false when it was blocked already (the first reason and
 /// time stay).
-pub async fn insert(pool: &AnyPool, record: &BlockedHostRecord) -> Result<bool, StoreError> {
+pub async fn insert<'c, E>(executor: E, record: &BlockedHostRecord) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
     let result = sqlx::query(
         "INSERT INTO blocked_hosts (host, reason, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (host) DO NOTHING",
@@ -22,18 +25,21 @@ pub async fn insert(pool: &AnyPool, record: &BlockedHostRecord) -> Result<bool, 
     .bind(record.host.clone())
     .bind(record.reason.clone())
     .bind(record.created_at)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)
 }
 
-/// Unblocks `host`; false when it was not blocked.
-pub async fn delete(pool: &AnyPool, host: &str) -> Result<bool, StoreError> {
-    let result = sqlx::query("DELETE FROM blocked_hosts WHERE host = $1")
+/// Unblocks `host`; returns the reason it was blocked for, `None` when it was not.
+pub async fn delete<'c, E>(executor: E, host: &str) -> Result<Option<String>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let row = sqlx::query("DELETE FROM blocked_hosts WHERE host = $1 RETURNING reason")
         .bind(host)
-        .execute(pool)
+        .fetch_optional(executor)
         .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 /// Every blocked host with its reason, by host.

@@ -55,7 +55,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<DomainRecord, StoreError> {
 /// Records the domain; false when some tenant (maybe this one) holds it already. A
 /// domain its own tenant retired is taken up again, settings and all: the name never
 /// left that tenant.
-pub async fn insert(pool: &AnyPool, record: &DomainRecord) -> Result<bool, StoreError> {
+pub async fn insert(conn: &mut AnyConnection, record: &DomainRecord) -> Result<bool, StoreError> {
     let s = &record.settings;
     let result = sqlx::query(
         "INSERT INTO domains (name, tenant_id, created_at, updated_at, root_url, \
@@ -78,7 +78,7 @@ pub async fn insert(pool: &AnyPool, record: &DomainRecord) -> Result<bool, Store
     .bind(s.scheme.as_str())
     .bind(i64::from(s.https_only))
     .bind(i64::from(s.redirect_status.code()))
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
 }
@@ -121,7 +121,7 @@ pub async fn list_for_tenant(
 /// Writes the settings of the tenant's domain if it still has `expected_updated_at`;
 /// false when it changed meanwhile or is not the tenant's.
 pub async fn update(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     record: &DomainRecord,
     expected_updated_at: i64,
 ) -> Result<bool, StoreError> {
@@ -141,7 +141,7 @@ pub async fn update(
     .bind(record.name.as_str())
     .bind(record.tenant_id.as_str())
     .bind(expected_updated_at)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -113,6 +113,22 @@ where
     row.as_ref().map(from_row).transpose()
 }
 
+/// Key `id`, whichever tenant's.
+pub async fn find<'c, E>(executor: E, id: i64) -> Result<Option<KeyRecord>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM api_keys WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(executor)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// Every key, or those of `tenant_id`, oldest first.
 pub async fn list(pool: &AnyPool, tenant_id: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
     let rows = sqlx::query(concat!(

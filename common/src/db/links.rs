@@ -198,23 +198,26 @@ pub async fn list_for_tenant(
 }
 
 /// Marks every live link of the tenant on `domain` deleted, in one statement (the
-/// outbox trigger records each, so every cache hears of each); returns how many.
+/// outbox trigger records each, so every cache hears of each); returns them as they
+/// now are.
 pub async fn delete_on_domain(
     conn: &mut AnyConnection,
     tenant_id: &TenantId,
     domain: &DomainName,
-) -> Result<u64, StoreError> {
+) -> Result<Vec<LinkRecord>, StoreError> {
     let now = now_ms();
-    let result = sqlx::query(
+    let sql = concat!(
         "UPDATE links SET deleted_at = $1, updated_at = $1 \
-         WHERE tenant_id = $2 AND domain = $3 AND deleted_at IS NULL",
-    )
-    .bind(now)
-    .bind(tenant_id.as_str())
-    .bind(domain.as_str())
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected())
+         WHERE tenant_id = $2 AND domain = $3 AND deleted_at IS NULL RETURNING ",
+        columns!()
+    );
+    let rows = sqlx::query(sql)
+        .bind(now)
+        .bind(tenant_id.as_str())
+        .bind(domain.as_str())
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(record_from_row).collect()
 }
 
 /// Whether the tenant has a live link on `domain`.
@@ -236,11 +239,14 @@ pub async fn any_on_domain(
 /// Writes the mutable fields of `link` if the row still has `expected_updated_at`
 /// (optimistic concurrency: two concurrent edits never silently overwrite each
 /// other). Returns false when the row changed meanwhile or is gone.
-pub async fn update(
-    pool: &AnyPool,
+pub async fn update<'c, E>(
+    executor: E,
     link: &LinkRecord,
     expected_updated_at: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
     let result = sqlx::query(
         "UPDATE links SET url = $1, redirect_status = $2, tags = $3, max_visits = $4, \
          expires_at = $5, disabled_at = $6, updated_at = $7 \
@@ -256,18 +262,21 @@ pub async fn update(
     .bind(link.key())
     .bind(link.tenant_id.to_string())
     .bind(expected_updated_at)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)
 }
 
 /// Marks the tenant's link deleted; returns it as it now is, or `None` if there was
 /// no live link to delete.
-pub async fn soft_delete(
-    pool: &AnyPool,
+pub async fn soft_delete<'c, E>(
+    executor: E,
     tenant_id: &TenantId,
     key: &str,
-) -> Result<Option<LinkRecord>, StoreError> {
+) -> Result<Option<LinkRecord>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
     let now = now_ms();
     let sql = concat!(
         "UPDATE links SET deleted_at = $1, updated_at = $1 \
@@ -278,7 +287,7 @@ pub async fn soft_delete(
         .bind(now)
         .bind(key)
         .bind(tenant_id.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await?;
     row.as_ref().map(record_from_row).transpose()
 }

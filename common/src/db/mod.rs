@@ -8,6 +8,7 @@
 //! milliseconds, tag lists are JSON text. Statements use `$n` placeholders, which both
 //! engines accept.
 
+pub mod audit;
 pub mod blocked_hosts;
 pub mod changes;
 pub mod clicks;

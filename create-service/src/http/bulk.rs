@@ -4,13 +4,14 @@
 //! statements inside one transaction. A bad item never sinks the others: it gets its
 //! own problem in the result list, in input order.
 
+use common::audit::{self, AuditAction};
 use common::domain::access::Action;
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::db::domains::DomainRecord;
-use common::db::{StoreError, links};
+use common::db::links;
 use common::links::DomainName;
 use common::problem::Problem;
 use common::time::now_ms;
@@ -157,9 +158,18 @@ pub async fn create_bulk(
     }
 
     let rows: Vec<links::LinkRecord> = records.iter().map(|(r, _)| r.clone()).collect();
-    let mut tx = state.deps.db.begin_write().await?;
-    let inserted = links::insert_many(&mut tx, &rows).await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    // One audit row per link created, each under the request's id.
+    let entries = rows
+        .iter()
+        .map(|record| {
+            caller.audit(
+                AuditAction::LinkCreated,
+                audit::link_target(record),
+                audit::changes(None, Some(audit::link_state(record))),
+            )
+        })
+        .collect();
+    let inserted = audit::insert_links(&state.deps.db, &rows, entries).await?;
 
     state.relay.wake();
     let mut created = 0;

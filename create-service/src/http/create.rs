@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
+use common::audit::{self, AuditAction};
 use common::db::{StoreError, idempotency, links};
 use common::domain::access::Action;
 use common::problem::Problem;
@@ -107,10 +108,16 @@ pub async fn create_link(
     let view = super::view(&state, &record, site.as_ref());
     let body = serde_json::to_string(&view)
         .map_err(|_| ApiError::Store(StoreError::Corrupt("view".into())))?;
+    let entry = caller.audit(
+        AuditAction::LinkCreated,
+        audit::link_target(&record),
+        audit::changes(None, Some(audit::link_state(&record))),
+    );
 
     match (&idem_key, &request_hash) {
         (Some(key), Some(hash)) => {
-            // The link and its stored response commit together, or neither does.
+            // The link, its audit row and its stored response commit together, or
+            // none does.
             let mut tx = state.deps.db.begin_write().await?;
             if !links::insert_one(&mut *tx, &record).await? {
                 drop(tx);
@@ -122,6 +129,7 @@ pub async fn create_link(
                 }
                 return Err(ApiError::AliasTaken(record.code.into_string()));
             }
+            common::db::audit::insert(&mut *tx, &entry).await?;
             let stored = idempotency::StoredResponse {
                 request_hash: hash.clone(),
                 status: 201,
@@ -147,8 +155,14 @@ pub async fn create_link(
         }
         _ => {
             let inserted = match &state.group_commit {
-                Some(group) => group.insert(record.clone()).await?,
-                None => links::insert_one(pool, &record).await?,
+                Some(group) => group.insert(record.clone(), entry).await?,
+                None => {
+                    audit::insert_links(&state.deps.db, std::slice::from_ref(&record), vec![entry])
+                        .await?
+                        .first()
+                        .copied()
+                        .unwrap_or(false)
+                }
             };
             if !inserted {
                 return Err(ApiError::AliasTaken(record.code.into_string()));

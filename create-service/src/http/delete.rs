@@ -1,7 +1,8 @@
 //! `DELETE /api/v1/links/{code}`: the code answers 410 from now on and is never reused.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use common::db::links;
+use common::audit::{self, AuditAction};
+use common::db::{StoreError, links};
 use common::domain::access::Action;
 use common::problem::Problem;
 
@@ -29,11 +30,21 @@ pub async fn delete_link(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, Action::DeleteLink).await?;
     let (record, _) = super::owned_link(&state, &caller, &on, &code).await?;
-    match links::soft_delete(state.deps.db.primary(), caller.tenant_id(), &record.key()).await? {
-        Some(_) => {
-            state.relay.wake();
-            Ok(HttpResponse::NoContent().finish())
-        }
-        None => Err(ApiError::NotFound),
-    }
+    let mut tx = state.deps.db.begin_write().await?;
+    let Some(deleted) = links::soft_delete(&mut *tx, caller.tenant_id(), &record.key()).await?
+    else {
+        return Err(ApiError::NotFound);
+    };
+    let entry = caller.audit(
+        AuditAction::LinkDeleted,
+        audit::link_target(&deleted),
+        audit::changes(
+            Some(audit::link_state(&record)),
+            Some(audit::link_state(&deleted)),
+        ),
+    );
+    common::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.relay.wake();
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use common::audit::{self, AuditAction};
 use common::db::domains::{self, DomainRecord};
 use common::db::{StoreError, links};
 use common::domain::access::Action;
@@ -244,14 +245,22 @@ pub async fn create_domain(
             .map_err(ApiError::Invalid)?,
         retired_at: None,
     };
-    let pool = state.deps.db.primary();
-    if !domains::insert(pool, &record).await? {
-        let holder = domains::get(pool, &record.name).await?;
+    let mut tx = state.deps.db.begin_write().await?;
+    if !domains::insert(&mut tx, &record).await? {
+        drop(tx);
+        let holder = domains::get(state.deps.db.primary(), &record.name).await?;
         return Err(ApiError::DomainTaken {
             name: record.name.to_string(),
             yours: holder.is_some_and(|h| &h.tenant_id == caller.tenant_id()),
         });
     }
+    let entry = caller.audit(
+        AuditAction::DomainAdded,
+        audit::target("domain", &record.name),
+        audit::changes(None, Some(audit::domain_state(&record))),
+    );
+    common::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     // Lookup instances serve the domain once they hear of it (or at their next
     // periodic reload, when the announcement is lost).
     held::announce(&state.deps.bus, Event::DomainsChanged, true).await;
@@ -364,7 +373,19 @@ pub async fn update_domain(
             updated_at: now_ms().max(current.updated_at + 1),
             ..current.clone()
         };
-        if domains::update(state.deps.db.primary(), &next, current.updated_at).await? {
+        let (before, after) = (audit::domain_state(&current), audit::domain_state(&next));
+        if before == after {
+            return Ok(HttpResponse::Ok().json(DomainView::from(&current)));
+        }
+        let entry = caller.audit(
+            AuditAction::DomainUpdated,
+            audit::target("domain", &name),
+            audit::changes(Some(before), Some(after)),
+        );
+        let mut tx = state.deps.db.begin_write().await?;
+        if domains::update(&mut tx, &next, current.updated_at).await? {
+            common::db::audit::insert(&mut *tx, &entry).await?;
+            tx.commit().await.map_err(StoreError::from)?;
             held::announce(&state.deps.bus, Event::DomainsChanged, true).await;
             return Ok(HttpResponse::Ok().json(DomainView::from(&next)));
         }
@@ -394,14 +415,35 @@ pub async fn delete_domain(
 ) -> Result<HttpResponse, ApiError> {
     let (caller, name) = caller_and_name(&req, &state, &name, Action::ManageDomains).await?;
     let tenant = caller.tenant_id();
+    let current = owned(&state, &caller, &name).await?;
+    let removed = caller.audit(
+        AuditAction::DomainRemoved,
+        audit::target("domain", &name),
+        audit::changes(Some(audit::domain_state(&current)), None),
+    );
     let mut tx = state.deps.db.begin_write().await?;
     if query.retire_links {
         if !domains::retire(&mut tx, tenant, &name, now_ms()).await? {
             return Err(ApiError::DomainNotFound);
         }
+        // The domain's row, and one for each link it took with it.
         let retired = links::delete_on_domain(&mut tx, tenant, &name).await?;
+        let mut entries = vec![removed];
+        entries.extend(retired.iter().map(|link| {
+            let mut before = link.clone();
+            before.deleted_at = None;
+            caller.audit(
+                AuditAction::LinkDeleted,
+                audit::link_target(link),
+                audit::changes(
+                    Some(audit::link_state(&before)),
+                    Some(audit::link_state(link)),
+                ),
+            )
+        }));
+        common::db::audit::insert_many(&mut tx, &entries).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        tracing::info!(domain = %name, links = retired, "domain retired with its links");
+        tracing::info!(domain = %name, links = retired.len(), "domain retired with its links");
         // Each link's deletion reaches the caches through the outbox.
         state.relay.wake();
     } else {
@@ -411,6 +453,7 @@ pub async fn delete_domain(
         if !domains::delete(&mut tx, tenant, &name).await? {
             return Err(ApiError::DomainNotFound);
         }
+        common::db::audit::insert(&mut *tx, &removed).await?;
         tx.commit().await.map_err(StoreError::from)?;
     }
     held::announce(&state.deps.bus, Event::DomainsChanged, true).await;

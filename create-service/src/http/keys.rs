@@ -6,7 +6,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use common::audit::{self, AuditAction};
 use common::auth::{self, DEFAULT_ROTATION_GRACE, KeySpec, MAX_ROTATION_GRACE, Principal};
+use common::db::StoreError;
 use common::db::keys::{self, KeyRecord};
 use common::domain::access::{self, Action, Grant, Role, Scope};
 use common::events::Event;
@@ -205,13 +207,15 @@ pub struct Rotation {
     pub grace_seconds: Option<u64>,
 }
 
-/// The key-managing principal behind `caller` (anonymous callers never get here:
-/// managing keys needs a key).
-async fn manager(state: &CreateState, req: &HttpRequest) -> Result<Principal, ApiError> {
-    match state.caller(req, Action::ManageKeys).await? {
-        Caller::Tenant(principal) => Ok(principal),
-        Caller::Anonymous => Err(ApiError::Forbidden(Action::ManageKeys)),
-    }
+/// The caller, when it may manage keys, and its principal (anonymous callers never
+/// get here: managing keys needs a key).
+async fn manager(state: &CreateState, req: &HttpRequest) -> Result<(Caller, Principal), ApiError> {
+    let caller = state.caller(req, Action::ManageKeys).await?;
+    let principal = caller
+        .principal
+        .clone()
+        .ok_or(ApiError::Forbidden(Action::ManageKeys))?;
+    Ok((caller, principal))
 }
 
 /// Refuses handing out or managing `grant` unless `holder` may do all it may.
@@ -252,12 +256,20 @@ pub async fn create_key(
     state: web::Data<CreateState>,
     body: web::Json<KeyFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = manager(&state, &req).await?;
+    let (caller, principal) = manager(&state, &req).await?;
     let now = state.auth.now_ms();
     let spec = body.validate(&principal, now).map_err(ApiError::Invalid)?;
     within(&principal, &spec.grant)?;
     let key = auth::mint(spec, now);
-    keys::insert(state.deps.db.primary(), &key.record).await?;
+    let entry = caller.audit(
+        AuditAction::KeyCreated,
+        audit::target("key", key.record.id),
+        audit::changes(None, Some(audit::key_state(&key.record))),
+    );
+    let mut tx = state.deps.db.begin_write().await?;
+    keys::insert(&mut *tx, &key.record).await?;
+    common::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(HttpResponse::Created().json(KeyView::of(&key.record, Some(key.secret), now)))
 }
 
@@ -275,7 +287,7 @@ pub async fn list_keys(
     req: HttpRequest,
     state: web::Data<CreateState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = manager(&state, &req).await?;
+    let (_, principal) = manager(&state, &req).await?;
     let now = state.auth.now_ms();
     let records = keys::list(state.deps.db.primary(), Some(principal.tenant_id.as_str())).await?;
     let items = records.iter().map(|r| KeyView::of(r, None, now)).collect();
@@ -299,10 +311,28 @@ pub async fn delete_key(
     state: web::Data<CreateState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = manager(&state, &req).await?;
+    let (caller, principal) = manager(&state, &req).await?;
     let record = owned_key(&state, &principal, &id).await?;
     within(&principal, &record.grant)?;
-    let revoked = keys::revoke(state.deps.db.primary(), record.id, state.auth.now_ms()).await?;
+    let now = state.auth.now_ms();
+    let mut tx = state.deps.db.begin_write().await?;
+    let revoked = keys::revoke(&mut *tx, record.id, now).await?;
+    if revoked {
+        let after = KeyRecord {
+            revoked_at: Some(now),
+            ..record.clone()
+        };
+        let entry = caller.audit(
+            AuditAction::KeyRevoked,
+            audit::target("key", record.id),
+            audit::changes(
+                Some(audit::key_state(&record)),
+                Some(audit::key_state(&after)),
+            ),
+        );
+        common::db::audit::insert(&mut *tx, &entry).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
     held::announce(&state.deps.bus, Event::AccessChanged, revoked).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -328,7 +358,7 @@ pub async fn rotate_key(
     id: web::Path<String>,
     rotation: web::Query<Rotation>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = manager(&state, &req).await?;
+    let (caller, principal) = manager(&state, &req).await?;
     let grace = rotation
         .grace_seconds
         .map_or(DEFAULT_ROTATION_GRACE, std::time::Duration::from_secs);
@@ -349,7 +379,16 @@ pub async fn rotate_key(
     let record = owned_key(&state, &principal, &id).await?;
     within(&principal, &record.grant)?;
     let now = state.auth.now_ms();
-    let key = auth::rotate(&state.deps.db, &record, grace, now)
+    let audit_rotation = |old: &KeyRecord, new: &KeyRecord| {
+        let mut after = audit::key_state(old);
+        after["successor"] = new.id.to_string().into();
+        caller.audit(
+            AuditAction::KeyRotated,
+            audit::target("key", old.id),
+            audit::changes(Some(audit::key_state(&record)), Some(after)),
+        )
+    };
+    let key = auth::rotate(&state.deps.db, &record, grace, now, audit_rotation)
         .await?
         .ok_or(ApiError::KeyInactive)?;
     held::announce(&state.deps.bus, Event::AccessChanged, true).await;

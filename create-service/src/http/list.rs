@@ -31,7 +31,8 @@ pub struct ListQuery {
     pub domain: Option<String>,
 }
 
-fn bad_query(detail: &str) -> ApiError {
+/// 400 for query parameters that parse but make no sense.
+pub(crate) fn bad_query(detail: &str) -> ApiError {
     ApiError::Invalid(
         Problem::new(
             StatusCode::BAD_REQUEST,

@@ -1,5 +1,6 @@
 //! The link API, one endpoint per file.
 
+pub mod audit;
 pub mod bulk;
 pub mod create;
 pub mod delete;

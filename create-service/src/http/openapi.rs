@@ -93,13 +93,15 @@ pub enum BodyProblems {
         super::keys::list_keys,
         super::keys::delete_key,
         super::keys::rotate_key,
+        super::audit::read_audit,
     ),
     components(schemas(common::problem::FieldError)),
     modifiers(&ApiKeyAuth),
     tags(
         (name = "links", description = "Short links"),
         (name = "domains", description = "Branded domains links are served on"),
-        (name = "keys", description = "API keys: roles, scopes, expiry, rotation")
+        (name = "keys", description = "API keys: roles, scopes, expiry, rotation"),
+        (name = "audit", description = "Who changed what, and when")
     )
 )]
 pub struct ApiDoc;
@@ -139,7 +141,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 16);
+        assert_eq!(operations, 17);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `PATCH /api/v1/links/{code}`: change a link's destination, expiry, limits or state.
+//! The change and its audit row commit together; a PATCH that changes nothing writes
+//! nothing.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use common::db::links;
+use common::audit::{self, AuditAction};
+use common::db::{StoreError, links};
 use common::domain::access::Action;
 use common::problem::Problem;
 use common::time::now_ms;
@@ -42,7 +45,19 @@ pub async fn update_link(
         let next = body
             .apply(&current, &state.url_policy, now_ms())
             .map_err(|e| ApiError::Invalid(e.into_problem()))?;
-        if links::update(state.deps.db.primary(), &next, current.updated_at).await? {
+        let (before, after) = (audit::link_state(&current), audit::link_state(&next));
+        if before == after {
+            return Ok(HttpResponse::Ok().json(super::view(&state, &current, site.as_ref())));
+        }
+        let entry = caller.audit(
+            AuditAction::LinkUpdated,
+            audit::link_target(&current),
+            audit::changes(Some(before), Some(after)),
+        );
+        let mut tx = state.deps.db.begin_write().await?;
+        if links::update(&mut *tx, &next, current.updated_at).await? {
+            common::db::audit::insert(&mut *tx, &entry).await?;
+            tx.commit().await.map_err(StoreError::from)?;
             state.relay.wake();
             return Ok(HttpResponse::Ok().json(super::view(&state, &next, site.as_ref())));
         }

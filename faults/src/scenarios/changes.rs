@@ -271,7 +271,9 @@ pub async fn master_killed_after_write(ctx: &Ctx) -> Result<Outcome> {
 
 /// 100 links edited 10 times each from 10 clients; create-service SIGKILLed halfway
 /// and restarted; edits not acknowledged are made again. Afterwards L2 holds every
-/// link's last URL.
+/// link's last URL, and every link's audit trail is whole: its rows chain from the
+/// URL it was created with to the URL it has, one row per version (an edit re-sent
+/// after a lost answer changes nothing, so it leaves no row).
 pub async fn edits_across_kill(ctx: &Ctx) -> Result<Outcome> {
     const LINKS: usize = 100;
     const EDITS: usize = 10;
@@ -344,6 +346,15 @@ pub async fn edits_across_kill(ctx: &Ctx) -> Result<Outcome> {
         sqlx::query_scalar("SELECT COUNT(*) FROM link_changes WHERE published_at IS NULL")
             .fetch_one(&pool)
             .await?;
+    let mut broken = 0u64;
+    let mut audited = 0usize;
+    for code in &codes {
+        let (rows, whole) = audit_trail_is_whole(&pool, code, EDITS).await?;
+        audited += rows;
+        if !whole {
+            broken += 1;
+        }
+    }
     pool.close().await;
 
     o.acknowledged = (LINKS * EDITS) as u64;
@@ -371,5 +382,48 @@ pub async fn edits_across_kill(ctx: &Ctx) -> Result<Outcome> {
         "0",
         stale == 0,
     );
+    o.figure(
+        "links whose audit trail has a change without its row or a row without its change",
+        format!("{broken} of {LINKS} ({audited} edit rows)"),
+        format!("0 ({} edit rows)", LINKS * EDITS),
+        broken == 0 && audited == LINKS * EDITS,
+    );
     Ok(o)
+}
+
+/// Whether the audit rows of link `code` chain from the URL it was created with,
+/// edit by edit, to the URL it has now, with exactly `edits` edit rows; and how many
+/// edit rows it has.
+async fn audit_trail_is_whole(
+    pool: &sqlx::PgPool,
+    code: &str,
+    edits: usize,
+) -> Result<(usize, bool)> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, changes FROM audit_log WHERE target = $1 ORDER BY id")
+            .bind(format!("link:{code}"))
+            .fetch_all(pool)
+            .await?;
+    let current: String = sqlx::query_scalar("SELECT url FROM links WHERE code = $1")
+        .bind(code)
+        .fetch_one(pool)
+        .await?;
+    let mut url: Option<String> = None;
+    let mut whole = true;
+    let mut edit_rows = 0;
+    for (action, changes) in &rows {
+        let changes: serde_json::Value = serde_json::from_str(changes)?;
+        let (from, to) = (&changes["url"]["from"], &changes["url"]["to"]);
+        match action.as_str() {
+            "link.created" => whole &= url.is_none() && from.is_null(),
+            "link.updated" => {
+                edit_rows += 1;
+                whole &= url.is_some() && from.as_str() == url.as_deref();
+            }
+            _ => whole = false,
+        }
+        url = to.as_str().map(str::to_string);
+    }
+    whole &= url.as_deref() == Some(current.as_str()) && edit_rows == edits;
+    Ok((edit_rows, whole))
 }

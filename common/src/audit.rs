@@ -1,0 +1,128 @@
+//! What the audit log records of each kind of resource, in one place for every writer
+//! (the API, the bulk create, the import, the admin commands), and the write that puts
+//! new links and their audit rows in one transaction.
+
+use std::time::Duration;
+
+use domain::audit::{Actor, Entry, diff};
+use serde_json::{Value, json};
+
+use crate::db::domains::DomainRecord;
+use crate::db::keys::KeyRecord;
+use crate::db::links::{self, LinkRecord};
+use crate::db::{Database, StoreError};
+use crate::time::from_ms;
+
+pub use domain::audit::{AuditAction, target};
+
+fn instant(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |ms| {
+        Value::String(from_ms(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    })
+}
+
+/// A link's fields as the log compares them.
+pub fn link_state(record: &LinkRecord) -> Value {
+    json!({
+        "url": record.url,
+        "redirect_status": record.redirect_status.code(),
+        "tags": record.tags,
+        "max_visits": record.max_visits,
+        "expires_at": instant(record.expires_at),
+        "disabled": record.disabled_at.is_some(),
+        "deleted": record.deleted_at.is_some(),
+    })
+}
+
+/// `link:<key>`: the code, or `domain/code` on a branded domain.
+pub fn link_target(record: &LinkRecord) -> String {
+    target("link", record.key())
+}
+
+/// A branded domain's settings as the log compares them.
+pub fn domain_state(record: &DomainRecord) -> Value {
+    let s = &record.settings;
+    json!({
+        "root_url": s.root_url,
+        "not_found_url": s.not_found_url,
+        "gone_url": s.gone_url,
+        "scheme": s.scheme.as_str(),
+        "https_only": s.https_only,
+        "redirect_status": s.redirect_status.code(),
+    })
+}
+
+/// A key as the log shows it (never its secret, nor its hash).
+pub fn key_state(record: &KeyRecord) -> Value {
+    let (role, scopes) = record.grant.to_stored();
+    json!({
+        "label": record.label,
+        "role": role,
+        "scopes": scopes,
+        "expires_at": instant(record.expires_at),
+        "revoked": record.revoked_at.is_some(),
+    })
+}
+
+/// The change between two states of a resource (`None`: it did not exist).
+pub fn changes(before: Option<Value>, after: Option<Value>) -> Value {
+    diff(before.as_ref(), after.as_ref())
+}
+
+/// Whoever runs an admin command, by the operating-system user: its name when the
+/// environment gives it, else its uid (a container often has no `USER`).
+pub fn operator() -> Actor {
+    let name = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty()))
+        .unwrap_or_else(uid);
+    Actor::Operator(name)
+}
+
+#[cfg(unix)]
+fn uid() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map_or_else(|_| "unknown".to_string(), |m| format!("uid {}", m.uid()))
+}
+
+#[cfg(not(unix))]
+fn uid() -> String {
+    "unknown".to_string()
+}
+
+/// Inserts `records`, and for each one inserted its entry of `entries` (same order),
+/// in one transaction; returns whether each was inserted (`false`: its key was
+/// taken, and it left no audit row).
+pub async fn insert_links(
+    db: &Database,
+    records: &[LinkRecord],
+    entries: Vec<Entry>,
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = db.begin_write().await?;
+    let inserted = links::insert_many(&mut tx, records).await?;
+    let audited: Vec<Entry> = entries
+        .into_iter()
+        .zip(&inserted)
+        .filter_map(|(entry, ok)| ok.then_some(entry))
+        .collect();
+    crate::db::audit::insert_many(&mut tx, &audited).await?;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// Deletes audit rows older than `retention`, hourly, on one instance at a time or
+/// several (the delete is idempotent); rows of the last day never go.
+pub async fn purge_expired(db: Database, retention: Duration) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        ticker.tick().await;
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = crate::time::now_ms().saturating_sub(retention_ms);
+        match crate::db::audit::purge_older_than(db.primary(), db.engine(), cutoff).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "audit rows past retention purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+        }
+    }
+}
