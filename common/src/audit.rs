@@ -55,12 +55,26 @@ pub fn domain_state(record: &DomainRecord) -> Value {
 /// A key as the log shows it (never its secret, nor its hash).
 pub fn key_state(record: &KeyRecord) -> Value {
     let (role, scopes) = record.grant.to_stored();
+    let (role, scopes) = match record.member_id {
+        Some(_) => (None, None),
+        None => (role, scopes),
+    };
     json!({
         "label": record.label,
+        "member": record.member_id.map(|id| id.to_string()),
         "role": role,
         "scopes": scopes,
         "expires_at": instant(record.expires_at),
         "revoked": record.revoked_at.is_some(),
+    })
+}
+
+/// A member as the log shows them.
+pub fn member_state(record: &crate::db::members::MemberRecord) -> Value {
+    json!({
+        "email": record.email,
+        "name": record.name,
+        "role": record.role.as_str(),
     })
 }
 

@@ -49,6 +49,8 @@ pub struct Principal {
     pub tenant_id: TenantId,
     pub key_id: i64,
     pub grant: Grant,
+    /// The member the key belongs to, if any.
+    pub member_id: Option<i64>,
 }
 
 /// What a new key is for.
@@ -56,8 +58,10 @@ pub struct Principal {
 pub struct KeySpec {
     pub tenant_id: TenantId,
     pub label: String,
+    /// The member's role, for a member's key.
     pub grant: Grant,
     pub expires_at: Option<i64>,
+    pub member_id: Option<i64>,
 }
 
 /// A freshly minted key: `secret` is shown once and then forgotten.
@@ -97,6 +101,7 @@ pub fn mint(spec: KeySpec, now_ms: i64) -> NewKey {
         expires_at: spec.expires_at,
         revoked_at: None,
         rotated_from: None,
+        member_id: spec.member_id,
     };
     NewKey { secret, record }
 }
@@ -114,6 +119,7 @@ pub async fn create_key(
         label: label.to_string(),
         grant,
         expires_at: None,
+        member_id: None,
     };
     let key = mint(spec, crate::time::now_ms());
     let entry = Entry {
@@ -182,6 +188,7 @@ pub async fn rotate(
             label: old.label.clone(),
             grant: old.grant.clone(),
             expires_at: old.expires_at,
+            member_id: old.member_id,
         },
         now_ms,
     );
@@ -317,6 +324,7 @@ impl Authenticator {
             tenant_id: record.tenant_id,
             key_id: record.id,
             grant: record.grant,
+            member_id: record.member_id,
         })
     }
 }

@@ -66,6 +66,18 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
         .service(
             web::resource("/api/v1/keys/{id}/rotate").route(web::post().to(http::keys::rotate_key)),
         )
+        .service(
+            web::resource("/api/v1/members")
+                .app_data(common::http::json_config(json_limit))
+                .route(web::post().to(http::members::add_member))
+                .route(web::get().to(http::members::list_members)),
+        )
+        .service(
+            web::resource("/api/v1/members/{id}")
+                .app_data(common::http::json_config(json_limit))
+                .route(web::patch().to(http::members::update_member))
+                .route(web::delete().to(http::members::remove_member)),
+        )
         .service(web::resource("/api/v1/audit").route(web::get().to(http::audit::read_audit)))
         .configure(crate::web::routes);
     }

@@ -27,6 +27,8 @@ pub enum ApiError {
     DomainNotFound,
     #[error("no such key")]
     KeyNotFound,
+    #[error("no such member")]
+    MemberNotFound,
     #[error("key revoked or expired")]
     KeyInactive,
     #[error("domain `{0}` still has links")]
@@ -71,6 +73,7 @@ impl ApiError {
             }
             ApiError::DomainNotFound => Problem::not_found().detail("no such domain of yours"),
             ApiError::KeyNotFound => Problem::not_found().detail("no such key of yours"),
+            ApiError::MemberNotFound => Problem::not_found().detail("no such member of yours"),
             ApiError::KeyInactive => {
                 Problem::new(StatusCode::CONFLICT, "key-inactive", "Key no longer in use")
                     .detail("the key is revoked or expired: make a new one instead")

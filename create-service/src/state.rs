@@ -226,7 +226,10 @@ impl CreateState {
                 )
                 .await?;
                 Ok(Caller {
-                    actor: Actor::Key(principal.key_id),
+                    actor: Actor::Key {
+                        key: principal.key_id,
+                        member: principal.member_id,
+                    },
                     principal: Some(principal),
                     request_id: request_id(req),
                 })

@@ -94,12 +94,13 @@ pub enum Action {
     ReadDomains,
     ManageDomains,
     ManageKeys,
+    ReadMembers,
     ManageMembers,
     ReadAudit,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::ReadLinks,
         Action::CreateLink,
         Action::EditLink,
@@ -108,6 +109,7 @@ impl Action {
         Action::ReadDomains,
         Action::ManageDomains,
         Action::ManageKeys,
+        Action::ReadMembers,
         Action::ManageMembers,
         Action::ReadAudit,
     ];
@@ -129,7 +131,8 @@ impl Action {
             Action::CreateLink | Action::EditLink | Action::DeleteLink => Some(Scope::LinksWrite),
             Action::ReadStats => Some(Scope::StatsRead),
             Action::ManageDomains => Some(Scope::DomainsManage),
-            Action::ManageKeys => Some(Scope::KeysManage),
+            // Keys are made for members, so who manages keys sees them.
+            Action::ManageKeys | Action::ReadMembers => Some(Scope::KeysManage),
             Action::ReadAudit => Some(Scope::AuditRead),
             Action::ManageMembers => None,
         }
@@ -140,7 +143,10 @@ impl Action {
         match self {
             Action::ReadLinks | Action::ReadStats | Action::ReadDomains => Role::Viewer,
             Action::CreateLink | Action::EditLink | Action::DeleteLink => Role::Editor,
-            Action::ManageDomains | Action::ManageKeys | Action::ReadAudit => Role::Admin,
+            Action::ManageDomains
+            | Action::ManageKeys
+            | Action::ReadMembers
+            | Action::ReadAudit => Role::Admin,
             Action::ManageMembers => Role::Owner,
         }
     }
@@ -230,7 +236,7 @@ mod tests {
     use super::*;
 
     /// The matrix of the README, row by row: (action, owner, admin, editor, viewer).
-    const ROLES: [(Action, [bool; 4]); 10] = [
+    const ROLES: [(Action, [bool; 4]); 11] = [
         (Action::ReadLinks, [true, true, true, true]),
         (Action::CreateLink, [true, true, true, false]),
         (Action::EditLink, [true, true, true, false]),
@@ -239,6 +245,7 @@ mod tests {
         (Action::ReadDomains, [true, true, true, true]),
         (Action::ManageDomains, [true, true, false, false]),
         (Action::ManageKeys, [true, true, false, false]),
+        (Action::ReadMembers, [true, true, false, false]),
         (Action::ManageMembers, [true, false, false, false]),
         (Action::ReadAudit, [true, true, false, false]),
     ];
@@ -271,7 +278,10 @@ mod tests {
                 Scope::DomainsManage,
                 &[Action::ManageDomains, Action::ReadDomains],
             ),
-            (Scope::KeysManage, &[Action::ManageKeys]),
+            (
+                Scope::KeysManage,
+                &[Action::ManageKeys, Action::ReadMembers],
+            ),
             (Scope::AuditRead, &[Action::ReadAudit]),
         ];
         assert_eq!(grants.len(), Scope::ALL.len(), "every scope has a row");

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    /// An API key, by its id.
-    Key(i64),
+    /// An API key, by its id, and the member it belongs to, if any.
+    Key { key: i64, member: Option<i64> },
     /// A caller without a key (anonymous creation), by a keyed hash of its address:
     /// calls from one address can be told apart from others without storing it.
     Anonymous(String),
@@ -24,7 +24,7 @@ impl Actor {
 
     pub fn kind(&self) -> &'static str {
         match self {
-            Actor::Key(_) => "key",
+            Actor::Key { .. } => "key",
             Actor::Anonymous(_) => "anonymous",
             Actor::Operator(_) => "operator",
         }
@@ -33,15 +33,23 @@ impl Actor {
     /// The actor's id within its kind.
     pub fn id(&self) -> String {
         match self {
-            Actor::Key(id) => id.to_string(),
+            Actor::Key { key, .. } => key.to_string(),
             Actor::Anonymous(hash) | Actor::Operator(hash) => hash.clone(),
         }
     }
 
-    /// Reads the stored kind and id back; `None` when they are no actor.
-    pub fn from_stored(kind: &str, id: &str) -> Option<Actor> {
+    /// The member whose key acted.
+    pub fn member(&self) -> Option<i64> {
+        match self {
+            Actor::Key { member, .. } => *member,
+            _ => None,
+        }
+    }
+
+    /// Reads the stored kind, id and member back; `None` when they are no actor.
+    pub fn from_stored(kind: &str, id: &str, member: Option<i64>) -> Option<Actor> {
         match kind {
-            "key" => id.parse().ok().map(Actor::Key),
+            "key" => id.parse().ok().map(|key| Actor::Key { key, member }),
             "anonymous" => Some(Actor::Anonymous(id.to_string())),
             "operator" => Some(Actor::Operator(id.to_string())),
             _ => None,
@@ -87,6 +95,9 @@ actions! {
     KeyCreated => "key.created",
     KeyRevoked => "key.revoked",
     KeyRotated => "key.rotated",
+    MemberAdded => "member.added",
+    MemberUpdated => "member.updated",
+    MemberRemoved => "member.removed",
     HostBlocked => "host.blocked",
     HostUnblocked => "host.unblocked",
 }
@@ -108,7 +119,7 @@ impl fmt::Display for AuditAction {
 }
 
 /// What a target is called in the log: `link:<key>` (its code, or `domain/code`),
-/// `domain:<name>`, `key:<id>`, `host:<host>`.
+/// `domain:<name>`, `key:<id>`, `member:<id>`, `host:<host>`.
 pub fn target(kind: &str, name: impl fmt::Display) -> String {
     format!("{kind}:{name}")
 }
@@ -205,14 +216,26 @@ mod tests {
         }
         assert_eq!(AuditAction::parse("link.create"), None);
         for actor in [
-            Actor::Key(42),
+            Actor::Key {
+                key: 42,
+                member: None,
+            },
+            Actor::Key {
+                key: 42,
+                member: Some(7),
+            },
             Actor::Anonymous("0f3a".into()),
             Actor::Operator("alice".into()),
         ] {
-            assert_eq!(Actor::from_stored(actor.kind(), &actor.id()), Some(actor));
+            let stored = Actor::from_stored(actor.kind(), &actor.id(), actor.member());
+            assert_eq!(stored, Some(actor));
         }
-        assert_eq!(Actor::from_stored("key", "x"), None);
-        assert_eq!(Actor::from_stored("root", "x"), None);
-        assert_eq!(Actor::Key(7).to_string(), "key:7");
+        assert_eq!(Actor::from_stored("key", "x", None), None);
+        assert_eq!(Actor::from_stored("root", "x", None), None);
+        let key = Actor::Key {
+            key: 7,
+            member: Some(3),
+        };
+        assert_eq!(key.to_string(), "key:7");
     }
 }

@@ -20,6 +20,7 @@ use support::{Answer, Harness};
 
 on_both_engines!(
     every_grant_against_every_action,
+    members_keys_act_with_their_role,
     keys_are_made_listed_and_revoked_over_the_api,
     no_key_hands_out_more_than_it_has,
     a_rotated_key_works_through_its_grace_period,
@@ -73,8 +74,16 @@ async fn take(h: &Harness, key: &str, action: Action, n: usize) -> Option<(Answe
         ),
         Action::ManageKeys => (h.get_as(key, "/api/v1/keys").await, 200),
         Action::ReadAudit => (h.get_as(key, "/api/v1/audit").await, 200),
-        // Its endpoints come with members.
-        Action::ManageMembers => return None,
+        Action::ReadMembers => (h.get_as(key, "/api/v1/members").await, 200),
+        Action::ManageMembers => (
+            h.post_as(
+                key,
+                "/api/v1/members",
+                json!({"email": format!("m{n}@acme.com"), "role": "viewer"}),
+            )
+            .await,
+            201,
+        ),
     };
     Some(answer)
 }
@@ -109,7 +118,161 @@ async fn every_grant_against_every_action(h: &Harness) {
             }
         }
     }
-    assert_eq!(asked, grants.len() * 9, "9 actions have endpoints today");
+    assert_eq!(
+        asked,
+        grants.len() * Action::ALL.len(),
+        "every action is asked"
+    );
+}
+
+/// A member's key acts with the member's role of the moment and goes with the member;
+/// owners manage members, admins see them and make keys for them, a tenant keeps an
+/// owner.
+async fn members_keys_act_with_their_role(h: &Harness) {
+    let added = h
+        .post_as(
+            &h.key,
+            "/api/v1/members",
+            json!({"email": " Ada@Acme.com ", "name": "Ada", "role": "editor"}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    assert_eq!(added.body["email"], "ada@acme.com");
+    let ada = added.body["id"].as_str().unwrap().to_string();
+    let (key, key_id) = h
+        .make_key(&h.key, json!({"member": ada, "label": "laptop"}))
+        .await;
+    let made = h
+        .post_as(
+            &key,
+            "/api/v1/links",
+            json!({"url": "https://example.com/ada"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let keys = h.get_as(&h.key, "/api/v1/keys").await;
+    let listed = keys.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["member"], ada.as_str());
+    assert_eq!(listed["role"], "editor");
+
+    // Demoted: the key follows at once on this instance, and on every other one
+    // within the key cache's lifetime.
+    let path = format!("/api/v1/members/{ada}");
+    let demoted = h.patch_as(&h.key, &path, json!({"role": "viewer"})).await;
+    assert_eq!(demoted.status, 200, "{}", demoted.text);
+    let deadline = Instant::now() + common::auth::KEY_CACHE_TTL + Duration::from_secs(5);
+    let refused = loop {
+        let answer = h
+            .post_as(
+                &key,
+                "/api/v1/links",
+                json!({"url": "https://example.com/ada"}),
+            )
+            .await;
+        if answer.status == 403 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    refused.assert_problem(403, "forbidden");
+    assert_eq!(h.get_as(&key, "/api/v1/links").await.status, 200);
+
+    // Admins see members and make keys for those they cover; owners alone manage them.
+    let (admin, _) = h.make_key(&h.key, json!({"role": "admin"})).await;
+    let list = h.get_as(&admin, "/api/v1/members").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["items"][0]["email"], "ada@acme.com");
+    let forbidden = h
+        .post_as(
+            &admin,
+            "/api/v1/members",
+            json!({"email": "bob@acme.com", "role": "viewer"}),
+        )
+        .await;
+    forbidden.assert_problem(403, "forbidden");
+    assert_eq!(forbidden.body["permission"], "members:manage");
+    h.make_key(&admin, json!({"member": ada})).await;
+    let owner = h
+        .post_as(
+            &h.key,
+            "/api/v1/members",
+            json!({"email": "olga@acme.com", "role": "owner"}),
+        )
+        .await;
+    let olga = owner.body["id"].as_str().unwrap().to_string();
+    h.post_as(&admin, "/api/v1/keys", json!({"member": olga}))
+        .await
+        .assert_problem(403, "forbidden");
+
+    // The last owner stays one.
+    let olga_path = format!("/api/v1/members/{olga}");
+    h.patch_as(&h.key, &olga_path, json!({"role": "admin"}))
+        .await
+        .assert_problem(409, "last-owner");
+    h.delete_as(&h.key, &olga_path)
+        .await
+        .assert_problem(409, "last-owner");
+
+    // Bad input changes nothing.
+    for (body, kind) in [
+        (
+            json!({"email": "not-an-address", "role": "viewer"}),
+            "invalid-email",
+        ),
+        (
+            json!({"email": "x@acme.com", "role": "root"}),
+            "invalid-role",
+        ),
+        (json!({"role": "viewer"}), "invalid-email"),
+    ] {
+        h.post_as(&h.key, "/api/v1/members", body)
+            .await
+            .assert_problem(422, kind);
+    }
+    h.post_as(
+        &h.key,
+        "/api/v1/members",
+        json!({"email": "ADA@acme.com", "role": "viewer"}),
+    )
+    .await
+    .assert_problem(409, "member-exists");
+    h.patch_as(&h.other_key, &path, json!({"role": "owner"}))
+        .await
+        .assert_problem(404, "not-found");
+    h.post_as(&h.other_key, "/api/v1/keys", json!({"member": ada}))
+        .await
+        .assert_problem(422, "invalid-member");
+    assert_eq!(
+        h.get_as(&h.key, "/api/v1/members").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // What the member's keys did is theirs in the log.
+    let log = h
+        .get_as(&h.key, &format!("/api/v1/audit?actor=member:{ada}"))
+        .await;
+    let rows = log.body["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{}", log.text);
+    assert_eq!(rows[0]["action"], "link.created");
+    assert_eq!(rows[0]["member"], ada.as_str());
+
+    // Removed: every key of theirs with them.
+    assert_eq!(h.delete_as(&h.key, &path).await.status, 204);
+    links_until(h, &key, 401)
+        .await
+        .assert_problem(401, "unauthorized");
+    h.delete_as(&h.key, &path)
+        .await
+        .assert_problem(404, "not-found");
 }
 
 /// `key`'s answers to `GET /api/v1/links` until one is `status` (a change reaches
@@ -375,6 +538,7 @@ async fn expiry_and_rotation_follow_the_clock(h: &Harness) {
         label: "clock".into(),
         grant: Grant::Role(Role::Editor),
         expires_at,
+        member_id: None,
     };
     let expiring = common::auth::mint(spec(Some(now() + 60_000)), now());
     common::db::keys::insert(h.db.primary(), &expiring.record)

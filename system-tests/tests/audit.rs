@@ -23,7 +23,7 @@ on_both_engines!(
 );
 
 /// The operations the walk knows, as `METHOD path` of the OpenAPI document.
-const MUTATIONS: [&str; 10] = [
+const MUTATIONS: [&str; 13] = [
     "POST /api/v1/links",
     "POST /api/v1/links/bulk",
     "PATCH /api/v1/links/{code}",
@@ -34,6 +34,9 @@ const MUTATIONS: [&str; 10] = [
     "POST /api/v1/keys",
     "DELETE /api/v1/keys/{id}",
     "POST /api/v1/keys/{id}/rotate",
+    "POST /api/v1/members",
+    "PATCH /api/v1/members/{id}",
+    "DELETE /api/v1/members/{id}",
 ];
 
 /// The operations of create-service's OpenAPI document that change something.
@@ -257,6 +260,66 @@ async fn prepare(h: &Harness, op: &str) -> (Method, String, Option<Value>, Expec
                 },
             )
         }
+        "POST /api/v1/members" => (
+            Method::POST,
+            "/api/v1/members".into(),
+            Some(json!({"email": "ada@acme.com", "role": "editor"})),
+            Expected {
+                action: "member.added",
+                // The id comes with the answer.
+                target: "member:".into(),
+                changes: json!({
+                    "email": {"from": null, "to": "ada@acme.com"},
+                    "name": {"from": null, "to": ""},
+                    "role": {"from": null, "to": "editor"},
+                }),
+            },
+        ),
+        "PATCH /api/v1/members/{id}" | "DELETE /api/v1/members/{id}" => {
+            let email = format!(
+                "{}@acme.com",
+                if op.starts_with("PATCH") { "bo" } else { "cy" }
+            );
+            let added = h
+                .post_as(
+                    &h.key,
+                    "/api/v1/members",
+                    json!({"email": email, "role": "viewer"}),
+                )
+                .await;
+            let id = added.body["id"].as_str().unwrap().to_string();
+            let target = format!("member:{id}");
+            if op.starts_with("PATCH") {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/members/{id}"),
+                    Some(json!({"role": "admin", "name": "Bo"})),
+                    Expected {
+                        action: "member.updated",
+                        target,
+                        changes: json!({
+                            "name": {"from": "", "to": "Bo"},
+                            "role": {"from": "viewer", "to": "admin"},
+                        }),
+                    },
+                )
+            } else {
+                (
+                    Method::DELETE,
+                    format!("/api/v1/members/{id}"),
+                    None,
+                    Expected {
+                        action: "member.removed",
+                        target,
+                        changes: json!({
+                            "email": {"from": email, "to": null},
+                            "name": {"from": "", "to": null},
+                            "role": {"from": "viewer", "to": null},
+                        }),
+                    },
+                )
+            }
+        }
         other => panic!(
             "`{other}` changes something and the audit walk does not know it: give it its \
              audit row, and a case here"
@@ -290,7 +353,7 @@ async fn every_change_leaves_one_audit_row(h: &Harness) {
         assert_eq!(log.status, 200, "{}", log.text);
         let row = &log.body["items"][0];
         match *op {
-            "POST /api/v1/keys" => {
+            "POST /api/v1/keys" | "POST /api/v1/members" => {
                 expected
                     .target
                     .push_str(answer.body["id"].as_str().unwrap());

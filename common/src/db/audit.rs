@@ -6,12 +6,14 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
 use super::{Engine, StoreError};
 
-/// Rows per multi-row INSERT (9 parameters each, well under every engine's limit).
+/// Parameters per row.
+const PARAMS: usize = 9;
+/// Rows per multi-row INSERT (4,500 parameters, well under every engine's limit).
 const CHUNK: usize = 500;
 
 macro_rules! columns {
     () => {
-        "tenant_id, at, actor_kind, actor, action, target, changes, request_id"
+        "tenant_id, at, actor_kind, actor, action, target, changes, request_id, actor_member"
     };
 }
 
@@ -28,12 +30,13 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
     let actor: String = row.try_get(4)?;
     let action: String = row.try_get(5)?;
     let changes: String = row.try_get(7)?;
+    let member: Option<i64> = row.try_get(9)?;
     Ok(Stored {
         id,
         entry: Entry {
             tenant_id: row.try_get(1)?,
             at: row.try_get(2)?,
-            actor: Actor::from_stored(&kind, &actor)
+            actor: Actor::from_stored(&kind, &actor, member)
                 .ok_or_else(|| StoreError::Corrupt(format!("actor of audit row {id}")))?,
             action: AuditAction::parse(&action)
                 .ok_or_else(|| StoreError::Corrupt(format!("action of audit row {id}")))?,
@@ -53,7 +56,7 @@ where
     sqlx::query(concat!(
         "INSERT INTO audit_log (",
         columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(entry.tenant_id.clone())
     .bind(entry.at)
@@ -63,6 +66,7 @@ where
     .bind(entry.target.clone())
     .bind(entry.changes.to_string())
     .bind(entry.request_id.clone())
+    .bind(entry.actor.member())
     .execute(executor)
     .await?;
     Ok(())
@@ -73,21 +77,15 @@ pub async fn insert_many(conn: &mut AnyConnection, entries: &[Entry]) -> Result<
     for chunk in entries.chunks(CHUNK) {
         let mut sql = String::from(concat!("INSERT INTO audit_log (", columns!(), ") VALUES "));
         for i in 0..chunk.len() {
-            let p = i * 8;
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8
-            ));
+            let params: Vec<String> = (1..=PARAMS)
+                .map(|n| format!("${}", i * PARAMS + n))
+                .collect();
+            sql.push('(');
+            sql.push_str(&params.join(", "));
+            sql.push(')');
         }
         let mut query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
         for entry in chunk {
@@ -99,7 +97,8 @@ pub async fn insert_many(conn: &mut AnyConnection, entries: &[Entry]) -> Result<
                 .bind(entry.action.as_str())
                 .bind(entry.target.clone())
                 .bind(entry.changes.to_string())
-                .bind(entry.request_id.clone());
+                .bind(entry.request_id.clone())
+                .bind(entry.actor.member());
         }
         query.execute(&mut *conn).await?;
     }
@@ -113,6 +112,8 @@ pub struct Filter {
     pub target: Option<String>,
     /// `kind:id` split: the actor's kind and id.
     pub actor: Option<(String, String)>,
+    /// Rows written with any key of this member.
+    pub member: Option<i64>,
     pub action: Option<AuditAction>,
     /// Unix ms, inclusive.
     pub from: Option<i64>,
@@ -133,6 +134,7 @@ pub async fn page(pool: &AnyPool, filter: &Filter, limit: i64) -> Result<Vec<Sto
          AND ($3 = '' OR (actor_kind = $3 AND actor = $4)) \
          AND ($5 = '' OR action = $5) \
          AND at >= $6 AND at < $7 AND id < $8 \
+         AND ($10 = 0 OR actor_member = $10) \
          ORDER BY id DESC LIMIT $9"
     ))
     .bind(filter.tenant_id.clone())
@@ -144,6 +146,7 @@ pub async fn page(pool: &AnyPool, filter: &Filter, limit: i64) -> Result<Vec<Sto
     .bind(filter.to.unwrap_or(i64::MAX))
     .bind(filter.before_id.unwrap_or(i64::MAX))
     .bind(limit)
+    .bind(filter.member.unwrap_or(0))
     .fetch_all(pool)
     .await?;
     rows.iter().map(from_row).collect()

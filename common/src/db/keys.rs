@@ -6,10 +6,20 @@ use sqlx::{Any, AnyPool, Executor, Row};
 use super::StoreError;
 use crate::link::TenantId;
 
+/// The columns a key is written with.
 macro_rules! columns {
     () => {
         "id, tenant_id, key_hash, label, created_at, revoked_at, role, scopes, expires_at, \
-         rotated_from"
+         rotated_from, member_id"
+    };
+}
+
+/// What a key is read with: its columns, and its member's role of the moment.
+macro_rules! select {
+    () => {
+        "SELECT k.id, k.tenant_id, k.key_hash, k.label, k.created_at, k.revoked_at, k.role, \
+         k.scopes, k.expires_at, k.rotated_from, k.member_id, m.role \
+         FROM api_keys k LEFT JOIN members m ON m.id = k.member_id"
     };
 }
 
@@ -27,6 +37,8 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
     /// The key this one was rotated from.
     pub rotated_from: Option<i64>,
+    /// The member the key belongs to; its grant is then the member's role.
+    pub member_id: Option<i64>,
 }
 
 impl KeyRecord {
@@ -40,8 +52,19 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<KeyRecord, StoreError> {
     let id: i64 = row.try_get(0)?;
     let role: Option<String> = row.try_get(6)?;
     let scopes: Option<String> = row.try_get(7)?;
-    let grant = Grant::from_stored(role.as_deref(), scopes.as_deref())
-        .ok_or_else(|| StoreError::Corrupt(format!("grant of key {id}")))?;
+    let member_id: Option<i64> = row.try_get(10)?;
+    let member_role: Option<String> = row.try_get(11)?;
+    let grant = match member_id {
+        // A member's key acts with the member's role; once the member is gone (its
+        // keys are revoked with it), with nothing.
+        Some(_) => member_role
+            .as_deref()
+            .map_or(Some(Grant::Scopes(Vec::new())), |role| {
+                Grant::from_stored(Some(role), None)
+            }),
+        None => Grant::from_stored(role.as_deref(), scopes.as_deref()),
+    }
+    .ok_or_else(|| StoreError::Corrupt(format!("grant of key {id}")))?;
     Ok(KeyRecord {
         id,
         tenant_id: TenantId::from_stored(row.try_get(1)?),
@@ -52,6 +75,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<KeyRecord, StoreError> {
         grant,
         expires_at: row.try_get(8)?,
         rotated_from: row.try_get(9)?,
+        member_id,
     })
 }
 
@@ -59,11 +83,15 @@ pub async fn insert<'c, E>(executor: E, key: &KeyRecord) -> Result<(), StoreErro
 where
     E: Executor<'c, Database = Any>,
 {
-    let (role, scopes) = key.grant.to_stored();
+    // A member's key holds no grant of its own: it has the member's.
+    let (role, scopes) = match key.member_id {
+        Some(_) => (None, None),
+        None => key.grant.to_stored(),
+    };
     sqlx::query(concat!(
         "INSERT INTO api_keys (",
         columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(key.id)
     .bind(key.tenant_id.to_string())
@@ -75,20 +103,17 @@ where
     .bind(scopes)
     .bind(key.expires_at)
     .bind(key.rotated_from)
+    .bind(key.member_id)
     .execute(executor)
     .await?;
     Ok(())
 }
 
 pub async fn find_by_hash(pool: &AnyPool, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM api_keys WHERE key_hash = $1"
-    ))
-    .bind(key_hash)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(concat!(select!(), " WHERE k.key_hash = $1"))
+        .bind(key_hash)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -101,15 +126,11 @@ pub async fn get<'c, E>(
 where
     E: Executor<'c, Database = Any>,
 {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM api_keys WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant_id.to_string())
-    .fetch_optional(executor)
-    .await?;
+    let row = sqlx::query(concat!(select!(), " WHERE k.id = $1 AND k.tenant_id = $2"))
+        .bind(id)
+        .bind(tenant_id.to_string())
+        .fetch_optional(executor)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -118,28 +139,43 @@ pub async fn find<'c, E>(executor: E, id: i64) -> Result<Option<KeyRecord>, Stor
 where
     E: Executor<'c, Database = Any>,
 {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM api_keys WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(executor)
-    .await?;
+    let row = sqlx::query(concat!(select!(), " WHERE k.id = $1"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Every key, or those of `tenant_id`, oldest first.
 pub async fn list(pool: &AnyPool, tenant_id: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
     let rows = sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM api_keys WHERE ($1 = '' OR tenant_id = $1) ORDER BY created_at, id"
+        select!(),
+        " WHERE ($1 = '' OR k.tenant_id = $1) ORDER BY k.created_at, k.id"
     ))
     .bind(tenant_id.unwrap_or_default().to_string())
     .fetch_all(pool)
     .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Revokes every live key of member `member_id`; returns their ids.
+pub async fn revoke_member_keys<'c, E>(
+    executor: E,
+    member_id: i64,
+    now_ms: i64,
+) -> Result<Vec<i64>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let rows = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1 WHERE member_id = $2 AND revoked_at IS NULL \
+         RETURNING id",
+    )
+    .bind(now_ms)
+    .bind(member_id)
+    .fetch_all(executor)
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// Revokes key `id`; false when no such unrevoked key exists.

@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod leases;
 pub mod links;
+pub mod members;
 pub mod replicas;
 pub mod transfer;
 

@@ -32,10 +32,11 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<u32>,
     /// Only changes to this target: `link:<code>` (`link:<domain>/<code>` on a
-    /// branded domain), `domain:<name>`, `key:<id>`.
+    /// branded domain), `domain:<name>`, `key:<id>`, `member:<id>`.
     #[param(example = "link:spring-sale")]
     pub target: Option<String>,
-    /// Only changes by this actor: `key:<id>`, `anonymous:<hash>`, `operator:<name>`.
+    /// Only changes by this actor: `key:<id>`, `anonymous:<hash>`, `operator:<name>`,
+    /// or `member:<id>` for any key of a member.
     #[param(example = "key:6337641584147015712")]
     pub actor: Option<String>,
     /// Only this kind of change (`link.created`, `link.updated`, `key.rotated`, …).
@@ -56,6 +57,9 @@ pub struct AuditView {
     /// Who: `key:<id>`, `anonymous:<hash of the address>` or `operator:<name>`.
     #[schema(example = "key:6337641584147015712")]
     pub actor: String,
+    /// The member whose key it was, when it was a member's key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     #[schema(example = "link.updated")]
     pub action: String,
     #[schema(example = "link:spring-sale")]
@@ -75,6 +79,7 @@ impl From<&Stored> for AuditView {
             id: row.id.to_string(),
             at: from_ms(e.at),
             actor: e.actor.to_string(),
+            member: e.actor.member().map(|m| m.to_string()),
             action: e.action.to_string(),
             target: e.target.clone(),
             changes: e.changes.clone(),
@@ -115,20 +120,21 @@ impl AuditQuery {
             ),
             None => None,
         };
-        let actor = match &self.actor {
-            Some(text) => {
-                let actor = text
-                    .split_once(':')
-                    .and_then(|(kind, id)| Actor::from_stored(kind, id))
-                    .ok_or_else(|| {
-                        bad_query(&format!(
-                            "actor must be `kind:id`, the kind one of {}",
-                            Actor::KINDS.join(", ")
-                        ))
-                    })?;
-                Some((actor.kind().to_string(), actor.id()))
+        let bad_actor = || {
+            bad_query(&format!(
+                "actor must be `kind:id`, the kind one of {}, member",
+                Actor::KINDS.join(", ")
+            ))
+        };
+        let (actor, member) = match self.actor.as_deref().map(|t| t.split_once(':')) {
+            None => (None, None),
+            // Any key of the member.
+            Some(Some(("member", id))) => (None, Some(id.parse().map_err(|_| bad_actor())?)),
+            Some(Some((kind, id))) => {
+                let actor = Actor::from_stored(kind, id, None).ok_or_else(bad_actor)?;
+                (Some((actor.kind().to_string(), actor.id())), None)
             }
-            None => None,
+            Some(None) => return Err(bad_actor()),
         };
         let action = match &self.action {
             Some(text) => Some(AuditAction::parse(text).ok_or_else(|| {
@@ -153,6 +159,7 @@ impl AuditQuery {
                 tenant_id,
                 target: self.target.clone(),
                 actor,
+                member,
                 action,
                 from,
                 to,

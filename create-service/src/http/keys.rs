@@ -10,6 +10,7 @@ use common::audit::{self, AuditAction};
 use common::auth::{self, DEFAULT_ROTATION_GRACE, KeySpec, MAX_ROTATION_GRACE, Principal};
 use common::db::StoreError;
 use common::db::keys::{self, KeyRecord};
+use common::db::members;
 use common::domain::access::{self, Action, Grant, Role, Scope};
 use common::events::Event;
 use common::held;
@@ -26,14 +27,19 @@ use crate::state::{Caller, CreateState};
 
 const MAX_LABEL_CHARS: usize = 200;
 
-/// `POST /api/v1/keys`: a role, or a service key's scopes.
+/// `POST /api/v1/keys`: a role, a service key's scopes, or the member it is for.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, remote = "Self")]
 pub struct KeyFields {
-    /// `owner`, `admin`, `editor` or `viewer`; not with `scopes`.
+    /// `owner`, `admin`, `editor` or `viewer`; not with `scopes` or `member`.
     #[serde(default)]
     #[schema(example = "viewer")]
     pub role: Option<String>,
+    /// The id of the member the key is for: it acts with the member's role of the
+    /// moment, and is revoked when the member is removed.
+    #[serde(default)]
+    #[schema(example = "6337641584147015712")]
+    pub member: Option<String>,
     /// A service key's permissions, instead of a role: `links:read`, `links:write`,
     /// `stats:read`, `domains:manage`, `keys:manage`, `audit:read`.
     #[serde(default)]
@@ -69,19 +75,40 @@ fn names<T: std::fmt::Display>(all: &[T]) -> String {
 }
 
 impl KeyFields {
-    /// The key these fields ask for, for `tenant`; every bad field is named.
+    /// The key these fields ask for, for `tenant`; every bad field is named. A
+    /// member's key comes back with the member's id and no grant yet: the handler
+    /// looks the member up.
     fn validate(&self, principal: &Principal, now_ms: i64) -> Result<KeySpec, Problem> {
         let mut errors = FieldErrors::default();
-        let grant = match (&self.role, &self.scopes) {
-            (Some(_), Some(_)) => {
-                errors.push("scopes", "give `role` or `scopes`, not both");
+        let given = [
+            self.role.is_some(),
+            self.scopes.is_some(),
+            self.member.is_some(),
+        ];
+        let mut member_id = None;
+        let grant = match (&self.role, &self.scopes, &self.member) {
+            _ if given.iter().filter(|g| **g).count() > 1 => {
+                errors.push("scopes", "give one of `role`, `scopes` and `member`");
                 None
             }
-            (None, None) => {
-                errors.push("role", "give a `role`, or `scopes` for a service key");
+            (None, None, None) => {
+                errors.push(
+                    "role",
+                    "give a `role`, `scopes` for a service key, or the `member` it is for",
+                );
                 None
             }
-            (Some(role), None) => match Role::parse(role) {
+            (None, None, Some(member)) => match member.parse::<i64>() {
+                Ok(id) => {
+                    member_id = Some(id);
+                    Some(Grant::Scopes(Vec::new()))
+                }
+                Err(_) => {
+                    errors.push("member", "no such member of yours");
+                    None
+                }
+            },
+            (Some(role), _, _) => match Role::parse(role) {
                 Some(role) => Some(Grant::Role(role)),
                 None => {
                     errors.push(
@@ -91,7 +118,7 @@ impl KeyFields {
                     None
                 }
             },
-            (None, Some(scopes)) => {
+            (None, Some(scopes), _) => {
                 let mut parsed = Vec::new();
                 for scope in scopes {
                     match Scope::parse(scope) {
@@ -122,6 +149,7 @@ impl KeyFields {
                 label,
                 grant,
                 expires_at,
+                member_id,
             }),
             _ => Err(errors.into_problem_titled("Invalid key")),
         }
@@ -147,9 +175,13 @@ pub struct KeyView {
     #[schema(example = "sk_…")]
     pub key: Option<String>,
     pub label: String,
-    /// A member's role; absent on a service key.
+    /// The key's role (a member's key: the member's role of the moment); absent on
+    /// a service key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The member the key belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     /// A service key's scopes; absent on a key with a role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
@@ -180,6 +212,7 @@ impl KeyView {
             label: record.label.clone(),
             role,
             scopes,
+            member: record.member_id.map(|id| id.to_string()),
             state,
             created_at: from_ms(record.created_at),
             expires_at: record.expires_at.map(from_ms),
@@ -247,7 +280,7 @@ async fn owned_key(
         (status = 201, description = "Made; `key` is shown this once", body = KeyView),
         super::openapi::CallerProblems,
         super::openapi::BodyProblems,
-        (status = 422, description = "No such role or scope, both or neither, a past `expires_at`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No such role, scope or member, more than one or none of them, a past `expires_at`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -258,7 +291,17 @@ pub async fn create_key(
 ) -> Result<HttpResponse, ApiError> {
     let (caller, principal) = manager(&state, &req).await?;
     let now = state.auth.now_ms();
-    let spec = body.validate(&principal, now).map_err(ApiError::Invalid)?;
+    let mut spec = body.validate(&principal, now).map_err(ApiError::Invalid)?;
+    if let Some(id) = spec.member_id {
+        let member = members::get(state.deps.db.primary(), &principal.tenant_id, id)
+            .await?
+            .ok_or_else(|| {
+                let mut errors = FieldErrors::default();
+                errors.push("member", "no such member of yours");
+                ApiError::Invalid(errors.into_problem_titled("Invalid key"))
+            })?;
+        spec.grant = Grant::Role(member.role);
+    }
     within(&principal, &spec.grant)?;
     let key = auth::mint(spec, now);
     let entry = caller.audit(

@@ -8,6 +8,7 @@ pub mod domains;
 pub mod get;
 pub mod keys;
 pub mod list;
+pub mod members;
 pub mod openapi;
 pub mod qr;
 pub mod update;

@@ -94,6 +94,10 @@ pub enum BodyProblems {
         super::keys::delete_key,
         super::keys::rotate_key,
         super::audit::read_audit,
+        super::members::add_member,
+        super::members::list_members,
+        super::members::update_member,
+        super::members::remove_member,
     ),
     components(schemas(common::problem::FieldError)),
     modifiers(&ApiKeyAuth),
@@ -101,7 +105,8 @@ pub enum BodyProblems {
         (name = "links", description = "Short links"),
         (name = "domains", description = "Branded domains links are served on"),
         (name = "keys", description = "API keys: roles, scopes, expiry, rotation"),
-        (name = "audit", description = "Who changed what, and when")
+        (name = "audit", description = "Who changed what, and when"),
+        (name = "members", description = "The people of a tenant and their roles")
     )
 )]
 pub struct ApiDoc;
@@ -141,7 +146,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 17);
+        assert_eq!(operations, 21);
     }
 
     #[test]
