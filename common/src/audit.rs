@@ -80,7 +80,7 @@ pub fn member_state(record: &crate::db::members::MemberRecord) -> Value {
 
 /// The change between two states of a resource (`None`: it did not exist).
 pub fn changes(before: Option<Value>, after: Option<Value>) -> Value {
-    diff(before.as_ref(), after.as_ref())
+    diff(before, after)
 }
 
 /// Whoever runs an admin command, by the operating-system user: its name when the
@@ -111,16 +111,21 @@ fn uid() -> String {
 pub async fn insert_links(
     db: &Database,
     records: &[LinkRecord],
-    entries: Vec<Entry>,
+    entries: &[Entry],
 ) -> Result<Vec<bool>, StoreError> {
     let mut tx = db.begin_write().await?;
     let inserted = links::insert_many(&mut tx, records).await?;
-    let audited: Vec<Entry> = entries
-        .into_iter()
-        .zip(&inserted)
-        .filter_map(|(entry, ok)| ok.then_some(entry))
-        .collect();
-    crate::db::audit::insert_many(&mut tx, &audited).await?;
+    if inserted.iter().all(|ok| *ok) {
+        crate::db::audit::insert_many(&mut tx, entries).await?;
+    } else {
+        let audited: Vec<Entry> = entries
+            .iter()
+            .zip(&inserted)
+            .filter(|(_, ok)| **ok)
+            .map(|(entry, _)| entry.clone())
+            .collect();
+        crate::db::audit::insert_many(&mut tx, &audited).await?;
+    }
     tx.commit().await?;
     Ok(inserted)
 }

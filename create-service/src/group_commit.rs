@@ -134,7 +134,7 @@ async fn commit(db: &Database, batch: Vec<Pending>) {
             let _ = pending.reply.send(Ok(false));
         }
     }
-    let result = insert_links(db, &records, entries.clone()).await;
+    let result = insert_links(db, &records, &entries).await;
     match result {
         Ok(inserted) => {
             for (reply, inserted) in replies.into_iter().zip(inserted) {
@@ -160,7 +160,7 @@ async fn commit(db: &Database, batch: Vec<Pending>) {
             // row cannot fail its neighbours, each is tried on its own.
             tracing::warn!(error = %e, rows = records.len(), "group commit failed; inserting one by one");
             for ((record, entry), reply) in records.iter().zip(entries).zip(replies) {
-                let one = insert_links(db, std::slice::from_ref(record), vec![entry]).await;
+                let one = insert_links(db, std::slice::from_ref(record), &[entry]).await;
                 let _ = reply.send(one.map(|inserted| inserted.first().copied().unwrap_or(false)));
             }
         }

@@ -147,25 +147,24 @@ pub struct Entry {
 /// creation or after a removal; a field absent from one side reads as `null`, and
 /// fields `null` on both sides are left out. Keys come out sorted, so equal changes
 /// always serialise alike.
-pub fn diff(before: Option<&Value>, after: Option<&Value>) -> Value {
-    let empty = Map::new();
-    let fields = |state: Option<&Value>| match state {
-        Some(Value::Object(map)) => map.clone(),
-        _ => empty.clone(),
+pub fn diff(before: Option<Value>, after: Option<Value>) -> Value {
+    let fields = |state: Option<Value>| match state {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
     };
-    let (before, after) = (fields(before), fields(after));
-    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
-    names.sort();
+    let (mut before, mut after) = (fields(before), fields(after));
+    let mut names: Vec<String> = before.keys().chain(after.keys()).cloned().collect();
+    names.sort_unstable();
     names.dedup();
     let mut changes = Map::new();
     for name in names {
-        let from = before.get(name).unwrap_or(&Value::Null);
-        let to = after.get(name).unwrap_or(&Value::Null);
+        let from = before.remove(&name).unwrap_or(Value::Null);
+        let to = after.remove(&name).unwrap_or(Value::Null);
         if from != to {
             let mut change = Map::new();
-            change.insert("from".into(), from.clone());
-            change.insert("to".into(), to.clone());
-            changes.insert(name.clone(), Value::Object(change));
+            change.insert("from".into(), from);
+            change.insert("to".into(), to);
+            changes.insert(name, Value::Object(change));
         }
     }
     Value::Object(changes)
@@ -181,27 +180,27 @@ mod tests {
         let before = json!({"url": "https://a.example/", "tags": ["x"], "max_visits": null});
         let after = json!({"url": "https://b.example/", "tags": ["x"], "max_visits": 5});
         assert_eq!(
-            diff(Some(&before), Some(&after)),
+            diff(Some(before.clone()), Some(after)),
             json!({
                 "max_visits": {"from": null, "to": 5},
                 "url": {"from": "https://a.example/", "to": "https://b.example/"},
             })
         );
-        assert_eq!(diff(Some(&before), Some(&before)), json!({}));
+        assert_eq!(diff(Some(before.clone()), Some(before)), json!({}));
     }
 
     #[test]
     fn creations_and_removals_diff_against_nothing() {
         let state = json!({"name": "go.acme.com", "root_url": null, "scheme": "https"});
         assert_eq!(
-            diff(None, Some(&state)),
+            diff(None, Some(state.clone())),
             json!({
                 "name": {"from": null, "to": "go.acme.com"},
                 "scheme": {"from": null, "to": "https"},
             })
         );
         assert_eq!(
-            diff(Some(&state), None),
+            diff(Some(state), None),
             json!({
                 "name": {"from": "go.acme.com", "to": null},
                 "scheme": {"from": "https", "to": null},

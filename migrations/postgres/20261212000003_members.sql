@@ -18,7 +18,9 @@ CREATE INDEX api_keys_member_idx ON api_keys (member_id);
 
 -- The member whose key made a change, on rows written with a member's key.
 ALTER TABLE audit_log ADD COLUMN actor_member BIGINT;
-CREATE INDEX audit_log_member_idx ON audit_log (tenant_id, actor_member, id);
+-- Partial: rows of service keys, anonymous callers and the command line skip it.
+CREATE INDEX audit_log_member_idx ON audit_log (tenant_id, actor_member, id)
+    WHERE actor_member IS NOT NULL;
 
 -- Exactly one of a role, scopes or a member.
 ALTER TABLE api_keys DROP CONSTRAINT api_keys_one_grant;

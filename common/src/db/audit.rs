@@ -4,7 +4,7 @@
 use domain::audit::{Actor, AuditAction, Entry};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use super::{Engine, StoreError};
+use super::{AnyQuery, Engine, StoreError, placeholders};
 
 /// Parameters per row.
 const PARAMS: usize = 9;
@@ -48,59 +48,44 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
     })
 }
 
+/// Binds `entry`'s values, in the order of `columns!()`.
+fn bind<'q>(query: AnyQuery<'q>, entry: &Entry) -> AnyQuery<'q> {
+    query
+        .bind(entry.tenant_id.clone())
+        .bind(entry.at)
+        .bind(entry.actor.kind())
+        .bind(entry.actor.id())
+        .bind(entry.action.as_str())
+        .bind(entry.target.clone())
+        .bind(entry.changes.to_string())
+        .bind(entry.request_id.clone())
+        .bind(entry.actor.member())
+}
+
 /// Adds one row, in the caller's transaction.
 pub async fn insert<'c, E>(executor: E, entry: &Entry) -> Result<(), StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
-    sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "INSERT INTO audit_log (",
         columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    ))
-    .bind(entry.tenant_id.clone())
-    .bind(entry.at)
-    .bind(entry.actor.kind())
-    .bind(entry.actor.id())
-    .bind(entry.action.as_str())
-    .bind(entry.target.clone())
-    .bind(entry.changes.to_string())
-    .bind(entry.request_id.clone())
-    .bind(entry.actor.member())
-    .execute(executor)
-    .await?;
+    ));
+    bind(query, entry).execute(executor).await?;
     Ok(())
 }
 
 /// Adds `entries`, in the caller's transaction, a few statements for many rows.
 pub async fn insert_many(conn: &mut AnyConnection, entries: &[Entry]) -> Result<(), StoreError> {
     for chunk in entries.chunks(CHUNK) {
-        let mut sql = String::from(concat!("INSERT INTO audit_log (", columns!(), ") VALUES "));
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let params: Vec<String> = (1..=PARAMS)
-                .map(|n| format!("${}", i * PARAMS + n))
-                .collect();
-            sql.push('(');
-            sql.push_str(&params.join(", "));
-            sql.push(')');
-        }
-        let mut query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
-        for entry in chunk {
-            query = query
-                .bind(entry.tenant_id.clone())
-                .bind(entry.at)
-                .bind(entry.actor.kind())
-                .bind(entry.actor.id())
-                .bind(entry.action.as_str())
-                .bind(entry.target.clone())
-                .bind(entry.changes.to_string())
-                .bind(entry.request_id.clone())
-                .bind(entry.actor.member());
-        }
-        query.execute(&mut *conn).await?;
+        // Only placeholders and the fixed statement parts are spliced in.
+        let sql = format!(
+            concat!("INSERT INTO audit_log (", columns!(), ") VALUES {}"),
+            placeholders(chunk.len(), PARAMS)
+        );
+        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+        chunk.iter().fold(query, bind).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -134,7 +119,7 @@ pub async fn page(pool: &AnyPool, filter: &Filter, limit: i64) -> Result<Vec<Sto
          AND ($3 = '' OR (actor_kind = $3 AND actor = $4)) \
          AND ($5 = '' OR action = $5) \
          AND at >= $6 AND at < $7 AND id < $8 \
-         AND ($10 = 0 OR actor_member = $10) \
+         AND ($10 = 0 OR (actor_member IS NOT NULL AND actor_member = $10)) \
          ORDER BY id DESC LIMIT $9"
     ))
     .bind(filter.tenant_id.clone())

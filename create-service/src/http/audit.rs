@@ -13,12 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::list::bad_query;
+use super::list::{bad_query, page_bounds};
 use crate::error::ApiError;
 use crate::state::CreateState;
 
 const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
 /// The header a CSV answer carries the next page's cursor in.
 pub const NEXT_CURSOR: &str = "x-next-cursor";
 
@@ -106,20 +105,7 @@ fn names(actions: &[AuditAction]) -> String {
 
 impl AuditQuery {
     fn filter(&self, tenant_id: String) -> Result<(Filter, u32), ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(bad_query("limit must be between 1 and 1000"));
-        }
-        let before_id = match &self.cursor {
-            Some(cursor) => Some(
-                cursor
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|c| *c > 0)
-                    .ok_or_else(|| bad_query("cursor is not one this API handed out"))?,
-            ),
-            None => None,
-        };
+        let (limit, before_id) = page_bounds(self.limit, DEFAULT_PAGE, self.cursor.as_deref())?;
         let bad_actor = || {
             bad_query(&format!(
                 "actor must be `kind:id`, the kind one of {}, member",

@@ -159,7 +159,7 @@ pub async fn create_bulk(
 
     let rows: Vec<links::LinkRecord> = records.iter().map(|(r, _)| r.clone()).collect();
     // One audit row per link created, each under the request's id.
-    let entries = rows
+    let entries: Vec<_> = rows
         .iter()
         .map(|record| {
             caller.audit(
@@ -169,7 +169,7 @@ pub async fn create_bulk(
             )
         })
         .collect();
-    let inserted = audit::insert_links(&state.deps.db, &rows, entries).await?;
+    let inserted = audit::insert_links(&state.deps.db, &rows, &entries).await?;
 
     state.relay.wake();
     let mut created = 0;

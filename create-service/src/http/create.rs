@@ -157,7 +157,7 @@ pub async fn create_link(
             let inserted = match &state.group_commit {
                 Some(group) => group.insert(record.clone(), entry).await?,
                 None => {
-                    audit::insert_links(&state.deps.db, std::slice::from_ref(&record), vec![entry])
+                    audit::insert_links(&state.deps.db, std::slice::from_ref(&record), &[entry])
                         .await?
                         .first()
                         .copied()

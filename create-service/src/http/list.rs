@@ -43,6 +43,30 @@ pub(crate) fn bad_query(detail: &str) -> ApiError {
     )
 }
 
+/// A page's size (`limit`, 1–1000, else `default`) and where it starts (`cursor`:
+/// the id of the last row of the previous page, as this API handed it out).
+pub(crate) fn page_bounds(
+    limit: Option<u32>,
+    default: u32,
+    cursor: Option<&str>,
+) -> Result<(u32, Option<i64>), ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad_query("limit must be between 1 and 1000"));
+    }
+    let before = match cursor {
+        Some(cursor) => Some(
+            cursor
+                .parse::<i64>()
+                .ok()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| bad_query("cursor is not one this API handed out"))?,
+        ),
+        None => None,
+    };
+    Ok((limit, before))
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/links",
@@ -62,20 +86,7 @@ pub async fn list_links(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, Action::ReadLinks).await?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(bad_query("limit must be between 1 and 1000"));
-    }
-    let before = match &query.cursor {
-        Some(cursor) => Some(
-            cursor
-                .parse::<i64>()
-                .ok()
-                .filter(|c| *c > 0)
-                .ok_or_else(|| bad_query("cursor is not one this API handed out"))?,
-        ),
-        None => None,
-    };
+    let (limit, before) = page_bounds(query.limit, DEFAULT_PAGE, query.cursor.as_deref())?;
     let filter = match &query.domain {
         None => DomainFilter::Every,
         Some(text) => {
