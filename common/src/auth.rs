@@ -51,6 +51,8 @@ pub struct Principal {
     pub grant: Grant,
     /// The member the key belongs to, if any.
     pub member_id: Option<i64>,
+    /// When the key stops working; keys it makes stop no later.
+    pub expires_at: Option<i64>,
 }
 
 /// What a new key is for.
@@ -62,6 +64,8 @@ pub struct KeySpec {
     pub grant: Grant,
     pub expires_at: Option<i64>,
     pub member_id: Option<i64>,
+    /// The member whose key makes this one.
+    pub created_by_member: Option<i64>,
 }
 
 /// A freshly minted key: `secret` is shown once and then forgotten.
@@ -102,6 +106,7 @@ pub fn mint(spec: KeySpec, now_ms: i64) -> NewKey {
         revoked_at: None,
         rotated_from: None,
         member_id: spec.member_id,
+        created_by_member: spec.created_by_member,
     };
     NewKey { secret, record }
 }
@@ -120,6 +125,7 @@ pub async fn create_key(
         grant,
         expires_at: None,
         member_id: None,
+        created_by_member: None,
     };
     let key = mint(spec, crate::time::now_ms());
     let entry = Entry {
@@ -182,28 +188,37 @@ pub async fn rotate(
     now_ms: i64,
     audit: impl FnOnce(&keys::KeyRecord, &keys::KeyRecord) -> Entry,
 ) -> Result<Option<NewKey>, StoreError> {
-    let mut key = mint(
-        KeySpec {
-            tenant_id: old.tenant_id.clone(),
-            label: old.label.clone(),
-            grant: old.grant.clone(),
-            expires_at: old.expires_at,
-            member_id: old.member_id,
-        },
-        now_ms,
-    );
-    key.record.rotated_from = Some(old.id);
     let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let mut tx = db.begin_write().await?;
+    // Read again in the transaction: the successor takes the key as it is now.
     let Some(current) = keys::get(&mut *tx, &old.tenant_id, old.id).await? else {
         return Ok(None);
     };
     if !current.active_at(now_ms) {
         return Ok(None);
     }
+    let mut key = mint(
+        KeySpec {
+            tenant_id: current.tenant_id.clone(),
+            label: current.label.clone(),
+            grant: current.grant.clone(),
+            expires_at: current.expires_at,
+            member_id: current.member_id,
+            created_by_member: current.created_by_member,
+        },
+        now_ms,
+    );
+    key.record.rotated_from = Some(current.id);
     let until = now_ms.saturating_add(grace_ms);
-    keys::expire_by(&mut *tx, old.id, until).await?;
-    keys::insert(&mut *tx, &key.record).await?;
+    if !keys::expire_by(&mut *tx, old.id, until).await? && current.expires_at.is_none() {
+        return Ok(None);
+    }
+    // A key is rotated once (a unique index): a second rotation, a retry, finds the
+    // successor there.
+    match keys::insert(&mut *tx, &key.record).await {
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        other => other?,
+    }
     let retiring = keys::KeyRecord {
         expires_at: Some(current.expires_at.map_or(until, |at| at.min(until))),
         ..current
@@ -325,6 +340,7 @@ impl Authenticator {
             key_id: record.id,
             grant: record.grant,
             member_id: record.member_id,
+            expires_at: record.expires_at,
         })
     }
 }

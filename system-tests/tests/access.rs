@@ -197,7 +197,11 @@ async fn members_keys_act_with_their_role(h: &Harness) {
         .await;
     forbidden.assert_problem(403, "forbidden");
     assert_eq!(forbidden.body["permission"], "members:manage");
-    h.make_key(&admin, json!({"member": ada})).await;
+    // A member's key is theirs: made by them or by an owner, never by an admin.
+    h.post_as(&admin, "/api/v1/keys", json!({"member": ada}))
+        .await
+        .assert_problem(403, "forbidden");
+    h.make_key(&h.key, json!({"member": ada})).await;
     let owner = h
         .post_as(
             &h.key,
@@ -463,6 +467,21 @@ async fn a_rotated_key_works_through_its_grace_period(h: &Harness) {
     refused.assert_problem(401, "unauthorized");
     assert!(refused.text.contains("expired"), "{}", refused.text);
     assert_eq!(h.get_as(&newest, "/api/v1/links").await.status, 200);
+    // A key is rotated once: a retry finds its successor there.
+    let twice = h
+        .post_as(&h.key, &format!("/api/v1/keys/{old_id}/rotate"), json!({}))
+        .await;
+    twice.assert_problem(409, "key-inactive");
+    // No key makes one that outlives it.
+    let soon = "2030-01-01T00:00:00Z";
+    let (expiring, _) = h
+        .make_key(&h.key, json!({"role": "admin", "expires_at": soon}))
+        .await;
+    let child = h
+        .post_as(&expiring, "/api/v1/keys", json!({"role": "viewer"}))
+        .await;
+    assert_eq!(child.status, 201, "{}", child.text);
+    assert_eq!(child.body["expires_at"], "2030-01-01T00:00:00Z");
     // An expired key cannot be rotated back to life.
     let again = h
         .post_as(
@@ -539,6 +558,7 @@ async fn expiry_and_rotation_follow_the_clock(h: &Harness) {
         grant: Grant::Role(Role::Editor),
         expires_at,
         member_id: None,
+        created_by_member: None,
     };
     let expiring = common::auth::mint(spec(Some(now() + 60_000)), now());
     common::db::keys::insert(h.db.primary(), &expiring.record)

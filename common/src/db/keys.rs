@@ -10,7 +10,7 @@ use crate::link::TenantId;
 macro_rules! columns {
     () => {
         "id, tenant_id, key_hash, label, created_at, revoked_at, role, scopes, expires_at, \
-         rotated_from, member_id"
+         rotated_from, member_id, created_by_member"
     };
 }
 
@@ -18,8 +18,8 @@ macro_rules! columns {
 macro_rules! select {
     () => {
         "SELECT k.id, k.tenant_id, k.key_hash, k.label, k.created_at, k.revoked_at, k.role, \
-         k.scopes, k.expires_at, k.rotated_from, k.member_id, m.role \
-         FROM api_keys k LEFT JOIN members m ON m.id = k.member_id"
+         k.scopes, k.expires_at, k.rotated_from, k.member_id, m.role, k.created_by_member \
+         FROM api_keys k LEFT JOIN members m ON m.id = k.member_id AND m.tenant_id = k.tenant_id"
     };
 }
 
@@ -39,6 +39,8 @@ pub struct KeyRecord {
     pub rotated_from: Option<i64>,
     /// The member the key belongs to; its grant is then the member's role.
     pub member_id: Option<i64>,
+    /// The member whose key made this one.
+    pub created_by_member: Option<i64>,
 }
 
 impl KeyRecord {
@@ -76,6 +78,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<KeyRecord, StoreError> {
         expires_at: row.try_get(8)?,
         rotated_from: row.try_get(9)?,
         member_id,
+        created_by_member: row.try_get(12)?,
     })
 }
 
@@ -91,7 +94,7 @@ where
     sqlx::query(concat!(
         "INSERT INTO api_keys (",
         columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(key.id)
     .bind(key.tenant_id.to_string())
@@ -104,6 +107,7 @@ where
     .bind(key.expires_at)
     .bind(key.rotated_from)
     .bind(key.member_id)
+    .bind(key.created_by_member)
     .execute(executor)
     .await?;
     Ok(())
@@ -158,9 +162,11 @@ pub async fn list(pool: &AnyPool, tenant_id: Option<&str>) -> Result<Vec<KeyReco
     rows.iter().map(from_row).collect()
 }
 
-/// Revokes every live key of member `member_id`; returns their ids.
+/// Revokes every live key of member `member_id` of `tenant_id`, and every key one of
+/// their keys made; returns their ids.
 pub async fn revoke_member_keys<'c, E>(
     executor: E,
+    tenant_id: &TenantId,
     member_id: i64,
     now_ms: i64,
 ) -> Result<Vec<i64>, StoreError>
@@ -168,14 +174,36 @@ where
     E: Executor<'c, Database = Any>,
 {
     let rows = sqlx::query(
-        "UPDATE api_keys SET revoked_at = $1 WHERE member_id = $2 AND revoked_at IS NULL \
-         RETURNING id",
+        "UPDATE api_keys SET revoked_at = $1 \
+         WHERE tenant_id = $2 AND (member_id = $3 OR created_by_member = $3) \
+         AND revoked_at IS NULL RETURNING id",
     )
     .bind(now_ms)
+    .bind(tenant_id.as_str())
     .bind(member_id)
     .fetch_all(executor)
     .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// The live keys of `tenant_id` that a key of member `member_id` made.
+pub async fn made_by_member<'c, E>(
+    executor: E,
+    tenant_id: &TenantId,
+    member_id: i64,
+) -> Result<Vec<KeyRecord>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let rows = sqlx::query(concat!(
+        select!(),
+        " WHERE k.tenant_id = $1 AND k.created_by_member = $2 AND k.revoked_at IS NULL"
+    ))
+    .bind(tenant_id.as_str())
+    .bind(member_id)
+    .fetch_all(executor)
+    .await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Revokes key `id`; false when no such unrevoked key exists.

@@ -148,8 +148,13 @@ impl KeyFields {
                 tenant_id: principal.tenant_id.clone(),
                 label,
                 grant,
-                expires_at,
+                // No key makes one that outlives it.
+                expires_at: match (expires_at, principal.expires_at) {
+                    (Some(asked), Some(own)) => Some(asked.min(own)),
+                    (asked, own) => asked.or(own),
+                },
                 member_id,
+                created_by_member: principal.member_id,
             }),
             _ => Err(errors.into_problem_titled("Invalid key")),
         }
@@ -259,6 +264,20 @@ fn within(holder: &Principal, grant: &Grant) -> Result<(), ApiError> {
     }
 }
 
+/// A member's key is theirs: only the member, or an owner (who manages members), may
+/// make or rotate one, so nobody else holds a secret that acts as them.
+fn for_member(holder: &Principal, member_id: Option<i64>) -> Result<(), ApiError> {
+    match member_id {
+        Some(member)
+            if holder.member_id != Some(member)
+                && !access::permits(&holder.grant, Action::ManageMembers) =>
+        {
+            Err(ApiError::Forbidden(Action::ManageMembers))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Key `id` of the caller's tenant: text that is no id names no key.
 async fn owned_key(
     state: &CreateState,
@@ -302,6 +321,7 @@ pub async fn create_key(
             })?;
         spec.grant = Grant::Role(member.role);
     }
+    for_member(&principal, spec.member_id)?;
     within(&principal, &spec.grant)?;
     let key = auth::mint(spec, now);
     let entry = caller.audit(
@@ -390,7 +410,7 @@ pub async fn delete_key(
         super::openapi::CallerProblems,
         super::openapi::QueryProblems,
         (status = 404, description = "No such key of yours", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The key is revoked or expired already", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key is revoked, expired or rotated already", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`grace_seconds` beyond 30 days", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -420,6 +440,7 @@ pub async fn rotate_key(
         ));
     }
     let record = owned_key(&state, &principal, &id).await?;
+    for_member(&principal, record.member_id)?;
     within(&principal, &record.grant)?;
     let now = state.auth.now_ms();
     let audit_rotation = |old: &KeyRecord, new: &KeyRecord| {

@@ -9,7 +9,7 @@ use common::audit::{self, AuditAction};
 use common::db::StoreError;
 use common::db::keys;
 use common::db::members::{self, MemberRecord};
-use common::domain::access::{Action, Role};
+use common::domain::access::{self as access, Action, Grant, Role};
 use common::events::Event;
 use common::held;
 use common::problem::Problem;
@@ -147,6 +147,36 @@ fn last_owner() -> ApiError {
         )
         .detail("this is the tenant's last owner: make another member owner first"),
     )
+}
+
+/// Makes changes to one tenant's owners take turns, so two owners demoting each
+/// other at once cannot both pass the last-owner check. SQLite's write transactions
+/// take turns already (`BEGIN IMMEDIATE`).
+async fn owners_in_turn(
+    state: &CreateState,
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+) -> Result<(), StoreError> {
+    if state.deps.db.engine() == common::db::Engine::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('members:' || $1))")
+            .bind(caller.tenant_id().as_str())
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The audit rows of `keys`, revoked.
+fn revoked_rows(caller: &Caller, keys: &[i64]) -> Vec<common::domain::audit::Entry> {
+    keys.iter()
+        .map(|key| {
+            caller.audit(
+                AuditAction::KeyRevoked,
+                audit::target("key", key),
+                serde_json::json!({"revoked": {"from": false, "to": true}}),
+            )
+        })
+        .collect()
 }
 
 /// Member `id` of the caller's tenant: text that is no id names no member.
@@ -319,6 +349,7 @@ pub async fn update_member(
             audit::changes(Some(before), Some(after)),
         );
         let mut tx = state.deps.db.begin_write().await?;
+        owners_in_turn(&state, &mut tx, &caller).await?;
         if current.role == Role::Owner
             && next.role != Role::Owner
             && members::owners(&mut *tx, caller.tenant_id()).await? <= 1
@@ -326,7 +357,20 @@ pub async fn update_member(
             return Err(last_owner());
         }
         if members::update(&mut *tx, &next, current.updated_at).await? {
-            common::db::audit::insert(&mut *tx, &entry).await?;
+            // Keys the member made that their new role does not cover go: nobody
+            // keeps through a key they made what they lost.
+            let now = now_ms();
+            let mut revoked = Vec::new();
+            for key in keys::made_by_member(&mut *tx, caller.tenant_id(), current.id).await? {
+                if !access::covers(&Grant::Role(next.role), &key.grant)
+                    && keys::revoke(&mut *tx, key.id, now).await?
+                {
+                    revoked.push(key.id);
+                }
+            }
+            let mut entries = vec![entry];
+            entries.extend(revoked_rows(&caller, &revoked));
+            common::db::audit::insert_many(&mut tx, &entries).await?;
             tx.commit().await.map_err(StoreError::from)?;
             // Every instance forgets the member's keys, which carry the old role.
             held::announce(&state.deps.bus, Event::AccessChanged, true).await;
@@ -355,31 +399,31 @@ pub async fn remove_member(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, Action::ManageMembers).await?;
-    let member = owned_member(&state, &caller, &id)
-        .await?
-        .ok_or(ApiError::MemberNotFound)?;
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(ApiError::MemberNotFound);
+    };
     let now = now_ms();
     let mut tx = state.deps.db.begin_write().await?;
+    owners_in_turn(&state, &mut tx, &caller).await?;
+    // Read in the transaction: a promotion meanwhile counts.
+    let member = members::get(&mut *tx, caller.tenant_id(), id)
+        .await?
+        .ok_or(ApiError::MemberNotFound)?;
     if member.role == Role::Owner && members::owners(&mut *tx, caller.tenant_id()).await? <= 1 {
         return Err(last_owner());
     }
     if !members::delete(&mut *tx, caller.tenant_id(), member.id).await? {
         return Err(ApiError::MemberNotFound);
     }
-    // The member's row, and one for each key that went with them.
-    let revoked = keys::revoke_member_keys(&mut *tx, member.id, now).await?;
+    // The member's row, and one for each key that went with them: theirs, and
+    // those their keys made.
+    let revoked = keys::revoke_member_keys(&mut *tx, caller.tenant_id(), member.id, now).await?;
     let mut entries = vec![caller.audit(
         AuditAction::MemberRemoved,
         audit::target("member", member.id),
         audit::changes(Some(audit::member_state(&member)), None),
     )];
-    entries.extend(revoked.iter().map(|key| {
-        caller.audit(
-            AuditAction::KeyRevoked,
-            audit::target("key", key),
-            serde_json::json!({"revoked": {"from": false, "to": true}}),
-        )
-    }));
+    entries.extend(revoked_rows(&caller, &revoked));
     common::db::audit::insert_many(&mut tx, &entries).await?;
     tx.commit().await.map_err(StoreError::from)?;
     held::announce(&state.deps.bus, Event::AccessChanged, true).await;
