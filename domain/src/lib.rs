@@ -8,6 +8,7 @@
 //! - [`site`]: what a branded domain does besides serving its links.
 //! - [`access`]: roles, scopes and the one decision of who may do what.
 //! - [`audit`]: who changed what: actors, actions and the diff of a change.
+//! - [`forward`]: the visitor's query string added to a link's target.
 //! - [`cache`]: the cache entry lookups answer from, and its encoding in Redis.
 //! - [`clicks`]: clicks on the wire: the batch lookup sends, the normalised
 //!   dimensions, what a user agent is filed as.
@@ -52,6 +53,7 @@ pub mod access;
 pub mod audit;
 pub mod cache;
 pub mod clicks;
+pub mod forward;
 pub mod ids;
 pub mod link;
 pub mod links;

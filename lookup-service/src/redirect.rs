@@ -222,6 +222,19 @@ async fn follow_code(
     if is_get && let Some(recorder) = &state.clicks {
         record_click(req, state, recorder, key, now);
     }
+    // The visitor's query string reaches the target, the target's own parameters
+    // winning (`domain::forward`); without one the cached header goes out as it is.
+    let location = match req.query_string() {
+        "" => location,
+        query => {
+            let forwarded = location
+                .to_str()
+                .ok()
+                .map(|target| common::domain::forward::forward_query(target, query))
+                .and_then(|url| HeaderValue::from_str(&url).ok());
+            forwarded.unwrap_or(location)
+        }
+    };
     Ok(HttpResponse::build(status)
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, cache_control))
