@@ -117,24 +117,13 @@ pub fn parse_grant(role: Option<&str>, scopes: Option<&str>) -> anyhow::Result<G
         (Some(_), Some(_)) => anyhow::bail!("give --role or --scopes, not both"),
         (None, Some(scopes)) => scopes
             .split(',')
-            .map(|s| {
-                Scope::parse(s.trim()).ok_or_else(|| {
-                    anyhow::anyhow!("`{s}` is no scope; scopes are {}", names(&Scope::ALL))
-                })
-            })
+            .map(|s| Scope::parse_or_explain(s.trim()).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<Vec<_>>>()
             .map(Grant::scopes),
-        (role, None) => {
-            let role = role.unwrap_or("owner");
-            Role::parse(role).map(Grant::Role).ok_or_else(|| {
-                anyhow::anyhow!("`{role}` is no role; roles are {}", names(&Role::ALL))
-            })
-        }
+        (role, None) => Role::parse_or_explain(role.unwrap_or("owner"))
+            .map(Grant::Role)
+            .map_err(anyhow::Error::msg),
     }
-}
-
-fn names<T: std::fmt::Display>(all: &[T]) -> String {
-    all.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// `keys create`: mints a key; the caller prints it.
@@ -162,13 +151,7 @@ pub async fn list_keys(settings: Settings, tenant: Option<&str>) -> anyhow::Resu
                 (Some(role), _) => role.to_string(),
                 (None, scopes) => scopes.unwrap_or_default().replace(' ', ","),
             };
-            let state = if k.revoked_at.is_some() {
-                "revoked"
-            } else if !k.active_at(common::time::now_ms()) {
-                "expired"
-            } else {
-                "active"
-            };
+            let state = k.state_at(common::time::now_ms()).as_str();
             format!("{}\t{}\t{grant}\t{state}\t{}", k.id, k.tenant_id, k.label)
         })
         .collect())

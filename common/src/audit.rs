@@ -93,6 +93,26 @@ pub fn operator() -> Actor {
     Actor::Operator(name)
 }
 
+/// The audit row of a change made by `actor` outside any request (an admin command;
+/// see [`operator`]), now.
+pub fn outside_request(
+    actor: &Actor,
+    tenant_id: &str,
+    action: AuditAction,
+    target: String,
+    changes: Value,
+) -> Entry {
+    Entry {
+        tenant_id: tenant_id.to_string(),
+        actor: actor.clone(),
+        action,
+        target,
+        changes,
+        request_id: String::new(),
+        at: crate::time::now_ms(),
+    }
+}
+
 #[cfg(unix)]
 fn uid() -> String {
     use std::os::unix::fs::MetadataExt;

@@ -24,6 +24,7 @@ use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::audit;
 use crate::db::{Database, StoreError, keys};
 use crate::deps::Deps;
 use crate::events::{Event, Listener, Topic};
@@ -128,15 +129,13 @@ pub async fn create_key(
         created_by_member: None,
     };
     let key = mint(spec, crate::time::now_ms());
-    let entry = Entry {
-        tenant_id: key.record.tenant_id.to_string(),
-        actor: crate::audit::operator(),
-        action: crate::audit::AuditAction::KeyCreated,
-        target: crate::audit::target("key", key.record.id),
-        changes: crate::audit::changes(None, Some(crate::audit::key_state(&key.record))),
-        request_id: String::new(),
-        at: key.record.created_at,
-    };
+    let entry = audit::outside_request(
+        &audit::operator(),
+        key.record.tenant_id.as_str(),
+        audit::AuditAction::KeyCreated,
+        audit::target("key", key.record.id),
+        audit::changes(None, Some(audit::key_state(&key.record))),
+    );
     let mut tx = db.begin_write().await?;
     keys::insert(&mut *tx, &key.record).await?;
     crate::db::audit::insert(&mut *tx, &entry).await?;
@@ -159,18 +158,16 @@ pub async fn revoke_by_operator(db: &Database, id: i64) -> Result<bool, StoreErr
         revoked_at: Some(now),
         ..record.clone()
     };
-    let entry = Entry {
-        tenant_id: record.tenant_id.to_string(),
-        actor: crate::audit::operator(),
-        action: crate::audit::AuditAction::KeyRevoked,
-        target: crate::audit::target("key", id),
-        changes: crate::audit::changes(
-            Some(crate::audit::key_state(&record)),
-            Some(crate::audit::key_state(&after)),
+    let entry = audit::outside_request(
+        &audit::operator(),
+        record.tenant_id.as_str(),
+        audit::AuditAction::KeyRevoked,
+        audit::target("key", id),
+        audit::changes(
+            Some(audit::key_state(&record)),
+            Some(audit::key_state(&after)),
         ),
-        request_id: String::new(),
-        at: now,
-    };
+    );
     crate::db::audit::insert(&mut *tx, &entry).await?;
     tx.commit().await?;
     Ok(true)

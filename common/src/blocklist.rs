@@ -117,15 +117,13 @@ fn operator_entry(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> crate::domain::audit::Entry {
-    crate::domain::audit::Entry {
-        tenant_id: String::new(),
-        actor: crate::audit::operator(),
+    crate::audit::outside_request(
+        &crate::audit::operator(),
+        "",
         action,
-        target: crate::audit::target("host", host),
-        changes: crate::audit::changes(before, after),
-        request_id: String::new(),
-        at: crate::time::now_ms(),
-    }
+        crate::audit::target("host", host),
+        crate::audit::changes(before, after),
+    )
 }
 
 /// Every runtime block, by host (the configured `links.blocked_hosts` are not in it).

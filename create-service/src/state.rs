@@ -263,8 +263,7 @@ impl CreateState {
             .ids
             .code_key
             .as_ref()
-            .map(|k| k.expose_secret().to_string())
-            .unwrap_or_default();
+            .map_or("", |k| k.expose_secret());
         let digest = Sha256::new()
             .chain_update(key.len().to_le_bytes())
             .chain_update(key.as_bytes())

@@ -30,6 +30,12 @@ impl Role {
     pub fn parse(text: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == text)
     }
+
+    /// [`Role::parse`], or the message that says `text` is none and names the roles.
+    pub fn parse_or_explain(text: &str) -> Result<Role, String> {
+        Role::parse(text)
+            .ok_or_else(|| format!("`{text}` is no role; roles are {}", listed(&Role::ALL)))
+    }
 }
 
 impl fmt::Display for Role {
@@ -75,12 +81,26 @@ impl Scope {
     pub fn parse(text: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// [`Scope::parse`], or the message that says `text` is none and names the scopes.
+    pub fn parse_or_explain(text: &str) -> Result<Scope, String> {
+        Scope::parse(text)
+            .ok_or_else(|| format!("`{text}` is no scope; scopes are {}", listed(&Scope::ALL)))
+    }
 }
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// `all`, each in backticks, comma-separated.
+fn listed<T: fmt::Display>(all: &[T]) -> String {
+    all.iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Everything a caller can ask of the API that not everyone may do.
@@ -375,6 +395,11 @@ mod tests {
             assert_eq!(Scope::parse(unknown), None, "{unknown:?}");
         }
         assert_eq!(Action::EditLink.permission(), "links:write");
+        assert_eq!(
+            Role::parse_or_explain("root"),
+            Err("`root` is no role; roles are `owner`, `admin`, `editor`, `viewer`".into())
+        );
+        assert_eq!(Scope::parse_or_explain("stats:read"), Ok(Scope::StatsRead));
         assert_eq!(Action::ManageMembers.permission(), "members:manage");
     }
 }

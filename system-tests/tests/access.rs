@@ -150,14 +150,7 @@ async fn members_keys_act_with_their_role(h: &Harness) {
         )
         .await;
     assert_eq!(made.status, 201, "{}", made.text);
-    let keys = h.get_as(&h.key, "/api/v1/keys").await;
-    let listed = keys.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == key_id.as_str())
-        .cloned()
-        .unwrap();
+    let listed = listed_key(h, &key_id).await;
     assert_eq!(listed["member"], ada.as_str());
     assert_eq!(listed["role"], "editor");
 
@@ -279,6 +272,19 @@ async fn members_keys_act_with_their_role(h: &Harness) {
         .assert_problem(404, "not-found");
 }
 
+/// Key `id` as the owner's `GET /api/v1/keys` lists it.
+async fn listed_key(h: &Harness, id: &str) -> Value {
+    let list = h.get_as(&h.key, "/api/v1/keys").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("key {id} not listed: {}", list.text))
+}
+
 /// `key`'s answers to `GET /api/v1/links` until one is `status` (a change reaches
 /// every instance's key cache by announcement, or within its lifetime).
 async fn links_until(h: &Harness, key: &str, status: u16) -> Answer {
@@ -352,14 +358,7 @@ async fn keys_are_made_listed_and_revoked_over_the_api(h: &Harness) {
     refused.assert_problem(401, "unauthorized");
     assert!(refused.text.contains("revoked"), "{}", refused.text);
     assert_eq!(h.delete_as(&h.key, &path).await.status, 204);
-    let list = h.get_as(&h.key, "/api/v1/keys").await;
-    let state = list.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == id.as_str())
-        .map(|k| k["state"].clone());
-    assert_eq!(state, Some(json!("revoked")));
+    assert_eq!(listed_key(h, &id).await["state"], "revoked");
 
     // A service key with scopes.
     let (service, _) = h
@@ -432,14 +431,7 @@ async fn a_rotated_key_works_through_its_grace_period(h: &Harness) {
     // Both work: the old one for a day, unless the rotation says otherwise.
     assert_eq!(h.get_as(&new, "/api/v1/links").await.status, 200);
     assert_eq!(h.get_as(&old, "/api/v1/links").await.status, 200);
-    let list = h.get_as(&h.key, "/api/v1/keys").await;
-    let old_view = list.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == old_id.as_str())
-        .cloned()
-        .unwrap();
+    let old_view = listed_key(h, &old_id).await;
     let until: chrono::DateTime<chrono::Utc> =
         old_view["expires_at"].as_str().unwrap().parse().unwrap();
     let grace = until - before;
@@ -641,13 +633,11 @@ fn rotation_entry(
     old: &common::db::keys::KeyRecord,
     _new: &common::db::keys::KeyRecord,
 ) -> common::domain::audit::Entry {
-    common::domain::audit::Entry {
-        tenant_id: old.tenant_id.to_string(),
-        actor: common::audit::operator(),
-        action: common::audit::AuditAction::KeyRotated,
-        target: common::audit::target("key", old.id),
-        changes: serde_json::json!({}),
-        request_id: String::new(),
-        at: 0,
-    }
+    common::audit::outside_request(
+        &common::audit::operator(),
+        old.tenant_id.as_str(),
+        common::audit::AuditAction::KeyRotated,
+        common::audit::target("key", old.id),
+        serde_json::json!({}),
+    )
 }

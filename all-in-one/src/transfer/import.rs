@@ -6,7 +6,6 @@
 //! batch, so the two costs overlap instead of adding up.
 
 use common::audit::{self, AuditAction};
-use common::domain::audit::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -588,15 +587,13 @@ async fn write_records(
     for ((record, (line, key, n)), ok) in new.iter().zip(inserted) {
         if ok {
             written.imported += 1;
-            audited.push(Entry {
-                tenant_id: tenant.to_string(),
-                actor: actor.clone(),
-                action: AuditAction::LinkImported,
-                target: audit::link_target(record),
-                changes: audit::changes(None, Some(audit::link_state(record))),
-                request_id: String::new(),
-                at: now_ms(),
-            });
+            audited.push(audit::outside_request(
+                &actor,
+                tenant.as_str(),
+                AuditAction::LinkImported,
+                audit::link_target(record),
+                audit::changes(None, Some(audit::link_state(record))),
+            ));
             if *n > 0 {
                 clicks.push((record.key(), *n));
             }

@@ -43,10 +43,42 @@ pub struct KeyRecord {
     pub created_by_member: Option<i64>,
 }
 
+/// Whether a key is in use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Expired => "expired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+}
+
 impl KeyRecord {
     /// Whether the key works at `now_ms`: not revoked, not past its expiry.
     pub fn active_at(&self, now_ms: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now_ms < at)
+        self.state_at(now_ms) == KeyState::Active
+    }
+
+    /// The key's state at `now_ms`.
+    pub fn state_at(&self, now_ms: i64) -> KeyState {
+        if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| now_ms >= at) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use common::audit::{self, AuditAction};
 use common::auth::{self, DEFAULT_ROTATION_GRACE, KeySpec, MAX_ROTATION_GRACE, Principal};
 use common::db::StoreError;
-use common::db::keys::{self, KeyRecord};
+use common::db::keys::{self, KeyRecord, KeyState};
 use common::db::members;
 use common::domain::access::{self, Action, Grant, Role, Scope};
 use common::events::Event;
@@ -67,13 +67,6 @@ impl<'de> Deserialize<'de> for KeyFields {
     }
 }
 
-fn names<T: std::fmt::Display>(all: &[T]) -> String {
-    all.iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl KeyFields {
     /// The key these fields ask for, for `tenant`; every bad field is named. A
     /// member's key comes back with the member's id and no grant yet: the handler
@@ -108,25 +101,19 @@ impl KeyFields {
                     None
                 }
             },
-            (Some(role), _, _) => match Role::parse(role) {
-                Some(role) => Some(Grant::Role(role)),
-                None => {
-                    errors.push(
-                        "role",
-                        format!("`{role}` is no role; roles are {}", names(&Role::ALL)),
-                    );
+            (Some(role), _, _) => match Role::parse_or_explain(role) {
+                Ok(role) => Some(Grant::Role(role)),
+                Err(message) => {
+                    errors.push("role", message);
                     None
                 }
             },
             (None, Some(scopes), _) => {
                 let mut parsed = Vec::new();
                 for scope in scopes {
-                    match Scope::parse(scope) {
-                        Some(scope) => parsed.push(scope),
-                        None => errors.push(
-                            "scopes",
-                            format!("`{scope}` is no scope; scopes are {}", names(&Scope::ALL)),
-                        ),
+                    match Scope::parse_or_explain(scope) {
+                        Ok(scope) => parsed.push(scope),
+                        Err(message) => errors.push("scopes", message),
                     }
                 }
                 if scopes.is_empty() {
@@ -159,15 +146,6 @@ impl KeyFields {
             _ => Err(errors.into_problem_titled("Invalid key")),
         }
     }
-}
-
-/// Whether a key is in use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyState {
-    Active,
-    Expired,
-    Revoked,
 }
 
 /// A key as its tenant sees it; `key` only in the answer that made it.
@@ -204,13 +182,7 @@ impl KeyView {
             Grant::Role(role) => (Some(role.to_string()), None),
             Grant::Scopes(scopes) => (None, Some(scopes.iter().map(|s| s.to_string()).collect())),
         };
-        let state = if record.revoked_at.is_some() {
-            KeyState::Revoked
-        } else if record.active_at(now_ms) {
-            KeyState::Active
-        } else {
-            KeyState::Expired
-        };
+        let state = record.state_at(now_ms);
         KeyView {
             id: record.id.to_string(),
             key: secret,

@@ -82,17 +82,9 @@ fn check_email(text: &str, errors: &mut FieldErrors) -> Option<String> {
 }
 
 fn check_role(text: &str, errors: &mut FieldErrors) -> Option<Role> {
-    let role = Role::parse(text);
-    if role.is_none() {
-        errors.push(
-            "role",
-            format!(
-                "`{text}` is no role; roles are {}",
-                Role::ALL.map(|r| format!("`{r}`")).join(", ")
-            ),
-        );
-    }
-    role
+    Role::parse_or_explain(text)
+        .map_err(|message| errors.push("role", message))
+        .ok()
 }
 
 fn check_name(text: &str, errors: &mut FieldErrors) -> String {
