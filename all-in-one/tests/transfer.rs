@@ -116,7 +116,8 @@ fn write(path: &Path, text: &str) -> PathBuf {
 }
 
 /// A file of varied links: aliases, generated codes, two identical rows, a past
-/// expiry, tags, clicks, a Unicode host, and rows without `created_at`.
+/// expiry, tags, clicks, a Unicode host, rows without `created_at`, and a link with
+/// rules, variants and its query kept.
 fn varied_jsonl() -> String {
     let rows = [
         json!({"url": "https://example.com/one", "alias": "one-link", "created_at": "2021-03-04T05:06:07.089Z",
@@ -128,6 +129,9 @@ fn varied_jsonl() -> String {
         json!({"url": "https://example.com/twice", "created_at": "2022-02-02T02:02:02Z"}),
         json!({"url": "https://bücher.example/straße?q=ä", "alias": "buecher", "tags": ["de"]}),
         json!({"url": "https://example.com/now"}),
+        json!({"url": "https://example.com/routed", "alias": "routed", "forward_query": false,
+               "rules": [{"when": {"os": ["ios"], "country": ["de", "AT"]}, "url": "https://apps.example/x"}],
+               "variants": [{"url": "https://example.com/a", "weight": 60}, {"url": "https://example.com/b", "weight": 40}]}),
     ];
     rows.iter().map(|r| format!("{r}\n")).collect()
 }
@@ -145,7 +149,7 @@ async fn round_trip(engine: Engine) {
     let source = write(&first.path("source.jsonl"), &varied_jsonl());
     let (summary, bad) = first.import(&source, "acme").await;
     assert_eq!(bad, vec![]);
-    assert_eq!((summary.imported, summary.already_imported), (7, 0));
+    assert_eq!((summary.imported, summary.already_imported), (8, 0));
     // Each imported link has its audit row, made by the operator.
     let db = first.db().await;
     let imported = common::db::audit::page(
@@ -159,7 +163,7 @@ async fn round_trip(engine: Engine) {
     )
     .await
     .unwrap();
-    assert_eq!(imported.len(), 7);
+    assert_eq!(imported.len(), 8);
     assert!(
         imported
             .iter()
@@ -174,7 +178,7 @@ async fn round_trip(engine: Engine) {
         let copy = write(&second.path(name), &exported);
         let (summary, bad) = second.import(&copy, "globex").await;
         assert_eq!(bad, vec![], "{name}");
-        assert_eq!(summary.imported, 7, "{name}");
+        assert_eq!(summary.imported, 8, "{name}");
         let again = second.export("globex", &format!("again-{name}")).await;
         assert_eq!(
             again, exported,
@@ -186,13 +190,17 @@ async fn round_trip(engine: Engine) {
         let (summary, bad) = first.import(&copy, &format!("initech-{name}")).await;
         let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
         let first_row = if name.ends_with(".csv") { 2 } else { 1 };
-        assert_eq!(lines, [first_row, first_row + 1, first_row + 5], "{bad:#?}");
+        assert_eq!(
+            lines,
+            [first_row, first_row + 1, first_row + 5, first_row + 7],
+            "{bad:#?}"
+        );
         assert!(bad[0].reason.contains("is already taken"), "{bad:#?}");
         assert_eq!(summary.imported, 4);
     }
 
     let rows = parse_jsonl(&first.export("acme", "check.jsonl").await);
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 8);
     assert_eq!(
         rows[0],
         json!({"url": "https://example.com/one", "alias": "one-link", "created_at": "2021-03-04T05:06:07.089Z",
@@ -211,18 +219,32 @@ async fn round_trip(engine: Engine) {
         "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4"
     );
     assert!(rows[6]["created_at"].as_str().unwrap().starts_with("20"));
+    assert_eq!(rows[7]["forward_query"], false);
+    assert_eq!(
+        rows[7]["rules"],
+        json!([{"when": {"os": ["ios"], "country": ["DE", "AT"]}, "url": "https://apps.example/x"}])
+    );
+    assert_eq!(
+        rows[7]["variants"][1],
+        json!({"url": "https://example.com/b", "weight": 40})
+    );
+    assert_eq!(
+        rows[6].get("forward_query"),
+        None,
+        "forwarding is the default"
+    );
 
     // A CSV export is the same data.
     let csv = first.export("acme", "check.csv").await;
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("url,alias,created_at,expires_at,tags,clicks,domain")
+        Some("url,alias,created_at,expires_at,tags,clicks,domain,forward_query,rules,variants")
     );
     assert_eq!(
         lines.next(),
         Some(
-            r#"https://example.com/one,one-link,2021-03-04T05:06:07.089Z,2031-01-01T00:00:00.000Z,"[""news"",""2021""]",1234,"#
+            r#"https://example.com/one,one-link,2021-03-04T05:06:07.089Z,2031-01-01T00:00:00.000Z,"[""news"",""2021""]",1234,,true,,"#
         )
     );
 }
@@ -469,7 +491,7 @@ async fn imported_links_redirect(engine: Engine) {
 
     let file = write(&target.path("links.jsonl"), &varied_jsonl());
     let (summary, bad) = target.import(&file, "acme").await;
-    assert_eq!((summary.imported, bad.len()), (7, 0));
+    assert_eq!((summary.imported, bad.len()), (8, 0));
 
     let db = target.db().await;
     let imported = links::list_for_tenant(
@@ -481,7 +503,7 @@ async fn imported_links_redirect(engine: Engine) {
     )
     .await
     .unwrap();
-    assert_eq!(imported.len(), 7);
+    assert_eq!(imported.len(), 8);
     let api_id: i64 = created["id"].as_str().unwrap().parse().unwrap();
     let worker = |id: i64| (id >> 12) & 0x3ff;
     for link in &imported {
@@ -495,8 +517,21 @@ async fn imported_links_redirect(engine: Engine) {
             .send()
             .await
             .unwrap();
+        let location = answer
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap());
         if link.code == "old_promo" {
             assert_eq!(answer.status(), 410, "imported expired");
+        } else if link.code == "routed" {
+            // A split link sends the visitor to one of its variants.
+            assert!(
+                matches!(
+                    location,
+                    Some("https://example.com/a" | "https://example.com/b")
+                ),
+                "{location:?}"
+            );
         } else {
             assert_eq!(answer.status(), 302, "{}", link.code);
             assert_eq!(answer.headers()["location"].to_str().unwrap(), link.url);

@@ -31,6 +31,10 @@ pub fn link_state(record: &LinkRecord) -> Value {
         "expires_at": instant(record.expires_at),
         "disabled": record.disabled_at.is_some(),
         "deleted": record.deleted_at.is_some(),
+        "forward_query": record.routing.forward_query,
+        // None is left out of a diff like every other absent value.
+        "rules": (!record.routing.rules.is_empty()).then_some(&record.routing.rules),
+        "variants": (!record.routing.variants.is_empty()).then_some(&record.routing.variants),
     })
 }
 
@@ -49,6 +53,7 @@ pub fn domain_state(record: &DomainRecord) -> Value {
         "scheme": s.scheme.as_str(),
         "https_only": s.https_only,
         "redirect_status": s.redirect_status.code(),
+        "forward_query": s.forward_query,
     })
 }
 

@@ -5,18 +5,21 @@
 //! collects every field error before answering, so a client fixes its request in one
 //! round trip.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
 use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::db::links::{LinkRecord, LinkState, RedirectStatus};
+use common::domain::route::{ListErrors, Rule, Variant, parse_rules, parse_variants};
 use common::links::{Alias, DomainName, LongUrl, UrlPolicy};
 use common::problem::Problem;
 use common::time::from_ms;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 pub const MAX_TAGS: usize = 20;
@@ -59,6 +62,21 @@ pub struct CreateLinkRequest {
     #[serde(default)]
     #[schema(example = "go.acme.com", max_length = 253)]
     pub domain: Option<String>,
+    /// Whether the visitor's query string is added to the target (the target's own
+    /// parameters win); absent: the domain's default, which is `true` unless its
+    /// owner changed it.
+    #[serde(default)]
+    pub forward_query: Option<bool>,
+    /// At most 20 rules, tried in order on every follow: the first whose `when`
+    /// matches the visitor sends them to its `url`.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Rule>>, max_items = 20)]
+    pub rules: Option<Vec<Value>>,
+    /// At most 10 targets splitting the visitors no rule matched, by weights that
+    /// sum to 100; a visitor keeps their variant all day.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Variant>>, max_items = 10)]
+    pub variants: Option<Vec<Value>>,
 }
 
 /// `PATCH /api/v1/links/{code}`: absent fields stay as they are; `null` clears
@@ -84,6 +102,16 @@ pub struct UpdateLinkRequest {
     /// `true` stops the link redirecting (410) without deleting it.
     #[serde(default)]
     pub disabled: Option<bool>,
+    #[serde(default)]
+    pub forward_query: Option<bool>,
+    /// The new rules, replacing the old; `[]` removes them all.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Rule>>, max_items = 20)]
+    pub rules: Option<Vec<Value>>,
+    /// The new variants, replacing the old; `[]` ends the split.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Variant>>, max_items = 10)]
+    pub variants: Option<Vec<Value>>,
 }
 
 /// A request body read by its derived `Deserialize`, which `#[serde(remote = "Self")]`
@@ -178,6 +206,9 @@ pub struct LinkView {
     pub redirect_status: RedirectStatus,
     pub tags: Vec<String>,
     pub state: LinkState,
+    pub forward_query: bool,
+    pub rules: Vec<Rule>,
+    pub variants: Vec<Variant>,
 }
 
 impl LinkView {
@@ -200,6 +231,9 @@ impl LinkView {
             redirect_status: record.redirect_status,
             tags: record.tags.clone(),
             state: record.state_at(now_ms),
+            forward_query: record.routing.forward_query,
+            rules: record.routing.rules.clone(),
+            variants: record.routing.variants.clone(),
         }
     }
 }
@@ -225,15 +259,29 @@ pub struct ValidLink {
     /// `None`: the domain's default.
     pub redirect_status: Option<RedirectStatus>,
     pub tags: Vec<String>,
+    /// `None`: the domain's default.
+    pub forward_query: Option<bool>,
+    pub rules: Vec<Rule>,
+    pub variants: Vec<Variant>,
 }
 
-/// Field errors collected while validating one body.
+/// Field errors collected while validating one body, each naming its field, or the
+/// element of a list (`rules[2].when.os`).
 #[derive(Debug, Default)]
-pub struct FieldErrors(Vec<(&'static str, String)>);
+pub struct FieldErrors(Vec<(Cow<'static, str>, String)>);
 
 impl FieldErrors {
-    pub(crate) fn push(&mut self, field: &'static str, message: impl Into<String>) {
-        self.0.push((field, message.into()));
+    pub(crate) fn push(&mut self, field: impl Into<Cow<'static, str>>, message: impl Into<String>) {
+        self.0.push((field.into(), message.into()));
+    }
+
+    /// The errors of a list's elements, by their paths.
+    pub(crate) fn extend(&mut self, errors: ListErrors) {
+        self.0.extend(
+            errors
+                .into_iter()
+                .map(|(at, message)| (Cow::Owned(at), message)),
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -247,7 +295,13 @@ impl FieldErrors {
 
     /// [`FieldErrors::into_problem`] under another title.
     pub fn into_problem_titled(self, title: &'static str) -> Problem {
-        let first = self.0.first().map(|(f, _)| *f).unwrap_or("body");
+        // The slug names the field, not the element: `rules[2].url` is
+        // `invalid-rules`.
+        let first = self
+            .0
+            .first()
+            .and_then(|(f, _)| f.split(['[', '.']).next())
+            .unwrap_or("body");
         let detail = self
             .0
             .iter()
@@ -324,6 +378,22 @@ fn check_tags(tags: &[String], errors: &mut FieldErrors) -> Option<Vec<String>> 
     Some(clean)
 }
 
+/// A `rules` or `variants` list read by `parse`, its errors added to `errors`.
+fn check_list<T>(
+    items: Option<&[Value]>,
+    policy: &UrlPolicy,
+    parse: fn(&[Value], &UrlPolicy) -> Result<Vec<T>, ListErrors>,
+    errors: &mut FieldErrors,
+) -> Option<Vec<T>> {
+    match parse(items?, policy) {
+        Ok(list) => Some(list),
+        Err(list_errors) => {
+            errors.extend(list_errors);
+            None
+        }
+    }
+}
+
 impl CreateLinkRequest {
     /// Checks every field; `Err` lists each broken rule.
     pub fn validate(&self, policy: &UrlPolicy, now_ms: i64) -> Result<ValidLink, FieldErrors> {
@@ -359,6 +429,13 @@ impl CreateLinkRequest {
             },
             None => None,
         };
+        let rules = check_list(self.rules.as_deref(), policy, parse_rules, &mut errors);
+        let variants = check_list(
+            self.variants.as_deref(),
+            policy,
+            parse_variants,
+            &mut errors,
+        );
         match (url, redirect_status, tags) {
             (Some(url), None | Some(Some(_)), Some(tags)) if errors.is_empty() => Ok(ValidLink {
                 url,
@@ -368,6 +445,9 @@ impl CreateLinkRequest {
                 max_visits,
                 redirect_status: redirect_status.flatten(),
                 tags,
+                forward_query: self.forward_query,
+                rules: rules.unwrap_or_default(),
+                variants: variants.unwrap_or_default(),
             }),
             _ => Err(errors),
         }
@@ -414,6 +494,20 @@ impl UpdateLinkRequest {
             Some(false) => next.disabled_at = None,
             _ => {}
         }
+        if let Some(forward) = self.forward_query {
+            next.routing.forward_query = forward;
+        }
+        if let Some(rules) = check_list(self.rules.as_deref(), policy, parse_rules, &mut errors) {
+            next.routing.rules = rules;
+        }
+        if let Some(variants) = check_list(
+            self.variants.as_deref(),
+            policy,
+            parse_variants,
+            &mut errors,
+        ) {
+            next.routing.variants = variants;
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -444,6 +538,9 @@ mod tests {
             redirect_status: None,
             tags: None,
             domain: None,
+            forward_query: None,
+            rules: None,
+            variants: None,
         }
     }
 

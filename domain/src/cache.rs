@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::link::{LinkRecord, LinkState, RedirectStatus};
+use crate::route::Routing;
 
 /// What lookup needs to answer a redirect, and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,11 @@ pub struct LinkEntry {
     /// Disabled or deleted: answers 410 whatever the time.
     #[serde(rename = "g", default, skip_serializing_if = "Option::is_none")]
     pub gone: Option<Gone>,
+    /// Rules, variants, password hash, query forwarding: a follow picks its target
+    /// from the entry alone. `None` for a plain link (most of them), which then
+    /// costs a cached entry one pointer.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Box<Routing>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +60,7 @@ impl LinkEntry {
             id: record.id,
             updated_at: record.updated_at,
             gone,
+            routing: (!record.routing.is_plain()).then(|| Box::new(record.routing.clone())),
         }
     }
 
@@ -70,7 +77,15 @@ impl LinkEntry {
 
     /// Approximate heap footprint, for the byte-bounded local cache.
     pub fn weight(&self) -> usize {
-        std::mem::size_of::<LinkEntry>() + self.url.len()
+        std::mem::size_of::<LinkEntry>()
+            + self.url.len()
+            + self.routing.as_ref().map_or(0, |r| r.weight())
+    }
+
+    /// The entry's routing, plain when it has none.
+    pub fn routing(&self) -> &Routing {
+        static PLAIN: std::sync::LazyLock<Routing> = std::sync::LazyLock::new(Routing::default);
+        self.routing.as_deref().unwrap_or(&PLAIN)
     }
 }
 
@@ -167,6 +182,7 @@ mod tests {
             updated_at: 1_500,
             disabled_at: None,
             deleted_at: None,
+            routing: Routing::default(),
         }
     }
 
@@ -248,7 +264,7 @@ mod tests {
             updated_at in proptest::num::i64::ANY,
             gone in proptest::option::of(proptest::sample::select(vec![Gone::Disabled, Gone::Deleted])),
         ) {
-            let entry = LinkEntry { url, redirect_status: status, expires_at, max_visits, id, updated_at, gone };
+            let entry = LinkEntry { url, redirect_status: status, expires_at, max_visits, id, updated_at, gone, routing: None };
             let text = encode(Some(&entry)).expect("a link always encodes");
             proptest::prop_assert_ne!(text.as_str(), MISSING);
             proptest::prop_assert_eq!(decode(&text), Some(Some(entry)));

@@ -12,6 +12,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use siphasher::sip::SipHasher13;
 
+use crate::route::Choice;
+
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
 /// Longest user agent kept; the rest never changes a classification.
@@ -33,6 +35,9 @@ pub struct ClickKey {
     pub user_agent: Option<String>,
     #[serde(rename = "g", default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// What answered, for a link with rules or variants ([`Choice::label`]).
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +186,8 @@ pub struct Click<'a> {
     pub user_agent: Option<&'a str>,
     pub country: Option<&'a str>,
     pub visitor: i64,
+    /// What answered, for a link with rules or variants.
+    pub route: Option<Choice>,
 }
 
 /// How stats-service files a user agent (its classifier lives there).

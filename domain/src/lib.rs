@@ -9,6 +9,7 @@
 //! - [`access`]: roles, scopes and the one decision of who may do what.
 //! - [`audit`]: who changed what: actors, actions and the diff of a change.
 //! - [`forward`]: the visitor's query string added to a link's target.
+//! - [`route`]: redirect rules and split tests: which target a follow gets.
 //! - [`cache`]: the cache entry lookups answer from, and its encoding in Redis.
 //! - [`clicks`]: clicks on the wire: the batch lookup sends, the normalised
 //!   dimensions, what a user agent is filed as.
@@ -57,4 +58,5 @@ pub mod forward;
 pub mod ids;
 pub mod link;
 pub mod links;
+pub mod route;
 pub mod site;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use crate::ids::{Code, looks_like_generated_code};
 use crate::links::DomainName;
 use crate::links::alias::{self, Alias};
+use crate::route::Routing;
 
 /// A link as stored. Built only from validated input (create-service) or from a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct LinkRecord {
     pub updated_at: i64,
     pub disabled_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    /// Query forwarding, rules, variants and password: how a follow picks its target.
+    pub routing: Routing,
 }
 
 /// What a follower of the link gets, derived from the record at a given instant.

@@ -34,7 +34,7 @@ impl Scheme {
 
 /// A domain's settings. Every URL in here was checked as a link destination is, when
 /// its owner set it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteSettings {
     /// Where the domain's root (`/`) redirects; `None`: the 404 problem.
     pub root_url: Option<String>,
@@ -47,6 +47,22 @@ pub struct SiteSettings {
     pub https_only: bool,
     /// The status of the domain's new links that name none.
     pub redirect_status: RedirectStatus,
+    /// Whether the domain's new links that do not say forward the visitor's query.
+    pub forward_query: bool,
+}
+
+impl Default for SiteSettings {
+    fn default() -> SiteSettings {
+        SiteSettings {
+            root_url: None,
+            not_found_url: None,
+            gone_url: None,
+            scheme: Scheme::default(),
+            https_only: false,
+            redirect_status: RedirectStatus::default(),
+            forward_query: true,
+        }
+    }
 }
 
 impl SiteSettings {

@@ -26,6 +26,7 @@ fn record(c: &mut Criterion) {
                 user_agent: Some(UA),
                 country: Some("DE"),
                 visitor: (i % 7) as i64,
+                route: None,
             }))
         })
     });

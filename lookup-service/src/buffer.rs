@@ -12,6 +12,7 @@ use common::clicks::{
     Click, ClickBatch, ClickCount, ClickKey, DAY_MS, HOUR_MS, MAX_HOST, Visitors, country_raw,
     referrer_host_raw, user_agent_kept,
 };
+use common::domain::route::Choice;
 
 const SHARDS: usize = 16;
 
@@ -22,6 +23,7 @@ struct Dims {
     referrer: Option<String>,
     user_agent: Option<String>,
     country: Option<String>,
+    route: Option<Choice>,
 }
 
 /// The dimensions of one click, borrowed from the request: a click that joins an
@@ -31,6 +33,7 @@ struct DimsRef<'a> {
     referrer: Option<&'a str>,
     user_agent: Option<&'a str>,
     country: Option<&'a str>,
+    route: Option<Choice>,
 }
 
 impl Hash for DimsRef<'_> {
@@ -61,6 +64,7 @@ impl Hash for DimsRef<'_> {
             }
             None => state.write_u8(0),
         }
+        self.route.hash(state);
     }
 }
 
@@ -78,6 +82,7 @@ impl Dims {
             && same(&self.referrer, click.referrer, true)
             && same(&self.user_agent, click.user_agent, false)
             && same(&self.country, click.country, true)
+            && self.route == click.route
     }
 
     fn own(click: &DimsRef<'_>) -> Dims {
@@ -86,6 +91,7 @@ impl Dims {
             referrer: click.referrer.map(str::to_ascii_lowercase),
             user_agent: click.user_agent.map(str::to_string),
             country: click.country.map(str::to_ascii_uppercase),
+            route: click.route,
         }
     }
 }
@@ -196,6 +202,7 @@ impl ClickBuffer {
             referrer: referrer_host_raw(click.referer),
             user_agent: user_agent_kept(click.user_agent),
             country: country_raw(click.country),
+            route: click.route,
         };
         let day = click.at_ms - click.at_ms.rem_euclid(DAY_MS);
         // Only spreads codes over the locks: a fixed seed is enough.
@@ -262,6 +269,7 @@ impl ClickBuffer {
                     referrer: slot.dims.referrer,
                     user_agent: slot.dims.user_agent,
                     country: slot.dims.country,
+                    route: slot.dims.route.map(Choice::label),
                 },
                 clicks: slot.clicks,
             }));
@@ -301,6 +309,7 @@ mod tests {
             user_agent: ua,
             country: Some("de"),
             visitor: 7,
+            route: None,
         }
     }
 
@@ -354,6 +363,7 @@ mod tests {
                 user_agent: ua,
                 country: Some(country),
                 visitor: 1,
+                route: None,
             }));
         }
         let batch = buffer.drain("b".into(), 0).expect("batch");

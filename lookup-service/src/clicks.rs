@@ -9,7 +9,6 @@
 //! retry after a lost answer cannot count it twice. On shutdown everything buffered is
 //! flushed; a crash loses at most what was buffered since the last flush.
 
-use actix_web::http::header::HeaderName;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,13 +73,11 @@ impl ClickMetrics {
 
 pub struct ClickRecorder {
     buffer: ClickBuffer,
-    country_header: Option<HeaderName>,
     pending: Mutex<VecDeque<ClickBatch>>,
     db: Database,
     settings: StatsSettings,
     instance: String,
     sequence: AtomicU64,
-    visitor_key: [u8; 16],
     pub metrics: ClickMetrics,
 }
 
@@ -105,22 +102,14 @@ pub fn visitor_key(code_key: &[u8]) -> [u8; 16] {
 }
 
 impl ClickRecorder {
-    /// The recorder; [`ClickRecorder::run`] is its flusher. `code_key` seeds the
-    /// daily visitor hashes.
-    pub fn new(
-        db: Database,
-        settings: StatsSettings,
-        code_key: &[u8],
-        metrics: &Metrics,
-    ) -> Arc<ClickRecorder> {
+    /// The recorder; [`ClickRecorder::run`] is its flusher.
+    pub fn new(db: Database, settings: StatsSettings, metrics: &Metrics) -> Arc<ClickRecorder> {
         Arc::new(ClickRecorder {
             buffer: ClickBuffer::new(settings.max_buffered_keys),
             pending: Mutex::new(VecDeque::new()),
             db,
             instance: format!("{:016x}", rand::random::<u64>()),
             sequence: AtomicU64::new(0),
-            visitor_key: visitor_key(code_key),
-            country_header: settings.country_header.clone(),
             metrics: ClickMetrics::new(metrics),
             settings,
         })
@@ -150,15 +139,6 @@ impl ClickRecorder {
             }
         }
         self.drain(drain).await;
-    }
-
-    pub fn visitor_key(&self) -> &[u8; 16] {
-        &self.visitor_key
-    }
-
-    /// The trusted edge header carrying the visitor's country, if one is configured.
-    pub fn country_header(&self) -> Option<&HeaderName> {
-        self.country_header.as_ref()
     }
 
     /// Hot path: one map update.

@@ -21,19 +21,19 @@
 //!   redirect: a cached link is blocked the moment its host is.
 
 use actix_web::http::header::{
-    CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER, STRICT_TRANSPORT_SECURITY,
-    USER_AGENT,
+    ACCEPT_LANGUAGE, CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER,
+    STRICT_TRANSPORT_SECURITY, USER_AGENT,
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use common::cache::{MAX_KEY, link_key};
 use common::clicks::{Click, visitor_hash};
 use common::db::links::LinkState;
+use common::domain::route::{Choice, Visitor};
 use common::links::domain_name::MAX_LEN;
 use common::ratelimit::{Decision, Quota};
 use common::time::now_ms;
 
-use crate::clicks::ClickRecorder;
 use crate::error::{FollowError, NO_STORE};
 use crate::resolve::{LookupState, Segment, Site};
 use crate::tiers::Age;
@@ -191,18 +191,46 @@ async fn follow_code(
         LinkState::Active => {}
         other => return Err(FollowError::Gone(other)),
     }
-    let Some(location) = resolved.location.clone() else {
+    let routing = resolved.entry.routing();
+    let headers = req.headers();
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let user_agent = text(&USER_AGENT);
+    // A HEAD sees the limit but does not count as a visit; it is a link checker
+    // asking, not a person following.
+    let is_get = req.method() == Method::GET;
+    let counted = is_get.then_some(state.clicks.as_ref()).flatten();
+    // The daily visitor hash, worked out once: it keeps a visitor on one variant
+    // and counts them once in stats.
+    let visitor = (counted.is_some() || !routing.variants.is_empty()).then(|| {
+        let address =
+            common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_ref());
+        let day = now - now.rem_euclid(common::clicks::DAY_MS);
+        visitor_hash(&state.visitor_key, day, address, user_agent.unwrap_or(""))
+    });
+    let country = || state.country_header.as_ref().and_then(text);
+    let choice = routing.chooses().then(|| {
+        routing.choose(
+            resolved.entry.id,
+            &Visitor {
+                user_agent: user_agent.unwrap_or(""),
+                accept_language: text(&ACCEPT_LANGUAGE).unwrap_or(""),
+                country: if routing.asks_country() {
+                    country()
+                } else {
+                    None
+                },
+                sticky: visitor.unwrap_or_default() as u64,
+            },
+        )
+    });
+    let (location, host) = resolved.target(choice.unwrap_or(Choice::Url));
+    let Some(location) = location.cloned() else {
         return Err(FollowError::Gone(LinkState::Disabled));
     };
-    if resolved
-        .host()
-        .is_some_and(|host| state.blocklist.blocks(host))
-    {
+    if host.is_some_and(|host| state.blocklist.blocks(host)) {
         state.metrics.blocked_redirects.inc();
         return Err(FollowError::Blocked);
     }
-    // A HEAD sees the limit but does not count as a visit.
-    let is_get = req.method() == Method::GET;
     if let Some(max) = resolved.entry.max_visits
         && !state
             .visit_limiter
@@ -218,14 +246,23 @@ async fn follow_code(
     } else {
         NO_STORE
     };
-    // A HEAD is a link checker asking, not a person following.
-    if is_get && let Some(recorder) = &state.clicks {
-        record_click(req, state, recorder, key, now);
+    if let Some(recorder) = counted {
+        recorder.record(&Click {
+            code: key,
+            at_ms: now,
+            referer: text(&REFERER),
+            user_agent,
+            country: country(),
+            visitor: visitor.unwrap_or_default(),
+            route: choice,
+        });
     }
     // The visitor's query string reaches the target, the target's own parameters
-    // winning (`domain::forward`); without one the cached header goes out as it is.
+    // winning (`domain::forward`), unless the link says not to; without one the
+    // cached header goes out as it is.
     let location = match req.query_string() {
         "" => location,
+        _ if !routing.forward_query => location,
         query => {
             let forwarded = location
                 .to_str()
@@ -239,32 +276,4 @@ async fn follow_code(
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, cache_control))
         .finish())
-}
-
-fn record_click(
-    req: &HttpRequest,
-    state: &LookupState,
-    recorder: &ClickRecorder,
-    code: &str,
-    now: i64,
-) {
-    let headers = req.headers();
-    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let user_agent = text(&USER_AGENT);
-    let country = recorder.country_header().and_then(text);
-    let address = common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_ref());
-    let day = now - now.rem_euclid(common::clicks::DAY_MS);
-    recorder.record(&Click {
-        code,
-        at_ms: now,
-        referer: text(&REFERER),
-        user_agent,
-        country,
-        visitor: visitor_hash(
-            recorder.visitor_key(),
-            day,
-            address,
-            user_agent.unwrap_or(""),
-        ),
-    });
 }

@@ -52,6 +52,11 @@ pub struct LookupState {
     pub default_domain: DefaultDomain,
     /// Where the host a client asked for is read from (`Host` when unset).
     pub forwarded_host: Option<HeaderName>,
+    /// Keys the daily visitor hash: unique visitors in stats, and which variant of
+    /// a split test a visitor gets.
+    pub visitor_key: [u8; 16],
+    /// The edge's header naming the client's country (`stats.country_header`).
+    pub country_header: Option<HeaderName>,
 }
 
 impl std::fmt::Debug for LookupState {
@@ -100,22 +105,19 @@ impl LookupState {
             settings.permanent_max_age.as_secs()
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=3600"));
+        let code_key = deps
+            .settings
+            .ids
+            .code_key
+            .as_ref()
+            .map(|k| secrecy::ExposeSecret::expose_secret(k).as_bytes().to_vec())
+            .unwrap_or_default();
         let clicks = deps.settings.stats.enabled.then(|| {
-            let key = deps
-                .settings
-                .ids
-                .code_key
-                .as_ref()
-                .map(|k| secrecy::ExposeSecret::expose_secret(k).as_bytes().to_vec())
-                .unwrap_or_default();
-            ClickRecorder::new(
-                deps.db.clone(),
-                deps.settings.stats.clone(),
-                &key,
-                &deps.metrics,
-            )
+            ClickRecorder::new(deps.db.clone(), deps.settings.stats.clone(), &deps.metrics)
         });
         LookupState {
+            visitor_key: crate::clicks::visitor_key(&code_key),
+            country_header: deps.settings.stats.country_header.clone(),
             clicks,
             visit_limiter: VisitLimiter::new(deps.db.clone(), settings.replica_timeout),
             blocklist: deps.blocklist.clone(),

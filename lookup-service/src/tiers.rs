@@ -25,6 +25,7 @@ use common::cache::{LinkEntry, decode, encode, l2_key};
 use common::config::LookupSettings;
 use common::db::links;
 use common::db::{Database, StoreError};
+use common::domain::route::Choice;
 use common::events::{Event, Subscription};
 use common::links::LongUrl;
 use common::redis::{RedisCluster, redis};
@@ -38,40 +39,113 @@ use common::db::replicas::Replicas;
 /// from the stored URL re-validated as http(s).
 #[derive(Debug)]
 pub struct Resolved {
-    /// The link without its URL (`url` is empty): the URL is kept once, as
-    /// `location`, since a million cached links would otherwise hold it twice.
+    /// The link without its URLs (`url` and every rule's and variant's are empty):
+    /// each URL is kept once, as a ready `Location`, since a million cached links
+    /// would otherwise hold it twice.
     pub entry: LinkEntry,
-    /// `None` when the stored URL fails re-validation: never redirect to it.
+    /// The link's own URL; `None` when the stored URL fails re-validation: never
+    /// redirect to it.
     pub location: Option<HeaderValue>,
     /// Where the target host sits in `location`, for the blocklist check that every
     /// redirect makes (the blocklist changes while the entry is cached).
     host: Range<usize>,
+    /// The targets of the link's rules, then of its variants, in their order; `None`
+    /// for a link with neither.
+    routes: Option<Box<[Target]>>,
+}
+
+/// The host at `range` of `location`.
+fn host_in<'a>(location: Option<&'a HeaderValue>, range: &Range<usize>) -> Option<&'a str> {
+    let bytes = location?.as_bytes().get(range.clone())?;
+    std::str::from_utf8(bytes).ok()
+}
+
+/// One URL a link may redirect to, ready to send.
+#[derive(Debug)]
+pub struct Target {
+    pub location: Option<HeaderValue>,
+    host: Range<usize>,
+}
+
+impl Target {
+    fn new(url: &str, id: i64) -> Target {
+        let (location, host) = match LongUrl::from_stored(url) {
+            Ok(url) => (HeaderValue::from_str(url.as_str()).ok(), url.host_range()),
+            Err(_) => (None, 0..0),
+        };
+        if location.is_none() {
+            tracing::error!(id, "stored URL failed re-validation; not redirecting");
+        }
+        Target { location, host }
+    }
+
+    /// The target host (as [`LongUrl::host`] gives it), read from `location`.
+    pub fn host(&self) -> Option<&str> {
+        host_in(self.location.as_ref(), &self.host)
+    }
+
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Target>() + self.location.as_ref().map_or(0, HeaderValue::len)
+    }
 }
 
 impl Resolved {
     fn new(mut entry: LinkEntry) -> Resolved {
         let url = std::mem::take(&mut entry.url);
-        let (location, host) = match LongUrl::from_stored(&url) {
-            Ok(url) => (HeaderValue::from_str(url.as_str()).ok(), url.host_range()),
-            Err(_) => (None, 0..0),
-        };
-        if location.is_none() {
-            tracing::error!(
-                id = entry.id,
-                "stored URL failed re-validation; not redirecting"
-            );
-        }
+        let id = entry.id;
+        let Target { location, host } = Target::new(&url, id);
+        let routes = entry
+            .routing
+            .as_deref_mut()
+            .filter(|r| r.chooses())
+            .map(|routing| {
+                let rules = routing.rules.iter_mut().map(|r| std::mem::take(&mut r.url));
+                let variants = routing
+                    .variants
+                    .iter_mut()
+                    .map(|v| std::mem::take(&mut v.url));
+                rules
+                    .chain(variants)
+                    .map(|url| Target::new(&url, id))
+                    .collect::<Box<[Target]>>()
+            });
         Resolved {
             entry,
             location,
             host,
+            routes,
         }
     }
 
     /// The target host (as [`LongUrl::host`] gives it), read from `location`.
     pub fn host(&self) -> Option<&str> {
-        let bytes = self.location.as_ref()?.as_bytes().get(self.host.clone())?;
-        std::str::from_utf8(bytes).ok()
+        host_in(self.location.as_ref(), &self.host)
+    }
+
+    /// The location and host of `choice`: a rule's or a variant's target, or the
+    /// link's own URL.
+    pub fn target(&self, choice: Choice) -> (Option<&HeaderValue>, Option<&str>) {
+        let routed = |i: usize| {
+            let target = self.routes.as_deref()?.get(i)?;
+            Some((target.location.as_ref(), target.host()))
+        };
+        let rules = self.entry.routing().rules.len();
+        let chosen = match choice {
+            Choice::Url => None,
+            Choice::Rule(i) => routed(usize::from(i)),
+            Choice::Variant(i) => routed(rules + usize::from(i)),
+        };
+        chosen.unwrap_or((self.location.as_ref(), self.host()))
+    }
+
+    /// Approximate heap footprint, for the byte-bounded local cache.
+    fn weight(&self) -> usize {
+        self.entry.weight()
+            + self.location.as_ref().map_or(0, HeaderValue::len)
+            + self
+                .routes
+                .as_deref()
+                .map_or(0, |r| r.iter().map(Target::weight).sum())
     }
 }
 
@@ -164,9 +238,7 @@ impl Tiers {
         let l1 = moka::future::Cache::builder()
             .max_capacity(settings.l1_max_bytes)
             .weigher(|code: &String, value: &Cached| {
-                let entry = value.link.as_ref().map_or(0, |r| {
-                    r.entry.weight() + r.location.as_ref().map_or(0, HeaderValue::len)
-                });
+                let entry = value.link.as_ref().map_or(0, Resolved::weight);
                 u32::try_from(code.len() + entry + 64).unwrap_or(u32::MAX)
             })
             .expire_after(Lifetimes {
@@ -494,6 +566,7 @@ mod tests {
             id: 1,
             updated_at: 0,
             gone: None,
+            routing: None,
         }
     }
 

@@ -193,6 +193,9 @@ pub struct Stats {
     pub os: Vec<Count>,
     pub devices: Vec<Count>,
     pub countries: Vec<Count>,
+    /// For a link with rules or variants: what answered each click (`url`,
+    /// `rules[i]`, `variants[i]`, by their index when the click was counted).
+    pub routes: Vec<Count>,
     pub bots: i64,
     /// Sum over the days in range of each day's distinct visitors.
     pub unique_visitors: i64,
@@ -344,6 +347,7 @@ pub async fn link_stats(
         os: pick("os"),
         devices: pick("device"),
         countries: pick("country"),
+        routes: pick("route"),
         bots,
         unique_visitors,
     };

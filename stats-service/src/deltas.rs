@@ -45,6 +45,12 @@ pub fn merge(batches: &[ClickBatch], classify: fn(Option<&str>) -> Agent) -> Cou
                     .entry((key.code.clone(), day, dim, value.to_string()))
                     .or_default() += n;
             }
+            if let Some(route) = &key.route {
+                *deltas
+                    .dims
+                    .entry((key.code.clone(), day, "route", route.clone()))
+                    .or_default() += n;
+            }
         }
         for set in &batch.visitors {
             for hash in &set.hashes {
@@ -68,6 +74,7 @@ mod tests {
                 referrer: None,
                 user_agent: ua.map(str::to_string),
                 country: Some("DE".into()),
+                route: None,
             },
             clicks,
         }

@@ -97,6 +97,7 @@ fn created_link(url: &str, tags: Value) -> Value {
         "tags": {"from": null, "to": tags},
         "disabled": {"from": null, "to": false},
         "deleted": {"from": null, "to": false},
+        "forward_query": {"from": null, "to": true},
     })
 }
 
@@ -182,6 +183,7 @@ async fn prepare(h: &Harness, op: &str) -> (Method, String, Option<Value>, Expec
                     "scheme": {"from": null, "to": "https"},
                     "https_only": {"from": null, "to": false},
                     "redirect_status": {"from": null, "to": 302},
+                    "forward_query": {"from": null, "to": true},
                 }),
             },
         ),
@@ -211,6 +213,7 @@ async fn prepare(h: &Harness, op: &str) -> (Method, String, Option<Value>, Expec
                         "scheme": {"from": "https", "to": null},
                         "https_only": {"from": false, "to": null},
                         "redirect_status": {"from": 302, "to": null},
+                        "forward_query": {"from": true, "to": null},
                     }),
                 },
             )

@@ -29,6 +29,12 @@ async fn the_query_reaches_the_target(h: &Harness) {
         Some("https://example.com/p?ref=partner&utm_source=mail&utm_medium=email#top"),
         "the target's `ref` wins; the rest is added before the fragment"
     );
+    // Repeated names: every pair the target does not name travels, in order.
+    let repeated = follow("/fwd?tag=a&ref=x&tag=b&ref=y").await;
+    assert_eq!(
+        repeated.header("location"),
+        Some("https://example.com/p?ref=partner&tag=a&tag=b#top")
+    );
     // The cached entry is not changed by a forwarded follow.
     let again = follow("/fwd").await;
     assert_eq!(

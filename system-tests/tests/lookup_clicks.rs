@@ -124,6 +124,7 @@ async fn seed(url: &str) -> (Database, Arc<Vec<String>>) {
             updated_at: now - 3_600_000,
             disabled_at: None,
             deleted_at: None,
+            routing: Default::default(),
         };
         assert!(insert_one(db.primary(), &record).await.unwrap());
         codes.push(code);

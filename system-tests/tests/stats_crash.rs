@@ -50,6 +50,7 @@ async fn sigkill_during_apply_never_loses_or_doubles() {
                         referrer: None,
                         user_agent: Some(format!("agent {}", b % 3)),
                         country: None,
+                        route: None,
                     },
                     clicks,
                 }

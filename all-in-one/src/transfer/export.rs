@@ -73,6 +73,9 @@ fn out_row(link: ExportedLink) -> OutRow {
         expires_at: link.expires_at.map(instant),
         tags: link.tags,
         clicks: link.clicks,
+        forward_query: link.routing.forward_query,
+        rules: link.routing.rules,
+        variants: link.routing.variants,
     }
 }
 

@@ -357,6 +357,9 @@ fn validate(
         redirect_status: None,
         tags: row.tags,
         domain: row.domain,
+        forward_query: row.forward_query,
+        rules: row.rules,
+        variants: row.variants,
     };
     let link = match request.validate(policy, now) {
         Ok(mut link) => match domains.resolve(link.domain.as_ref()) {

@@ -5,8 +5,10 @@
 //! (the code; empty for a generated one), `created_at` and `expires_at` (RFC 3339),
 //! `tags` (a JSON array of strings; in CSV an empty cell means none), `clicks`
 //! (all-time clicks) and `domain` (one of the tenant's branded domains; empty for the
-//! default domain). CSV files start with a header naming their columns, in any
-//! order; JSON Lines files hold one object per line.
+//! default domain), `forward_query` (`true`/`false`; empty: the domain's default),
+//! `rules` and `variants` (JSON arrays as the API takes them; in CSV an empty cell
+//! means none). CSV files start with a header naming their columns, in any order;
+//! JSON Lines files hold one object per line.
 //!
 //! - [`import`]: the import, batched, resumable and idempotent through a ledger.
 //! - [`export`]: the export, written whole or not at all.
@@ -22,7 +24,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The columns of a links file, in the order an export writes them.
-pub const COLUMNS: [&str; 7] = [
+pub const COLUMNS: [&str; 10] = [
     "url",
     "alias",
     "created_at",
@@ -30,6 +32,9 @@ pub const COLUMNS: [&str; 7] = [
     "tags",
     "clicks",
     "domain",
+    "forward_query",
+    "rules",
+    "variants",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

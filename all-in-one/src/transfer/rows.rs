@@ -11,6 +11,8 @@ use std::io::{self, BufRead, Write};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use common::domain::route::{Rule, Variant};
+
 use super::{COLUMNS, Format};
 
 /// One row of a file with its fields still as written.
@@ -25,6 +27,9 @@ pub struct SourceRow {
     pub tags: Option<Vec<String>>,
     pub clicks: Option<u64>,
     pub domain: Option<String>,
+    pub forward_query: Option<bool>,
+    pub rules: Option<Vec<Value>>,
+    pub variants: Option<Vec<Value>>,
 }
 
 /// What the next row of a file turned out to be.
@@ -35,6 +40,7 @@ pub enum Read {
 }
 
 const CLICKS_RULE: &str = "clicks: must be a whole number, 0 or more";
+const FORWARD_RULE: &str = "forward_query: must be true or false";
 
 /// Rows of one file, in file order.
 pub enum RowReader<R: io::Read> {
@@ -196,7 +202,16 @@ fn csv_row(line: u64, columns: &[usize], record: &csv::ByteRecord) -> Read {
                 Ok(n) => row.clicks = Some(n),
                 Err(_) => return bad(CLICKS_RULE.into()),
             },
-            _ => row.domain = Some(text.to_string()),
+            6 => row.domain = Some(text.to_string()),
+            7 => match text.parse::<bool>() {
+                Ok(forward) => row.forward_query = Some(forward),
+                Err(_) => return bad(FORWARD_RULE.into()),
+            },
+            column => match serde_json::from_str::<Vec<Value>>(text) {
+                Ok(items) if column == 8 => row.rules = Some(items),
+                Ok(items) => row.variants = Some(items),
+                Err(_) => return bad(format!("{}: must be a JSON array", COLUMNS[column])),
+            },
         }
     }
     Read::Row(row)
@@ -260,6 +275,11 @@ fn json_row(line: u64, text: &[u8]) -> Read {
                 }
             }
             (4, _) => return bad("tags: must be an array of strings".into()),
+            (7, Value::Bool(forward)) => row.forward_query = Some(forward),
+            (7, _) => return bad(FORWARD_RULE.into()),
+            (8, Value::Array(items)) => row.rules = Some(items),
+            (9, Value::Array(items)) => row.variants = Some(items),
+            (8 | 9, _) => return bad(format!("{name}: must be an array")),
             (_, value) => match value.as_u64() {
                 Some(n) => row.clicks = Some(n),
                 None => return bad(CLICKS_RULE.into()),
@@ -285,6 +305,26 @@ pub struct OutRow {
     /// without domains always were).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// Left out of a JSON line when `true` (the default), as are empty lists.
+    #[serde(skip_serializing_if = "is_true")]
+    pub forward_query: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+/// A CSV cell of a list: empty for none, as a person would write it.
+fn json_cell<T: Serialize>(items: &[T]) -> anyhow::Result<String> {
+    Ok(if items.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(items)?
+    })
 }
 
 /// Writes rows in `format` to `out`: a CSV header first, then one row per link.
@@ -308,12 +348,9 @@ impl<W: Write> RowWriter<W> {
     pub fn write(&mut self, row: &OutRow) -> anyhow::Result<()> {
         match self {
             RowWriter::Csv(writer) => {
-                // No tags is an empty cell rather than `[]`, as a person would write it.
-                let tags = if row.tags.is_empty() {
-                    String::new()
-                } else {
-                    serde_json::to_string(&row.tags)?
-                };
+                let tags = json_cell(&row.tags)?;
+                let rules = json_cell(&row.rules)?;
+                let variants = json_cell(&row.variants)?;
                 let clicks = row.clicks.to_string();
                 writer.write_record([
                     row.url.as_str(),
@@ -323,6 +360,9 @@ impl<W: Write> RowWriter<W> {
                     tags.as_str(),
                     clicks.as_str(),
                     row.domain.as_deref().unwrap_or_default(),
+                    if row.forward_query { "true" } else { "false" },
+                    rules.as_str(),
+                    variants.as_str(),
                 ])?;
             }
             RowWriter::Jsonl(out) => {
@@ -352,6 +392,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use common::domain::route::{Os, When};
 
     fn read_all(format: Format, text: &str) -> Vec<Read> {
         let mut reader = RowReader::new(format, text.as_bytes()).unwrap();
@@ -464,6 +505,25 @@ mod tests {
                 tags: vec!["x".into(), "y, \"z\"".into()],
                 clicks: 42,
                 domain: Some("go.acme.com".into()),
+                forward_query: false,
+                rules: vec![Rule {
+                    when: When {
+                        os: vec![Os::Ios],
+                        country: vec!["DE".into()],
+                        ..When::default()
+                    },
+                    url: "https://apps.example/, \"x\"".into(),
+                }],
+                variants: vec![
+                    Variant {
+                        url: "https://a.example/1".into(),
+                        weight: 60,
+                    },
+                    Variant {
+                        url: "https://a.example/2".into(),
+                        weight: 40,
+                    },
+                ],
             },
             OutRow {
                 url: "https://b.example/".into(),
@@ -473,6 +533,9 @@ mod tests {
                 tags: vec![],
                 clicks: 0,
                 domain: None,
+                forward_query: true,
+                rules: vec![],
+                variants: vec![],
             },
         ];
         for format in [Format::Csv, Format::Jsonl] {
@@ -493,6 +556,18 @@ mod tests {
                 assert_eq!(read.tags.clone().unwrap_or_default(), row.tags);
                 assert_eq!(read.clicks.unwrap_or_default(), row.clicks as u64);
                 assert_eq!(read.domain, row.domain);
+                assert_eq!(read.forward_query.unwrap_or(true), row.forward_query);
+                let json = |items: Option<&Vec<Value>>| {
+                    serde_json::to_value(items.cloned().unwrap_or_default()).unwrap()
+                };
+                assert_eq!(
+                    json(read.rules.as_ref()),
+                    serde_json::to_value(&row.rules).unwrap()
+                );
+                assert_eq!(
+                    json(read.variants.as_ref()),
+                    serde_json::to_value(&row.variants).unwrap()
+                );
             }
         }
     }

@@ -44,7 +44,8 @@ pub struct PendingChange {
 macro_rules! link_columns {
     () => {
         "l.code, l.id, l.tenant_id, l.url, l.redirect_status, l.tags, l.max_visits, \
-         l.expires_at, l.created_at, l.updated_at, l.disabled_at, l.deleted_at, l.domain"
+         l.expires_at, l.created_at, l.updated_at, l.disabled_at, l.deleted_at, l.domain, \
+         l.routing"
     };
 }
 
@@ -62,12 +63,12 @@ pub async fn pending(
     let rows = sqlx::query(sql).bind(limit).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
-            let kind: String = row.try_get(14)?;
+            let kind: String = row.try_get(15)?;
             Ok(PendingChange {
                 link: record_from_row(row)?,
-                seq: row.try_get(13)?,
+                seq: row.try_get(14)?,
                 kind: ChangeKind::parse(&kind)?,
-                created_at: row.try_get(15)?,
+                created_at: row.try_get(16)?,
             })
         })
         .collect()

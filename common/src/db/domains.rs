@@ -23,7 +23,7 @@ pub struct DomainRecord {
 macro_rules! columns {
     () => {
         "name, tenant_id, created_at, updated_at, root_url, not_found_url, gone_url, \
-         scheme, https_only, redirect_status, retired_at"
+         scheme, https_only, redirect_status, retired_at, forward_query"
     };
 }
 
@@ -47,6 +47,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<DomainRecord, StoreError> {
                 .ok()
                 .and_then(RedirectStatus::from_code)
                 .ok_or_else(|| StoreError::Corrupt(format!("domain redirect_status {status}")))?,
+            forward_query: row.try_get::<i64, _>(11)? != 0,
         },
         retired_at: row.try_get(10)?,
     })
@@ -59,13 +60,14 @@ pub async fn insert(conn: &mut AnyConnection, record: &DomainRecord) -> Result<b
     let s = &record.settings;
     let result = sqlx::query(
         "INSERT INTO domains (name, tenant_id, created_at, updated_at, root_url, \
-         not_found_url, gone_url, scheme, https_only, redirect_status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         not_found_url, gone_url, scheme, https_only, redirect_status, forward_query) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (name) DO UPDATE SET created_at = excluded.created_at, \
          updated_at = excluded.updated_at, root_url = excluded.root_url, \
          not_found_url = excluded.not_found_url, gone_url = excluded.gone_url, \
          scheme = excluded.scheme, https_only = excluded.https_only, \
-         redirect_status = excluded.redirect_status, retired_at = NULL \
+         redirect_status = excluded.redirect_status, \
+         forward_query = excluded.forward_query, retired_at = NULL \
          WHERE domains.tenant_id = excluded.tenant_id AND domains.retired_at IS NOT NULL",
     )
     .bind(record.name.to_string())
@@ -78,6 +80,7 @@ pub async fn insert(conn: &mut AnyConnection, record: &DomainRecord) -> Result<b
     .bind(s.scheme.as_str())
     .bind(i64::from(s.https_only))
     .bind(i64::from(s.redirect_status.code()))
+    .bind(i64::from(s.forward_query))
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -128,7 +131,7 @@ pub async fn update(
     let s = &record.settings;
     let result = sqlx::query(
         "UPDATE domains SET root_url = $1, not_found_url = $2, gone_url = $3, scheme = $4, \
-         https_only = $5, redirect_status = $6, updated_at = $7 \
+         https_only = $5, redirect_status = $6, updated_at = $7, forward_query = $11 \
          WHERE name = $8 AND tenant_id = $9 AND retired_at IS NULL AND updated_at = $10",
     )
     .bind(s.root_url.clone())
@@ -141,6 +144,7 @@ pub async fn update(
     .bind(record.name.as_str())
     .bind(record.tenant_id.as_str())
     .bind(expected_updated_at)
+    .bind(i64::from(s.forward_query))
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)

@@ -11,16 +11,17 @@ use crate::time::now_ms;
 macro_rules! columns {
     () => {
         "code, id, tenant_id, url, redirect_status, tags, max_visits, \
-         expires_at, created_at, updated_at, disabled_at, deleted_at, domain"
+         expires_at, created_at, updated_at, disabled_at, deleted_at, domain, routing"
     };
 }
 
-/// Most rows per multi-row INSERT: 11 parameters each stays far below both engines'
+/// Most rows per multi-row INSERT: 12 parameters each stays far below both engines'
 /// parameter limits (PostgreSQL 65535, SQLite 32766).
 pub const INSERT_CHUNK: usize = 512;
 
 pub use domain::link::{LinkCode, LinkRecord, LinkState, RedirectStatus, TenantId};
 use domain::links::DomainName;
+use domain::route::Routing;
 
 /// A link from a row of the link columns (in the order of `columns!`).
 pub(crate) fn record_from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
@@ -56,6 +57,11 @@ pub(crate) fn record_from_row(row: &AnyRow) -> Result<LinkRecord, StoreError> {
         updated_at: row.try_get(9)?,
         disabled_at: row.try_get(10)?,
         deleted_at: row.try_get(11)?,
+        routing: match row.try_get::<Option<String>, _>(13)? {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("routing: {e}")))?,
+            None => Routing::default(),
+        },
     })
 }
 
@@ -63,8 +69,22 @@ fn tags_json(link: &LinkRecord) -> String {
     serde_json::to_string(&link.tags).unwrap_or_else(|_| "[]".to_string())
 }
 
-/// Binds the eleven inserted columns of `link`, in the order of every INSERT below.
-fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
+/// The stored `routing` column: `NULL` for a plain link (most of them).
+fn routing_json(link: &LinkRecord) -> Result<Option<String>, StoreError> {
+    if link.routing.is_plain() {
+        return Ok(None);
+    }
+    serde_json::to_string(&link.routing)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("routing: {e}")))
+}
+
+/// Binds the twelve inserted columns of `link`, in the order of every INSERT below.
+fn bind_insert<'q>(
+    query: AnyQuery<'q>,
+    link: &LinkRecord,
+    routing: Option<String>,
+) -> AnyQuery<'q> {
     query
         .bind(link.key())
         .bind(link.id)
@@ -82,6 +102,7 @@ fn bind_insert<'q>(query: AnyQuery<'q>, link: &LinkRecord) -> AnyQuery<'q> {
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
         )
+        .bind(routing)
 }
 
 /// Inserts one link; `false` when its key is taken. A single plain INSERT (no
@@ -93,10 +114,12 @@ where
 {
     let query = sqlx::query(
         "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
-         expires_at, created_at, updated_at, domain) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         expires_at, created_at, updated_at, domain, routing) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     );
-    let result = bind_insert(query, link).execute(executor).await;
+    let result = bind_insert(query, link, routing_json(link)?)
+        .execute(executor)
+        .await;
     match result.map_err(StoreError::from) {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict(_)) => Ok(false),
@@ -123,16 +146,17 @@ pub async fn insert_many(
         // PostgreSQL rejects; spell out `$n`, which both engines accept.
         let mut sql = String::from(
             "INSERT INTO links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
-             expires_at, created_at, updated_at, domain) VALUES ",
+             expires_at, created_at, updated_at, domain, routing) VALUES ",
         );
-        sql.push_str(&placeholders(rows, 11));
+        sql.push_str(&placeholders(rows, 12));
         // A taken code is an expected outcome (alias conflict), not an error that
         // should abort the rest of a bulk request.
         sql.push_str(" ON CONFLICT (code) DO NOTHING RETURNING code");
         // Only placeholders were spliced in: nothing from the request.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in 0..rows {
-            query = bind_insert(query, &chunk[row.min(chunk.len() - 1)]);
+            let link = &chunk[row.min(chunk.len() - 1)];
+            query = bind_insert(query, link, routing_json(link)?);
         }
         let rows = query.fetch_all(&mut *conn).await?;
         for row in rows {
@@ -249,7 +273,7 @@ where
 {
     let result = sqlx::query(
         "UPDATE links SET url = $1, redirect_status = $2, tags = $3, max_visits = $4, \
-         expires_at = $5, disabled_at = $6, updated_at = $7 \
+         expires_at = $5, disabled_at = $6, updated_at = $7, routing = $11 \
          WHERE code = $8 AND tenant_id = $9 AND deleted_at IS NULL AND updated_at = $10",
     )
     .bind(link.url.clone())
@@ -262,6 +286,7 @@ where
     .bind(link.key())
     .bind(link.tenant_id.to_string())
     .bind(expected_updated_at)
+    .bind(routing_json(link)?)
     .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)

@@ -123,6 +123,7 @@ pub struct ExportedLink {
     pub created_at: i64,
     /// All-time clicks (the counter `max_visits` is checked against).
     pub clicks: i64,
+    pub routing: domain::route::Routing,
 }
 
 /// The condition every exported link meets: the tenant's, neither deleted nor
@@ -139,7 +140,8 @@ pub async fn export_page(
     limit: i64,
 ) -> Result<Vec<ExportedLink>, StoreError> {
     let sql = format!(
-        "SELECT l.id, l.code, l.url, l.tags, l.expires_at, l.created_at, l.domain FROM links l \
+        "SELECT l.id, l.code, l.url, l.tags, l.expires_at, l.created_at, l.domain, l.routing \
+         FROM links l \
          WHERE {EXPORTED} AND l.id > $2 ORDER BY l.id LIMIT $3"
     );
     // A compile-time constant was spliced in, nothing else.
@@ -163,6 +165,11 @@ pub async fn export_page(
                 expires_at: row.try_get(4)?,
                 created_at: row.try_get(5)?,
                 clicks: 0,
+                routing: match row.try_get::<Option<String>, _>(7)? {
+                    Some(text) => serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("routing: {e}")))?,
+                    None => domain::route::Routing::default(),
+                },
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

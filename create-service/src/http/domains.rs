@@ -61,6 +61,10 @@ pub struct DomainFields {
     #[serde(default)]
     #[schema(minimum = 301, maximum = 308)]
     pub redirect_status: Option<u16>,
+    /// Whether new links on the domain that do not say forward the visitor's query
+    /// string to their target (default `true`).
+    #[serde(default)]
+    pub forward_query: Option<bool>,
 }
 
 // `DomainFields::deserialize` here is the derive's inherent function (`remote = "Self"`).
@@ -119,6 +123,9 @@ impl DomainFields {
         {
             next.redirect_status = status;
         }
+        if let Some(forward) = self.forward_query {
+            next.forward_query = forward;
+        }
         if errors.is_empty() {
             Ok(next)
         } else {
@@ -141,6 +148,7 @@ pub struct DomainView {
     pub https_only: bool,
     #[schema(value_type = u16, minimum = 301, maximum = 308)]
     pub redirect_status: RedirectStatus,
+    pub forward_query: bool,
 }
 
 impl From<&DomainRecord> for DomainView {
@@ -156,6 +164,7 @@ impl From<&DomainRecord> for DomainView {
             scheme: s.scheme,
             https_only: s.https_only,
             redirect_status: s.redirect_status,
+            forward_query: s.forward_query,
         }
     }
 }

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use common::db::domains::DomainRecord;
 use common::db::links::{LinkCode, LinkRecord, TenantId};
+use common::domain::route::Routing;
 use common::links::DomainName;
 use common::time::now_ms;
 use serde::Deserialize;
@@ -65,8 +66,8 @@ pub(crate) async fn new_record(
 
 /// Builds the record of a validated new link of `tenant_id` on `site` (`None`: the
 /// default domain): a fresh Snowflake id under this instance's lease, and the alias
-/// or the id's code as its code. The redirect status is the link's own, else the
-/// domain's default. `created_at` is now unless given: `shortener links import`
+/// or the id's code as its code. The redirect status and query forwarding are the
+/// link's own, else the domain's defaults. `created_at` is now unless given: `shortener links import`
 /// keeps the time a link was created in the shortener it comes from.
 pub async fn record_for(
     state: &CreateState,
@@ -98,6 +99,15 @@ pub async fn record_for(
         updated_at: now,
         disabled_at: None,
         deleted_at: None,
+        routing: Routing {
+            forward_query: link
+                .forward_query
+                .or(site.map(|s| s.settings.forward_query))
+                .unwrap_or(true),
+            rules: link.rules,
+            variants: link.variants,
+            password_hash: None,
+        },
     })
 }
 

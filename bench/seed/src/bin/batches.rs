@@ -61,6 +61,7 @@ fn batch(n: u64, clicks: u64, keys: u64, codes: u64, now: i64, spread: &mut Spre
                 referrer: referrer.map(str::to_string),
                 user_agent: Some(AGENTS[spread.next(AGENTS.len() as u64) as usize].to_string()),
                 country: Some(COUNTRIES[spread.next(COUNTRIES.len() as u64) as usize].to_string()),
+                route: None,
             },
             clicks: share,
         });
