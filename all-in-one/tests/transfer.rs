@@ -117,7 +117,7 @@ fn write(path: &Path, text: &str) -> PathBuf {
 
 /// A file of varied links: aliases, generated codes, two identical rows, a past
 /// expiry, tags, clicks, a Unicode host, rows without `created_at`, and a link with
-/// rules, variants and its query kept.
+/// rules, variants and its query kept, and a protected one.
 fn varied_jsonl() -> String {
     let rows = [
         json!({"url": "https://example.com/one", "alias": "one-link", "created_at": "2021-03-04T05:06:07.089Z",
@@ -132,6 +132,8 @@ fn varied_jsonl() -> String {
         json!({"url": "https://example.com/routed", "alias": "routed", "forward_query": false,
                "rules": [{"when": {"os": ["ios"], "country": ["de", "AT"]}, "url": "https://apps.example/x"}],
                "variants": [{"url": "https://example.com/a", "weight": 60}, {"url": "https://example.com/b", "weight": 40}]}),
+        json!({"url": "https://example.com/guarded", "alias": "guarded",
+               "password_hash": common::passwords::hash("open sesame").unwrap()}),
     ];
     rows.iter().map(|r| format!("{r}\n")).collect()
 }
@@ -149,7 +151,7 @@ async fn round_trip(engine: Engine) {
     let source = write(&first.path("source.jsonl"), &varied_jsonl());
     let (summary, bad) = first.import(&source, "acme").await;
     assert_eq!(bad, vec![]);
-    assert_eq!((summary.imported, summary.already_imported), (8, 0));
+    assert_eq!((summary.imported, summary.already_imported), (9, 0));
     // Each imported link has its audit row, made by the operator.
     let db = first.db().await;
     let imported = common::db::audit::page(
@@ -163,7 +165,7 @@ async fn round_trip(engine: Engine) {
     )
     .await
     .unwrap();
-    assert_eq!(imported.len(), 8);
+    assert_eq!(imported.len(), 9);
     assert!(
         imported
             .iter()
@@ -178,7 +180,7 @@ async fn round_trip(engine: Engine) {
         let copy = write(&second.path(name), &exported);
         let (summary, bad) = second.import(&copy, "globex").await;
         assert_eq!(bad, vec![], "{name}");
-        assert_eq!(summary.imported, 8, "{name}");
+        assert_eq!(summary.imported, 9, "{name}");
         let again = second.export("globex", &format!("again-{name}")).await;
         assert_eq!(
             again, exported,
@@ -192,7 +194,13 @@ async fn round_trip(engine: Engine) {
         let first_row = if name.ends_with(".csv") { 2 } else { 1 };
         assert_eq!(
             lines,
-            [first_row, first_row + 1, first_row + 5, first_row + 7],
+            [
+                first_row,
+                first_row + 1,
+                first_row + 5,
+                first_row + 7,
+                first_row + 8
+            ],
             "{bad:#?}"
         );
         assert!(bad[0].reason.contains("is already taken"), "{bad:#?}");
@@ -200,7 +208,7 @@ async fn round_trip(engine: Engine) {
     }
 
     let rows = parse_jsonl(&first.export("acme", "check.jsonl").await);
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 9);
     assert_eq!(
         rows[0],
         json!({"url": "https://example.com/one", "alias": "one-link", "created_at": "2021-03-04T05:06:07.089Z",
@@ -233,18 +241,25 @@ async fn round_trip(engine: Engine) {
         None,
         "forwarding is the default"
     );
+    let hash = rows[8]["password_hash"].as_str().unwrap();
+    assert!(
+        common::passwords::verify("open sesame", hash),
+        "the hash travels"
+    );
 
     // A CSV export is the same data.
     let csv = first.export("acme", "check.csv").await;
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("url,alias,created_at,expires_at,tags,clicks,domain,forward_query,rules,variants")
+        Some(
+            "url,alias,created_at,expires_at,tags,clicks,domain,forward_query,rules,variants,password_hash"
+        )
     );
     assert_eq!(
         lines.next(),
         Some(
-            r#"https://example.com/one,one-link,2021-03-04T05:06:07.089Z,2031-01-01T00:00:00.000Z,"[""news"",""2021""]",1234,,true,,"#
+            r#"https://example.com/one,one-link,2021-03-04T05:06:07.089Z,2031-01-01T00:00:00.000Z,"[""news"",""2021""]",1234,,true,,,"#
         )
     );
 }
@@ -491,7 +506,7 @@ async fn imported_links_redirect(engine: Engine) {
 
     let file = write(&target.path("links.jsonl"), &varied_jsonl());
     let (summary, bad) = target.import(&file, "acme").await;
-    assert_eq!((summary.imported, bad.len()), (8, 0));
+    assert_eq!((summary.imported, bad.len()), (9, 0));
 
     let db = target.db().await;
     let imported = links::list_for_tenant(
@@ -503,7 +518,7 @@ async fn imported_links_redirect(engine: Engine) {
     )
     .await
     .unwrap();
-    assert_eq!(imported.len(), 8);
+    assert_eq!(imported.len(), 9);
     let api_id: i64 = created["id"].as_str().unwrap().parse().unwrap();
     let worker = |id: i64| (id >> 12) & 0x3ff;
     for link in &imported {
@@ -523,6 +538,8 @@ async fn imported_links_redirect(engine: Engine) {
             .map(|l| l.to_str().unwrap());
         if link.code == "old_promo" {
             assert_eq!(answer.status(), 410, "imported expired");
+        } else if link.code == "guarded" {
+            assert_eq!(answer.status(), 200, "the password form");
         } else if link.code == "routed" {
             // A split link sends the visitor to one of its variants.
             assert!(

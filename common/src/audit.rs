@@ -35,6 +35,8 @@ pub fn link_state(record: &LinkRecord) -> Value {
         // None is left out of a diff like every other absent value.
         "rules": (!record.routing.rules.is_empty()).then_some(&record.routing.rules),
         "variants": (!record.routing.variants.is_empty()).then_some(&record.routing.variants),
+        // Whether a password is set, and when it changes; never the hash itself.
+        "password": record.routing.password_hash.as_deref().map(crate::passwords::fingerprint),
     })
 }
 

@@ -10,6 +10,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::problem::Problem;
 
+/// The Content-Security-Policy of every HTML page the services answer (the web page,
+/// a protected link's password form): no inline script or style, nothing from
+/// another origin; `data:` images only for the QR code, which the web page fetches
+/// with the API key and shows as a data URL; forms post to their own origin.
+pub const PAGE_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
 /// JSON bodies up to `limit` bytes; every way a body can be wrong becomes a problem.
 pub fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()

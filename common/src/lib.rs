@@ -12,7 +12,8 @@
 //!   the admin operations that change it.
 //! - [`db`]: connection pools (primary + replicas) over PostgreSQL or embedded SQLite,
 //!   migrations, and the stores that hold every SQL statement.
-//! - [`auth`], [`ratelimit`]: API keys and GCRA rate limiting.
+//! - [`auth`], [`ratelimit`]: API keys and GCRA rate limiting; [`passwords`]: the
+//!   argon2id hashes of password-protected links.
 //! - [`problem`]: RFC 9457 problem+json errors; [`openapi`]: what both API documents share.
 //! - [`telemetry`], [`metrics`], [`health`], [`http`]: what every service exposes;
 //!   [`server`]: the one builder every service is served by.
@@ -39,6 +40,7 @@ pub mod issuer;
 pub mod lease;
 pub mod metrics;
 pub mod openapi;
+pub mod passwords;
 pub mod problem;
 pub mod ratelimit;
 pub mod redis;

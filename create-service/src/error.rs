@@ -47,9 +47,10 @@ pub enum ApiError {
     /// The id generator may not issue ids right now (lease lost, clock stepped back).
     #[error("id generation paused: {0}")]
     IdsPaused(String),
-    /// Drawing a QR code failed; the cause is ours, never the client's.
-    #[error("rendering failed: {0}")]
-    Render(String),
+    /// Work of ours failed (drawing a QR code, hashing a password); the cause is never
+    /// the client's.
+    #[error("internal failure: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -117,7 +118,7 @@ impl ApiError {
             ApiError::Store(StoreError::Unavailable(_)) => {
                 Problem::unavailable("the database is unavailable; retry shortly")
             }
-            ApiError::Store(_) | ApiError::Render(_) => Problem::internal(),
+            ApiError::Store(_) | ApiError::Internal(_) => Problem::internal(),
         }
     }
 }
@@ -131,7 +132,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Store(e) => tracing::error!(error = ?e, "store call failed"),
             ApiError::IdsPaused(why) => tracing::error!(reason = %why, "id generation paused"),
-            ApiError::Render(why) => tracing::error!(reason = %why, "QR rendering failed"),
+            ApiError::Internal(why) => tracing::error!(reason = %why, "internal failure"),
             _ => {}
         }
         self.problem().to_response()

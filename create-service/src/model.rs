@@ -77,6 +77,13 @@ pub struct CreateLinkRequest {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Variant>>, max_items = 10)]
     pub variants: Option<Vec<Value>>,
+    /// Ask visitors for this password (8–128 characters) before redirecting them.
+    /// Stored as an argon2id hash; never shown again.
+    // Left out of the idempotency fingerprint, which is a plain digest of the body: a
+    // fast hash of the password must not sit beside its argon2id one.
+    #[serde(default, skip_serializing)]
+    #[schema(write_only, min_length = 8, max_length = 128)]
+    pub password: Option<String>,
 }
 
 /// `PATCH /api/v1/links/{code}`: absent fields stay as they are; `null` clears
@@ -112,6 +119,10 @@ pub struct UpdateLinkRequest {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Variant>>, max_items = 10)]
     pub variants: Option<Vec<Value>>,
+    /// A new password (8–128 characters); `null` removes the protection.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, write_only, min_length = 8, max_length = 128)]
+    pub password: Option<Option<String>>,
 }
 
 /// A request body read by its derived `Deserialize`, which `#[serde(remote = "Self")]`
@@ -209,6 +220,8 @@ pub struct LinkView {
     pub forward_query: bool,
     pub rules: Vec<Rule>,
     pub variants: Vec<Variant>,
+    /// Whether visitors are asked for a password (which is never shown).
+    pub password_protected: bool,
 }
 
 impl LinkView {
@@ -234,6 +247,7 @@ impl LinkView {
             forward_query: record.routing.forward_query,
             rules: record.routing.rules.clone(),
             variants: record.routing.variants.clone(),
+            password_protected: record.routing.password_hash.is_some(),
         }
     }
 }
@@ -263,6 +277,31 @@ pub struct ValidLink {
     pub forward_query: Option<bool>,
     pub rules: Vec<Rule>,
     pub variants: Vec<Variant>,
+    pub password: Option<Password>,
+}
+
+/// A new link's password: as the API takes it, or already hashed (an import of an
+/// export).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    Plain(String),
+    Hashed(String),
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+fn check_password(password: &str, errors: &mut FieldErrors) -> Option<Password> {
+    match common::passwords::check(password) {
+        Ok(()) => Some(Password::Plain(password.to_string())),
+        Err(message) => {
+            errors.push("password", message);
+            None
+        }
+    }
 }
 
 /// Field errors collected while validating one body, each naming its field, or the
@@ -436,6 +475,10 @@ impl CreateLinkRequest {
             parse_variants,
             &mut errors,
         );
+        let password = self
+            .password
+            .as_deref()
+            .and_then(|p| check_password(p, &mut errors));
         match (url, redirect_status, tags) {
             (Some(url), None | Some(Some(_)), Some(tags)) if errors.is_empty() => Ok(ValidLink {
                 url,
@@ -448,6 +491,7 @@ impl CreateLinkRequest {
                 forward_query: self.forward_query,
                 rules: rules.unwrap_or_default(),
                 variants: variants.unwrap_or_default(),
+                password,
             }),
             _ => Err(errors),
         }
@@ -508,6 +552,15 @@ impl UpdateLinkRequest {
         ) {
             next.routing.variants = variants;
         }
+        // A new password is checked here and hashed by the caller, off the async
+        // workers; `null` removes the protection.
+        match &self.password {
+            Some(Some(password)) => {
+                check_password(password, &mut errors);
+            }
+            Some(None) => next.routing.password_hash = None,
+            None => {}
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -541,6 +594,7 @@ mod tests {
             forward_query: None,
             rules: None,
             variants: None,
+            password: None,
         }
     }
 

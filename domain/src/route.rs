@@ -392,8 +392,9 @@ pub fn is_country(code: &str) -> bool {
         && COUNTRIES.split(' ').any(|c| c.eq_ignore_ascii_case(code))
 }
 
-/// Marks of crawlers, link previewers and HTTP libraries (matched lowercase).
-const BOT_MARKS: [&str; 12] = [
+/// The marks a user agent is classified by, matched ASCII-case-insensitively; the
+/// first [`BOTS`] are crawlers, link previewers and HTTP libraries.
+const MARKS: [&str; 27] = [
     "bot",
     "crawl",
     "spider",
@@ -406,25 +407,54 @@ const BOT_MARKS: [&str; 12] = [
     "wget/",
     "python-",
     "go-http-client",
+    "ipad",
+    "tablet",
+    "kindle",
+    "silk/",
+    "android",
+    "mobile",
+    "mobi",
+    "iphone",
+    "ipod",
+    "phone",
+    "; cros",
+    "windows",
+    "macintosh",
+    "mac os x",
+    "linux",
 ];
+const BOTS: usize = 12;
+
+/// One automaton for every mark: a user agent is read once, whatever it holds.
+static FINDER: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(MARKS)
+            .ok()
+    });
 
 /// The device and OS a user agent names, by the marks browsers have long sent:
 /// crawlers and HTTP libraries are bots; iPads, Android without `Mobile`, Kindles
 /// are tablets; `Mobi`, iPhones, Android phones are mobile; the rest desktop. An
 /// empty user agent names neither.
 pub fn classify(user_agent: &str) -> (Option<Device>, Option<Os>) {
-    if user_agent.is_empty() {
+    let Some(finder) = FINDER.as_ref().filter(|_| !user_agent.is_empty()) else {
         return (None, None);
+    };
+    let ua = &user_agent.as_bytes()[..user_agent.len().min(MAX_AGENT)];
+    let mut seen = 0u32;
+    for found in finder.find_overlapping_iter(ua) {
+        seen |= 1 << found.pattern().as_u32();
     }
-    let mut buf = [0u8; MAX_AGENT];
-    let len = user_agent.len().min(MAX_AGENT);
-    let ua = &mut buf[..len];
-    ua.copy_from_slice(&user_agent.as_bytes()[..len]);
-    ua.make_ascii_lowercase();
-    let ua: &[u8] = ua;
-    let has = |mark: &str| memchr::memmem::find(ua, mark.as_bytes()).is_some();
+    let has = |mark: &str| {
+        MARKS
+            .iter()
+            .position(|m| *m == mark)
+            .is_some_and(|i| seen & (1 << i) != 0)
+    };
     let android = has("android");
-    let device = if BOT_MARKS.iter().any(|m| has(m)) {
+    let device = if seen & ((1 << BOTS) - 1) != 0 {
         Device::Bot
     } else if has("ipad")
         || has("tablet")

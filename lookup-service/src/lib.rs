@@ -5,6 +5,7 @@
 //! - [`tiers`]: L1 moka → L2 Redis Cluster (behind a breaker) → replica → primary.
 //! - [`visits`]: the `max_visits` check, under a deadline.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
+//! - [`password`]: the form, check and grant of password-protected links.
 //! - [`error`]: every answer other than a redirect, as one enum.
 //! - [`buffer`]: the in-memory click aggregate the redirect adds to.
 //! - [`clicks`]: the recorder and its flushes to the durable queue.
@@ -15,6 +16,7 @@ pub mod buffer;
 pub mod clicks;
 pub mod error;
 pub mod metrics;
+pub mod password;
 pub mod redirect;
 pub mod resolve;
 pub mod tiers;

@@ -1,4 +1,5 @@
-//! `GET|HEAD /{code}`: the redirect.
+//! `GET|HEAD /{code}`: the redirect (and `POST /{code}`: a protected link's password
+//! form, see [`crate::password`]).
 //!
 //! - Served as the default service: a path of one segment is a code; other paths
 //!   answer 404 and other methods 405, both as problem+json.
@@ -9,8 +10,10 @@
 //!   to URLs its owner set (302, not cached), and may be HTTPS only: plain http is
 //!   sent to https (308) and every answer carries HSTS.
 //! - 302 by default, or the link's own 301/302/307/308.
-//! - `Location` comes only from the stored URL re-parsed as http(s), never from the
-//!   request.
+//! - `Location` comes only from the stored URLs re-parsed as http(s), never from the
+//!   request: the link's own, or the rule's or variant's that picked it
+//!   ([`common::domain::route`]), with the visitor's query added unless the link says
+//!   not to.
 //! - 302/307 carry `Cache-Control: private, max-age=0` so every follow reaches us
 //!   (edits apply at once, clicks are counted); 301/308, which the owner chose to be
 //!   permanent, may be kept for `lookup.permanent_max_age`.
@@ -21,7 +24,7 @@
 //!   redirect: a cached link is blocked the moment its host is.
 
 use actix_web::http::header::{
-    ACCEPT_LANGUAGE, CACHE_CONTROL, HeaderName, HeaderValue, LOCATION, REFERER,
+    ACCEPT_LANGUAGE, CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, LOCATION, REFERER, SET_COOKIE,
     STRICT_TRANSPORT_SECURITY, USER_AGENT,
 };
 use actix_web::http::{Method, StatusCode};
@@ -35,6 +38,7 @@ use common::ratelimit::{Decision, Quota};
 use common::time::now_ms;
 
 use crate::error::{FollowError, NO_STORE};
+use crate::password::{self, Prompt};
 use crate::resolve::{LookupState, Segment, Site};
 use crate::tiers::Age;
 
@@ -59,15 +63,24 @@ async fn unknown_code(req: &HttpRequest, state: &LookupState) -> FollowError {
 }
 
 /// Every path that no fixed route claims: one segment is a code, anything else 404.
-pub async fn follow(req: HttpRequest, state: web::Data<LookupState>) -> HttpResponse {
+/// The body is read only by the password form's POST.
+pub async fn follow(
+    req: HttpRequest,
+    state: web::Data<LookupState>,
+    body: web::Payload,
+) -> HttpResponse {
     // Answered here rather than by actix's `Result` responder, which would wrap every
     // redirect's body in one more layer on the hot path.
-    answer(&req, &state)
+    answer(&req, &state, body)
         .await
         .unwrap_or_else(|error| error.error_response())
 }
 
-async fn answer(req: &HttpRequest, state: &LookupState) -> Result<HttpResponse, FollowError> {
+async fn answer(
+    req: &HttpRequest,
+    state: &LookupState,
+    body: web::Payload,
+) -> Result<HttpResponse, FollowError> {
     // The path as sent (percent-escapes intact): a canonical code needs none, so an
     // escaped one is not a code and answers 404 below without a lookup. The empty
     // segment is the root, which only a branded domain may send somewhere.
@@ -78,16 +91,17 @@ async fn answer(req: &HttpRequest, state: &LookupState) -> Result<HttpResponse, 
     else {
         return Err(FollowError::NoSuchPath);
     };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    // POST is the password form's, which only a protected link takes.
+    if ![Method::GET, Method::HEAD, Method::POST].contains(req.method()) {
         return Err(FollowError::MethodNotAllowed);
     }
     let mut host = [0u8; MAX_LEN];
     match state.site(req, &mut host)? {
         None if code.is_empty() => Err(FollowError::NoSuchPath),
-        None => follow_code(req, state, None, code).await,
+        None => follow_code(req, state, None, code, body).await,
         // Boxed: the branded path's future (which holds a follow of its own) stays
         // out of the default domain's, which every hot redirect allocates.
-        Some(site) => Ok(Box::pin(on_site(req, state, &site, code)).await),
+        Some(site) => Ok(Box::pin(on_site(req, state, &site, code, body)).await),
     }
 }
 
@@ -101,6 +115,7 @@ async fn on_site(
     state: &LookupState,
     site: &Site<'_>,
     code: &str,
+    body: web::Payload,
 ) -> HttpResponse {
     let settings = &site.settings;
     // Whether the client reached the edge over TLS, as the proxy in front says. A
@@ -127,7 +142,7 @@ async fn on_site(
             .and_then(elsewhere)
             .ok_or(FollowError::NoSuchPath)
     } else {
-        match follow_code(req, state, Some(site.name), code).await {
+        match follow_code(req, state, Some(site.name), code, body).await {
             Err(FollowError::UnknownCode) if settings.not_found_url.is_some() => {
                 elsewhere_or(settings.not_found_url.as_deref(), FollowError::UnknownCode)
             }
@@ -170,6 +185,7 @@ async fn follow_code(
     state: &LookupState,
     site: Option<&str>,
     code: &str,
+    body: web::Payload,
 ) -> Result<HttpResponse, FollowError> {
     let age = match state.classify(code) {
         Segment::Impossible => return Err(unknown_code(req, state).await),
@@ -192,13 +208,23 @@ async fn follow_code(
         other => return Err(FollowError::Gone(other)),
     }
     let routing = resolved.entry.routing();
+    // A protected link answers its form until the visitor holds a grant or sends the
+    // right password; the grant earned is set with the redirect.
+    let grant = match &routing.password_hash {
+        Some(hash) => match unlock(req, state, key, hash, now, body).await {
+            Unlock::Open(grant) => Some(grant),
+            Unlock::Form(page) => return Ok(page),
+        },
+        None if req.method() == Method::POST => return Err(FollowError::MethodNotAllowed),
+        None => None,
+    };
     let headers = req.headers();
     let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let user_agent = text(&USER_AGENT);
     // A HEAD sees the limit but does not count as a visit; it is a link checker
-    // asking, not a person following.
-    let is_get = req.method() == Method::GET;
-    let counted = is_get.then_some(state.clicks.as_ref()).flatten();
+    // asking, not a person following (a POST is a person with a password).
+    let is_visit = req.method() != Method::HEAD;
+    let counted = is_visit.then_some(state.clicks.as_ref()).flatten();
     // The daily visitor hash, worked out once: it keeps a visitor on one variant
     // and counts them once in stats.
     let visitor = (counted.is_some() || !routing.variants.is_empty()).then(|| {
@@ -234,14 +260,22 @@ async fn follow_code(
     if let Some(max) = resolved.entry.max_visits
         && !state
             .visit_limiter
-            .admit(key, max, is_get, state.replicas.pick())
+            .admit(key, max, is_visit, state.replicas.pick())
             .await
     {
         return Err(FollowError::VisitLimitReached);
     }
     let redirect = resolved.entry.redirect_status;
-    let status = StatusCode::from_u16(redirect.code()).unwrap_or(StatusCode::FOUND);
-    let cache_control = if redirect.is_permanent() {
+    let status = match req.method() {
+        // After the form: a 307 or 308 would have the browser post the password on
+        // to the target.
+        &Method::POST => StatusCode::SEE_OTHER,
+        _ => StatusCode::from_u16(redirect.code()).unwrap_or(StatusCode::FOUND),
+    };
+    let cache_control = if grant.is_some() {
+        // Kept by no cache: the next visitor must be asked again.
+        crate::password::no_store()
+    } else if redirect.is_permanent() {
         state.permanent_cache_control.clone()
     } else {
         NO_STORE
@@ -272,8 +306,69 @@ async fn follow_code(
             forwarded.unwrap_or(location)
         }
     };
-    Ok(HttpResponse::build(status)
+    let mut response = HttpResponse::build(status);
+    response
         .insert_header((LOCATION, location))
-        .insert_header((CACHE_CONTROL, cache_control))
-        .finish())
+        .insert_header((CACHE_CONTROL, cache_control));
+    if let Some(Some(cookie)) = grant {
+        response.insert_header((SET_COOKIE, cookie));
+    }
+    Ok(response.finish())
+}
+
+/// What a protected link answers before its redirect.
+enum Unlock {
+    /// Go on to the redirect, setting this grant (`None`: the visitor holds one).
+    Open(Option<HeaderValue>),
+    /// The form: first asked, wrong password (401), or too many attempts (429).
+    Form(HttpResponse),
+}
+
+/// Asks a visitor of the protected link `key` for its password, or checks the one
+/// they post.
+async fn unlock(
+    req: &HttpRequest,
+    state: &LookupState,
+    key: &str,
+    hash: &str,
+    now: i64,
+    body: web::Payload,
+) -> Unlock {
+    let gate = &state.gate;
+    if req.method() != Method::POST {
+        return if gate.granted(req.headers().get_all(COOKIE), key, hash, now) {
+            Unlock::Open(None)
+        } else {
+            Unlock::Form(password::page(StatusCode::OK, Prompt::First))
+        };
+    }
+    let address = common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_ref())
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    if let Err(retry_after) = gate.attempt(key, &address).await {
+        return Unlock::Form(password::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Prompt::TooMany(retry_after),
+        ));
+    }
+    let sent = body
+        .to_bytes_limited(password::MAX_FORM_BYTES)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|bytes| password::password_field(&bytes));
+    let right = match sent {
+        Some(sent) => {
+            let hash = hash.to_string();
+            web::block(move || common::passwords::verify(&sent, &hash))
+                .await
+                .unwrap_or(false)
+        }
+        None => false,
+    };
+    if !right {
+        return Unlock::Form(password::page(StatusCode::UNAUTHORIZED, Prompt::Wrong));
+    }
+    let secure = req.connection_info().scheme() == "https";
+    Unlock::Open(gate.grant_cookie(key, hash, now, req.path(), secure))
 }

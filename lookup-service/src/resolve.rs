@@ -16,12 +16,13 @@ use common::events::Subscription;
 use common::ids::{CodeCodec, looks_like_generated_code};
 use common::links::domain_name::MAX_LEN;
 use common::links::{Alias, Blocklist, RequestHost, request_host};
-use common::ratelimit::RateLimiter;
+use common::ratelimit::{Quota, RateLimiter};
 use common::site::SiteSettings;
 
 use crate::clicks::ClickRecorder;
 use crate::error::FollowError;
 use crate::metrics::LookupMetrics;
+use crate::password::Gate;
 use crate::tiers::{Age, Tiers};
 use crate::visits::VisitLimiter;
 use common::db::replicas::Replicas;
@@ -57,6 +58,8 @@ pub struct LookupState {
     pub visitor_key: [u8; 16],
     /// The edge's header naming the client's country (`stats.country_header`).
     pub country_header: Option<HeaderName>,
+    /// Passwords of protected links, and the grants the right one earns.
+    pub gate: Gate,
 }
 
 impl std::fmt::Debug for LookupState {
@@ -115,7 +118,16 @@ impl LookupState {
         let clicks = deps.settings.stats.enabled.then(|| {
             ClickRecorder::new(deps.db.clone(), deps.settings.stats.clone(), &deps.metrics)
         });
+        let gate = Gate::new(
+            &code_key,
+            settings.password_grant_ttl,
+            Quota {
+                per_minute: settings.password_attempts_per_minute,
+                burst: settings.password_attempts_burst,
+            },
+        );
         LookupState {
+            gate,
             visitor_key: crate::clicks::visitor_key(&code_key),
             country_header: deps.settings.stats.country_header.clone(),
             clicks,

@@ -76,6 +76,7 @@ fn out_row(link: ExportedLink) -> OutRow {
         forward_query: link.routing.forward_query,
         rules: link.routing.rules,
         variants: link.routing.variants,
+        password_hash: link.routing.password_hash,
     }
 }
 

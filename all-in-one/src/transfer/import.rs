@@ -22,7 +22,7 @@ use common::domains::DefaultDomain;
 use common::links::{DomainName, UrlPolicy};
 use common::time::now_ms;
 use create_service::CreateState;
-use create_service::model::{CreateLinkRequest, ValidLink};
+use create_service::model::{CreateLinkRequest, Password, ValidLink};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -295,7 +295,7 @@ fn read_rows(
             Read::Bad { line, reason } => chunk.bad.push(BadRow { line, reason }),
             Read::Row(row) => {
                 let line = row.line;
-                match validate(row, policy, domains, now_ms()).and_then(|c| keys.assign(c)) {
+                match validate(*row, policy, domains, now_ms()).and_then(|c| keys.assign(c)) {
                     Ok(candidate) => chunk.rows.push(candidate),
                     Err(reason) => chunk.bad.push(BadRow { line, reason }),
                 }
@@ -360,12 +360,23 @@ fn validate(
         forward_query: row.forward_query,
         rules: row.rules,
         variants: row.variants,
+        password: None,
+    };
+    // A protected link comes with its hash, never its password.
+    let password = match row.password_hash {
+        Some(hash) if common::passwords::is_hash(&hash) => Some(Password::Hashed(hash)),
+        Some(_) => {
+            errors.push("password_hash: must be an argon2id hash, as an export writes it".into());
+            None
+        }
+        None => None,
     };
     let link = match request.validate(policy, now) {
         Ok(mut link) => match domains.resolve(link.domain.as_ref()) {
             Ok(site) => {
                 // Held as the branded domain it is, or not at all (the default).
                 link.domain = site.map(|s| s.name.clone());
+                link.password = password;
                 Some(link)
             }
             Err(reason) => {

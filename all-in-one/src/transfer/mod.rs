@@ -7,7 +7,8 @@
 //! (all-time clicks) and `domain` (one of the tenant's branded domains; empty for the
 //! default domain), `forward_query` (`true`/`false`; empty: the domain's default),
 //! `rules` and `variants` (JSON arrays as the API takes them; in CSV an empty cell
-//! means none). CSV files start with a header naming their columns, in any order;
+//! means none), `password_hash` (a protected link's argon2id hash, never a
+//! password: whoever holds the file cannot read the password from it). CSV files start with a header naming their columns, in any order;
 //! JSON Lines files hold one object per line.
 //!
 //! - [`import`]: the import, batched, resumable and idempotent through a ledger.
@@ -24,7 +25,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The columns of a links file, in the order an export writes them.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 11] = [
     "url",
     "alias",
     "created_at",
@@ -35,6 +36,7 @@ pub const COLUMNS: [&str; 10] = [
     "forward_query",
     "rules",
     "variants",
+    "password_hash",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -30,12 +30,13 @@ pub struct SourceRow {
     pub forward_query: Option<bool>,
     pub rules: Option<Vec<Value>>,
     pub variants: Option<Vec<Value>>,
+    pub password_hash: Option<String>,
 }
 
 /// What the next row of a file turned out to be.
 #[derive(Debug)]
 pub enum Read {
-    Row(SourceRow),
+    Row(Box<SourceRow>),
     Bad { line: u64, reason: String },
 }
 
@@ -203,6 +204,7 @@ fn csv_row(line: u64, columns: &[usize], record: &csv::ByteRecord) -> Read {
                 Err(_) => return bad(CLICKS_RULE.into()),
             },
             6 => row.domain = Some(text.to_string()),
+            10 => row.password_hash = Some(text.to_string()),
             7 => match text.parse::<bool>() {
                 Ok(forward) => row.forward_query = Some(forward),
                 Err(_) => return bad(FORWARD_RULE.into()),
@@ -214,7 +216,7 @@ fn csv_row(line: u64, columns: &[usize], record: &csv::ByteRecord) -> Read {
             },
         }
     }
-    Read::Row(row)
+    Read::Row(Box::new(row))
 }
 
 fn json_row(line: u64, text: &[u8]) -> Read {
@@ -260,7 +262,8 @@ fn json_row(line: u64, text: &[u8]) -> Read {
             (2, Value::String(s)) => row.created_at = Some(s).filter(|s| !s.is_empty()),
             (3, Value::String(s)) => row.expires_at = Some(s).filter(|s| !s.is_empty()),
             (6, Value::String(s)) => row.domain = Some(s).filter(|s| !s.is_empty()),
-            (1..=3 | 6, _) => return bad(format!("{name}: must be a string")),
+            (10, Value::String(s)) => row.password_hash = Some(s).filter(|s| !s.is_empty()),
+            (1..=3 | 6 | 10, _) => return bad(format!("{name}: must be a string")),
             (4, Value::Array(items)) => {
                 let tags: Option<Vec<String>> = items
                     .into_iter()
@@ -289,7 +292,7 @@ fn json_row(line: u64, text: &[u8]) -> Read {
     if !seen_url {
         return bad("url: missing".into());
     }
-    Read::Row(row)
+    Read::Row(Box::new(row))
 }
 
 /// One link as an export writes it; every field already in its written form.
@@ -312,6 +315,8 @@ pub struct OutRow {
     pub rules: Vec<Rule>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<Variant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
 
 fn is_true(value: &bool) -> bool {
@@ -363,6 +368,7 @@ impl<W: Write> RowWriter<W> {
                     if row.forward_query { "true" } else { "false" },
                     rules.as_str(),
                     variants.as_str(),
+                    row.password_hash.as_deref().unwrap_or_default(),
                 ])?;
             }
             RowWriter::Jsonl(out) => {
@@ -524,6 +530,7 @@ mod tests {
                         weight: 40,
                     },
                 ],
+                password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
             },
             OutRow {
                 url: "https://b.example/".into(),
@@ -536,6 +543,7 @@ mod tests {
                 forward_query: true,
                 rules: vec![],
                 variants: vec![],
+                password_hash: None,
             },
         ];
         for format in [Format::Csv, Format::Jsonl] {
@@ -557,6 +565,7 @@ mod tests {
                 assert_eq!(read.clicks.unwrap_or_default(), row.clicks as u64);
                 assert_eq!(read.domain, row.domain);
                 assert_eq!(read.forward_query.unwrap_or(true), row.forward_query);
+                assert_eq!(read.password_hash, row.password_hash);
                 let json = |items: Option<&Vec<Value>>| {
                     serde_json::to_value(items.cloned().unwrap_or_default()).unwrap()
                 };

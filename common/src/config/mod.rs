@@ -113,6 +113,9 @@ replica_timeout = "150ms"
 replica_lag_bound = "5s"
 not_found_per_ip_per_minute = 120
 not_found_burst = 60
+password_attempts_per_minute = 10
+password_attempts_burst = 5
+password_grant_ttl = "30m"
 
 [stats]
 enabled = true
@@ -264,6 +267,12 @@ pub struct LookupSettings {
     /// Not-found answers per client address before 429 (scanners).
     pub not_found_per_ip_per_minute: u32,
     pub not_found_burst: u32,
+    /// Password attempts per protected link and client address before 429.
+    pub password_attempts_per_minute: u32,
+    pub password_attempts_burst: u32,
+    /// How long the right password opens its link in that browser.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub password_grant_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -729,6 +738,18 @@ impl Settings {
                 "lookup.not_found_burst",
                 u64::from(self.lookup.not_found_burst),
             ),
+            (
+                "lookup.password_attempts_per_minute",
+                u64::from(self.lookup.password_attempts_per_minute),
+            ),
+            (
+                "lookup.password_attempts_burst",
+                u64::from(self.lookup.password_attempts_burst),
+            ),
+            (
+                "lookup.password_grant_ttl",
+                self.lookup.password_grant_ttl.as_secs(),
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -925,6 +946,8 @@ mod tests {
             ("lookup.l2_negative_ttl", "500ms"),
             ("lookup.not_found_per_ip_per_minute", "0"),
             ("lookup.not_found_burst", "0"),
+            ("lookup.password_attempts_burst", "0"),
+            ("lookup.password_grant_ttl", "500ms"),
             ("stats.apply_batch", "0"),
             ("stats.max_attempts", "0"),
             ("stats.flush_interval", "9ms"),

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
-use crate::model::LinkView;
+use crate::model::{LinkView, Password};
 use crate::state::{Caller, CreateState};
 
 /// The domain a link is addressed on, in the query of every call on one link.
@@ -76,6 +76,11 @@ pub async fn record_for(
     site: Option<&DomainRecord>,
     created_at: Option<i64>,
 ) -> Result<LinkRecord, ApiError> {
+    let password_hash = match link.password {
+        Some(Password::Plain(password)) => Some(hash_password(password).await?),
+        Some(Password::Hashed(hash)) => Some(hash),
+        None => None,
+    };
     let id = state.next_id().await?;
     let code = match &link.alias {
         Some(alias) => LinkCode::from(alias.clone()),
@@ -106,9 +111,18 @@ pub async fn record_for(
                 .unwrap_or(true),
             rules: link.rules,
             variants: link.variants,
-            password_hash: None,
+            password_hash,
         },
     })
+}
+
+/// The argon2id hash of a link's new password, worked out on a blocking thread (it
+/// costs tens of milliseconds of CPU).
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    actix_web::web::block(move || common::passwords::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
 }
 
 /// The owner's view of `record`, which is on `site`.

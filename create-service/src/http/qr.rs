@@ -155,8 +155,8 @@ pub async fn link_qr(
     // Drawing is CPU work that grows with the square of `size`: off the actix worker.
     let body = web::block(move || qr::render(&short_url, format, module_px))
         .await
-        .map_err(|e| ApiError::Render(e.to_string()))?
-        .map_err(|e| ApiError::Render(e.to_string()))?;
+        .map_err(|e| ApiError::Internal(format!("QR rendering: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("QR rendering: {e}")))?;
     let etag = etag_of(&body);
 
     let unchanged = not_modified(req.headers(), &etag);

@@ -40,11 +40,19 @@ pub async fn update_link(
     body: web::Json<UpdateLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.caller(&req, Action::EditLink).await?;
+    // A new password is hashed once, however many times the edit is retried.
+    let mut new_hash = None;
     for _ in 0..ATTEMPTS {
         let (current, site) = super::owned_link(&state, &caller, &on, &code).await?;
-        let next = body
+        let mut next = body
             .apply(&current, &state.url_policy, now_ms())
             .map_err(|e| ApiError::Invalid(e.into_problem()))?;
+        if let Some(Some(password)) = &body.password {
+            if new_hash.is_none() {
+                new_hash = Some(super::hash_password(password.clone()).await?);
+            }
+            next.routing.password_hash.clone_from(&new_hash);
+        }
         let (before, after) = (audit::link_state(&current), audit::link_state(&next));
         if before == after {
             return Ok(HttpResponse::Ok().json(super::view(&state, &current, site.as_ref())));

@@ -24,11 +24,7 @@ use common::problem::Problem;
 
 use crate::http::qr::{etag_of, not_modified};
 
-/// No inline script or style, nothing from another origin; `data:` images only for
-/// the QR code, which the page fetches with the API key and shows as a data URL.
-pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+pub use common::http::PAGE_CONTENT_SECURITY_POLICY as CONTENT_SECURITY_POLICY_VALUE;
 
 /// Where the page's files are served.
 pub const STATIC_PREFIX: &str = "/static/";
