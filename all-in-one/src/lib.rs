@@ -93,7 +93,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mut deps = connect(settings).await?;
     deps.bus = Bus::local();
     let create = CreateService::start(&deps).await?;
-    let lookup = LookupService::start(&deps, create.state.codec.clone()).await;
+    let lookup = LookupService::start(&deps, create.state.codec.clone()).await?;
     let stats = StatsService::start(&deps);
     let builder = ServiceBuilder::new(&deps, create.readiness(&deps));
     let builder = lookup.mount(stats.mount(create.mount(builder, &deps.settings)));

@@ -202,6 +202,55 @@ fn wait_for_clicks(browser: &Browser, at_least: i64) -> i64 {
     }
 }
 
+/// A link made with a password in the form: the browser that follows it is asked
+/// for it, a wrong one is refused on the page, the right one goes on to the target.
+#[test]
+fn a_protected_link_asks_for_its_password() {
+    let server = Server::start();
+    let browser = Browser::launch(&[LANDING_HOST]);
+    browser.open_page(&server.url("/"));
+    let target = server.landing("/healthz");
+    browser.type_into("#url", &target);
+    browser.click("#options summary");
+    browser.type_into("#link-password", "open sesame");
+    browser.click("#create-button");
+    browser.wait_for(&is_shown("result"), Duration::from_secs(10));
+    assert_eq!(browser.text("#result-password"), "asked before redirecting");
+    assert_eq!(
+        browser.eval("document.getElementById('link-password').value"),
+        json!("")
+    );
+    let short = browser.text("#short-link");
+
+    browser.navigate(&short);
+    assert_eq!(
+        browser.eval("document.title"),
+        json!("This link is protected")
+    );
+    browser.type_into("#password", "not it at all");
+    browser.click("form button");
+    browser.wait_for(
+        "document.readyState === 'complete' && document.body.innerText.includes('not right')",
+        Duration::from_secs(10),
+    );
+    browser.type_into("#password", "open sesame");
+    browser.click("form button");
+    browser.wait_for(
+        &format!(
+            "location.href === {} && document.readyState === 'complete'",
+            js(&target)
+        ),
+        Duration::from_secs(10),
+    );
+    // The grant opens it again at once.
+    browser.navigate(&short);
+    browser.wait_for(
+        &format!("location.href === {}", js(&target)),
+        Duration::from_secs(10),
+    );
+    assert_eq!(browser.page_errors(), Vec::<String>::new());
+}
+
 #[test]
 fn shorten_follow_and_watch_the_count_rise() {
     let server = Server::start();
@@ -221,6 +270,11 @@ fn shorten_follow_and_watch_the_count_rise() {
         .to_string();
     assert_eq!(browser.text("#result-url"), target);
     assert_eq!(browser.text("#result-code"), code);
+    assert_eq!(browser.text("#result-password"), "none");
+    assert_eq!(
+        browser.eval("document.getElementById('result-preview').href"),
+        json!(format!("{short}+"))
+    );
     assert_eq!(
         browser.eval("document.getElementById('short-link').href"),
         json!(short)

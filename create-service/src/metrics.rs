@@ -2,7 +2,7 @@
 
 use common::label_values;
 use common::metrics::{Counters, Metrics, register};
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 
 label_values! {
     /// How a created link was named.
@@ -37,6 +37,8 @@ impl std::fmt::Display for Limit {
 
 pub struct CreateMetrics {
     pub created: Counters<Created>,
+    /// Creates with `reuse` answered with an existing link.
+    pub reused: IntCounter,
     pub rate_limited: Counters<Limit>,
     pub id_waits: Counters<IdWait>,
 }
@@ -53,6 +55,13 @@ impl CreateMetrics {
                 "Links created, by how they were named.",
                 "kind",
             )),
+            reused: register(
+                r,
+                IntCounter::new(
+                    "links_reused_total",
+                    "Creates with `reuse` answered with an existing link.",
+                ),
+            ),
             rate_limited: Counters::new(&vec(
                 "rate_limited_total",
                 "Requests refused with 429, by limit.",

@@ -84,6 +84,11 @@ pub struct CreateLinkRequest {
     #[serde(default, skip_serializing)]
     #[schema(write_only, min_length = 8, max_length = 128)]
     pub password: Option<String>,
+    /// `true`: answer with the caller's live link to the same `url` with the same
+    /// options (200) if there is one, instead of making a new one (201). A link with
+    /// a password is never reused.
+    #[serde(default)]
+    pub reuse: Option<bool>,
 }
 
 /// `PATCH /api/v1/links/{code}`: absent fields stay as they are; `null` clears
@@ -595,6 +600,7 @@ mod tests {
             rules: None,
             variants: None,
             password: None,
+            reuse: None,
         }
     }
 

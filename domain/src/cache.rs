@@ -26,6 +26,10 @@ pub struct LinkEntry {
     pub id: i64,
     #[serde(rename = "v")]
     pub updated_at: i64,
+    /// When the link was made (its preview shows it); `None` in entries cached
+    /// before it was kept, whose id tells it to the millisecond unless imported.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
     /// Disabled or deleted: answers 410 whatever the time.
     #[serde(rename = "g", default, skip_serializing_if = "Option::is_none")]
     pub gone: Option<Gone>,
@@ -59,6 +63,7 @@ impl LinkEntry {
             max_visits: record.max_visits,
             id: record.id,
             updated_at: record.updated_at,
+            created_at: Some(record.created_at),
             gone,
             routing: (!record.routing.is_plain()).then(|| Box::new(record.routing.clone())),
         }
@@ -80,6 +85,14 @@ impl LinkEntry {
         std::mem::size_of::<LinkEntry>()
             + self.url.len()
             + self.routing.as_ref().map_or(0, |r| r.weight())
+    }
+
+    /// When the link was made: as stored, else as its id tells.
+    pub fn created_at(&self) -> i64 {
+        self.created_at.unwrap_or_else(|| {
+            crate::ids::SnowflakeId::from_u64(self.id as u64)
+                .map_or(0, |id| id.timestamp_ms() as i64)
+        })
     }
 
     /// The entry's routing, plain when it has none.
@@ -264,7 +277,7 @@ mod tests {
             updated_at in proptest::num::i64::ANY,
             gone in proptest::option::of(proptest::sample::select(vec![Gone::Disabled, Gone::Deleted])),
         ) {
-            let entry = LinkEntry { url, redirect_status: status, expires_at, max_visits, id, updated_at, gone, routing: None };
+            let entry = LinkEntry { url, redirect_status: status, expires_at, max_visits, id, updated_at, created_at: None, gone, routing: None };
             let text = encode(Some(&entry)).expect("a link always encodes");
             proptest::prop_assert_ne!(text.as_str(), MISSING);
             proptest::prop_assert_eq!(decode(&text), Some(Some(entry)));

@@ -102,10 +102,10 @@ const CLICK_DRAIN: Duration = Duration::from_secs(10);
 impl LookupService {
     /// Builds the state and starts its work on `deps.background`; link changes are
     /// heard on `deps.bus`.
-    pub async fn start(deps: &Deps, codec: Arc<CodeCodec>) -> LookupService {
+    pub async fn start(deps: &Deps, codec: Arc<CodeCodec>) -> anyhow::Result<LookupService> {
         let background = &deps.background;
         let subscription = deps.bus.subscription(Topic::Links);
-        let state = web::Data::new(LookupState::build(deps, codec, &subscription));
+        let state = web::Data::new(LookupState::build(deps, codec, &subscription)?);
         subscription.start(Arc::new(Evictor(state.tiers.clone())), background);
         common::blocklist::keep_current(deps).await;
         common::domains::keep_current(deps).await;
@@ -124,7 +124,7 @@ impl LookupService {
         if let Some(recorder) = state.clicks.clone() {
             clicks.spawn_graceful(|stop| recorder.run(stop, CLICK_DRAIN));
         }
-        LookupService { state, clicks }
+        Ok(LookupService { state, clicks })
     }
 
     /// Adds the redirect's data; the redirect itself is the default service.
@@ -148,7 +148,7 @@ impl LookupService {
 /// Serves lookup-service on `deps` (port 0 picks a free one).
 pub async fn start(deps: Deps) -> anyhow::Result<Running> {
     let codec = Arc::new(deps.settings.code_codec()?);
-    let service = LookupService::start(&deps, codec).await;
+    let service = LookupService::start(&deps, codec).await?;
     let builder = ServiceBuilder::new(&deps, readiness(&deps, &service.state));
     service
         .mount(builder)

@@ -5,7 +5,9 @@
 //! - [`tiers`]: L1 moka → L2 Redis Cluster (behind a breaker) → replica → primary.
 //! - [`visits`]: the `max_visits` check, under a deadline.
 //! - [`redirect`]: the `GET|HEAD /{code}` handler and its response semantics.
-//! - [`password`]: the form, check and grant of password-protected links.
+//! - [`password`]: the form, check and grant of password-protected links;
+//!   [`pages`]: the HTML pages the redirect may answer instead (that form, a preview).
+//! - [`geo`]: the visitor's country, from the edge's header or a GeoIP database.
 //! - [`error`]: every answer other than a redirect, as one enum.
 //! - [`buffer`]: the in-memory click aggregate the redirect adds to.
 //! - [`clicks`]: the recorder and its flushes to the durable queue.
@@ -15,7 +17,9 @@ pub mod app;
 pub mod buffer;
 pub mod clicks;
 pub mod error;
+pub mod geo;
 pub mod metrics;
+pub mod pages;
 pub mod password;
 pub mod redirect;
 pub mod resolve;

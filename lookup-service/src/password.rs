@@ -3,7 +3,7 @@
 //! while.
 //!
 //! - `GET /{code}` of a protected link answers 200 with a small form (no script, the
-//!   web page's Content-Security-Policy, never cached) unless the request carries a
+//!   web page's Content-Security-Policy but for `form-action`, never cached) unless the request carries a
 //!   valid grant for the link, which redirects as usual.
 //! - The form posts `password` to the same path. Attempts are limited per link and
 //!   client address (429 with `Retry-After`); a wrong password answers the form again
@@ -19,20 +19,18 @@ use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY,
-    RETRY_AFTER, X_CONTENT_TYPE_OPTIONS,
-};
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use common::ratelimit::{Decision, Quota, RateLimiter};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::pages;
+
 /// The grant cookie; its path makes it one per link.
 pub const GRANT_COOKIE: &str = "shortener_grant";
 /// Longest form body read: a 128-character password, escaped, fits many times over.
 pub const MAX_FORM_BYTES: usize = 4096;
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// Checks passwords and signs grants for one lookup instance.
 pub struct Gate {
@@ -172,40 +170,31 @@ pub fn page(status: StatusCode, prompt: Prompt) -> HttpResponse {
             format!("Too many attempts. Try again in {seconds} seconds.")
         }
     };
-    let body = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title>Protected link</title>\n</head>\n\
-         <body>\n<main>\n<h1>This link is protected</h1>\n<p role=\"status\">{message}</p>\n\
-         <form method=\"post\">\n<label for=\"password\">Password</label>\n\
+    let form = format!(
+        "<p role=\"status\">{message}</p>\n<form method=\"post\">\n\
+         <label for=\"password\">Password</label>\n\
          <input id=\"password\" name=\"password\" type=\"password\" required autofocus \
          autocomplete=\"current-password\" minlength=\"8\" maxlength=\"128\">\n\
-         <button type=\"submit\">Continue</button>\n</form>\n</main>\n</body>\n</html>\n"
+         <button type=\"submit\">Continue</button>\n</form>\n"
     );
-    let mut response = HttpResponse::build(status);
-    response
-        .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
-        .insert_header((CACHE_CONTROL, NO_STORE))
-        .insert_header((
-            CONTENT_SECURITY_POLICY,
-            common::http::PAGE_CONTENT_SECURITY_POLICY,
-        ))
-        .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((REFERRER_POLICY, "no-referrer"));
-    if let Prompt::TooMany(seconds) = prompt {
-        response.insert_header((RETRY_AFTER, seconds.to_string()));
+    let mut response = pages::page_with(
+        status,
+        "This link is protected",
+        &form,
+        pages::FORM_CONTENT_SECURITY_POLICY,
+    );
+    if let Prompt::TooMany(seconds) = prompt
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(RETRY_AFTER, value);
     }
-    response.body(body)
-}
-
-/// `Cache-Control` of every answer about a protected link.
-pub const fn no_store() -> HeaderValue {
-    NO_STORE
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pages::NO_STORE;
 
     fn gate() -> Gate {
         Gate::new(

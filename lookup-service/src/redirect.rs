@@ -38,9 +38,10 @@ use common::ratelimit::{Decision, Quota};
 use common::time::now_ms;
 
 use crate::error::{FollowError, NO_STORE};
+use crate::pages;
 use crate::password::{self, Prompt};
 use crate::resolve::{LookupState, Segment, Site};
-use crate::tiers::Age;
+use crate::tiers::{Age, Cached};
 
 /// The answer to a code nobody has: 404, or 429 for an address that collects too
 /// many of them (a scanner).
@@ -96,6 +97,11 @@ async fn answer(
         return Err(FollowError::MethodNotAllowed);
     }
     let mut host = [0u8; MAX_LEN];
+    // `/{code}+`: where the link goes, without going there.
+    if let Some(code) = code.strip_suffix('+') {
+        let site = state.site(req, &mut host)?;
+        return Box::pin(preview(req, state, site.as_ref().map(|s| s.name), code)).await;
+    }
     match state.site(req, &mut host)? {
         None if code.is_empty() => Err(FollowError::NoSuchPath),
         None => follow_code(req, state, None, code, body).await,
@@ -179,6 +185,92 @@ fn elsewhere_or(url: Option<&str>, error: FollowError) -> Result<HttpResponse, F
     url.and_then(elsewhere).ok_or(error)
 }
 
+/// The link `code` under `key` (its key on its domain) when it redirects at `now`
+/// (then `link` is always there): 404, or 429 for a scanner, when there is none; 410
+/// when it no longer redirects.
+async fn active_link(
+    req: &HttpRequest,
+    state: &LookupState,
+    code: &str,
+    key: &str,
+    now: i64,
+) -> Result<Cached, FollowError> {
+    let age = match state.classify(code) {
+        Segment::Impossible => return Err(unknown_code(req, state).await),
+        Segment::Generated(age) => age,
+        Segment::Alias => Age::Unknown,
+    };
+    let cached = state.tiers.get(key, age).await.map_err(|e| {
+        tracing::error!(error = %e, "link lookup failed in every tier");
+        FollowError::Unavailable
+    })?;
+    let Some(resolved) = &cached.link else {
+        return Err(unknown_code(req, state).await);
+    };
+    match resolved.entry.state_at(now) {
+        LinkState::Active => Ok(cached),
+        other => Err(FollowError::Gone(other)),
+    }
+}
+
+/// The preview of `code` on `site`: its target (unless a password guards it), when it
+/// was made, whether it is protected; nothing is followed or fetched, and nothing is
+/// counted.
+async fn preview(
+    req: &HttpRequest,
+    state: &LookupState,
+    site: Option<&str>,
+    code: &str,
+) -> Result<HttpResponse, FollowError> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(FollowError::MethodNotAllowed);
+    }
+    let mut key_buf = [0u8; MAX_KEY];
+    let key = link_key(site, code, &mut key_buf).ok_or(FollowError::UnknownCode)?;
+    let cached = active_link(req, state, code, key, now_ms()).await?;
+    let Some(resolved) = &cached.link else {
+        return Err(FollowError::UnknownCode);
+    };
+    if resolved
+        .host()
+        .is_some_and(|host| state.blocklist.blocks(host))
+    {
+        return Err(FollowError::Blocked);
+    }
+    let routing = resolved.entry.routing();
+    let created = common::time::from_ms(resolved.entry.created_at());
+    let mut main = String::new();
+    match (&routing.password_hash, resolved.location.as_ref()) {
+        (Some(_), _) => main.push_str(
+            "<p>This link is protected by a password: where it goes is shown only to \
+             those who give it.</p>\n",
+        ),
+        (None, Some(location)) => {
+            let url = pages::escape(location.to_str().unwrap_or_default());
+            main.push_str(&format!(
+                "<p>It goes to <a href=\"{url}\" rel=\"nofollow noopener noreferrer\">{url}</a></p>\n"
+            ));
+            if routing.chooses() {
+                main.push_str(&format!(
+                    "<p>Some visitors are sent elsewhere: it has {} rule(s) and {} \
+                     variant(s) that choose by device, system, language or country.</p>\n",
+                    routing.rules.len(),
+                    routing.variants.len()
+                ));
+            }
+        }
+        (None, None) => return Err(FollowError::Gone(LinkState::Disabled)),
+    }
+    main.push_str(&format!(
+        "<p>Made on <time datetime=\"{}\">{}</time>.</p>\n\
+         <p><a href=\"/{}\">Follow the link</a></p>\n",
+        created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created.format("%-d %B %Y, %H:%M UTC"),
+        pages::escape(code),
+    ));
+    Ok(pages::page(StatusCode::OK, "Where this link goes", &main))
+}
+
 /// Follows `code` on `site` (`None`: the default domain).
 async fn follow_code(
     req: &HttpRequest,
@@ -187,26 +279,14 @@ async fn follow_code(
     code: &str,
     body: web::Payload,
 ) -> Result<HttpResponse, FollowError> {
-    let age = match state.classify(code) {
-        Segment::Impossible => return Err(unknown_code(req, state).await),
-        Segment::Generated(age) => age,
-        Segment::Alias => Age::Unknown,
-    };
     // The link's key on its domain: every tier, event and click count goes by it.
     let mut key_buf = [0u8; MAX_KEY];
     let key = link_key(site, code, &mut key_buf).ok_or(FollowError::UnknownCode)?;
-    let cached = state.tiers.get(key, age).await.map_err(|e| {
-        tracing::error!(error = %e, "link lookup failed in every tier");
-        FollowError::Unavailable
-    })?;
-    let Some(resolved) = &cached.link else {
-        return Err(unknown_code(req, state).await);
-    };
     let now = now_ms();
-    match resolved.entry.state_at(now) {
-        LinkState::Active => {}
-        other => return Err(FollowError::Gone(other)),
-    }
+    let cached = active_link(req, state, code, key, now).await?;
+    let Some(resolved) = &cached.link else {
+        return Err(FollowError::UnknownCode);
+    };
     let routing = resolved.entry.routing();
     // A protected link answers its form until the visitor holds a grant or sends the
     // right password; the grant earned is set with the redirect.
@@ -227,13 +307,16 @@ async fn follow_code(
     let counted = is_visit.then_some(state.clicks.as_ref()).flatten();
     // The daily visitor hash, worked out once: it keeps a visitor on one variant
     // and counts them once in stats.
+    let address = (counted.is_some() || routing.chooses())
+        .then(|| common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_ref()))
+        .flatten();
     let visitor = (counted.is_some() || !routing.variants.is_empty()).then(|| {
-        let address =
-            common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_ref());
         let day = now - now.rem_euclid(common::clicks::DAY_MS);
         visitor_hash(&state.visitor_key, day, address, user_agent.unwrap_or(""))
     });
-    let country = || state.country_header.as_ref().and_then(text);
+    // Looked up once, and only when a rule or the click asks (a GeoIP lookup costs).
+    let known_country = std::cell::OnceCell::new();
+    let country = || *known_country.get_or_init(|| state.countries.of(req, address));
     let choice = routing.chooses().then(|| {
         routing.choose(
             resolved.entry.id,
@@ -274,7 +357,7 @@ async fn follow_code(
     };
     let cache_control = if grant.is_some() {
         // Kept by no cache: the next visitor must be asked again.
-        crate::password::no_store()
+        crate::pages::NO_STORE
     } else if redirect.is_permanent() {
         state.permanent_cache_control.clone()
     } else {

@@ -21,6 +21,7 @@ use common::site::SiteSettings;
 
 use crate::clicks::ClickRecorder;
 use crate::error::FollowError;
+use crate::geo::Countries;
 use crate::metrics::LookupMetrics;
 use crate::password::Gate;
 use crate::tiers::{Age, Tiers};
@@ -56,8 +57,8 @@ pub struct LookupState {
     /// Keys the daily visitor hash: unique visitors in stats, and which variant of
     /// a split test a visitor gets.
     pub visitor_key: [u8; 16],
-    /// The edge's header naming the client's country (`stats.country_header`).
-    pub country_header: Option<HeaderName>,
+    /// The visitor's country: the edge's header, else the GeoIP database.
+    pub countries: Countries,
     /// Passwords of protected links, and the grants the right one earns.
     pub gate: Gate,
 }
@@ -89,7 +90,11 @@ pub enum Segment {
 
 impl LookupState {
     /// Builds the tiers. Starts no work: [`crate::app::LookupService`] does.
-    pub fn build(deps: &Deps, codec: Arc<CodeCodec>, subscription: &Subscription) -> LookupState {
+    pub fn build(
+        deps: &Deps,
+        codec: Arc<CodeCodec>,
+        subscription: &Subscription,
+    ) -> anyhow::Result<LookupState> {
         let settings = deps.settings.lookup.clone();
         let metrics = Arc::new(LookupMetrics::new(&deps.metrics));
         // The redirect is mounted as the default service (see `app::redirect_service`).
@@ -126,10 +131,14 @@ impl LookupState {
                 burst: settings.password_attempts_burst,
             },
         );
-        LookupState {
+        let countries = Countries::open(
+            deps.settings.stats.country_header.clone(),
+            deps.settings.geoip.database.as_deref(),
+        )?;
+        Ok(LookupState {
             gate,
+            countries,
             visitor_key: crate::clicks::visitor_key(&code_key),
-            country_header: deps.settings.stats.country_header.clone(),
             clicks,
             visit_limiter: VisitLimiter::new(deps.db.clone(), settings.replica_timeout),
             blocklist: deps.blocklist.clone(),
@@ -143,7 +152,7 @@ impl LookupState {
             metrics,
             not_found_limiter: RateLimiter::new(None),
             permanent_cache_control,
-        }
+        })
     }
 
     /// The domain a request is for: `None` for the default domain (its own hosts, and

@@ -565,6 +565,7 @@ mod tests {
             max_visits: None,
             id: 1,
             updated_at: 0,
+            created_at: None,
             gone: None,
             routing: None,
         }

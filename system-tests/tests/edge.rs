@@ -102,6 +102,35 @@ async fn nginx_routes_and_guards() {
         .await
         .assert_problem(414, "uri-too-long");
     assert_eq!(h.count_links().await, before);
+    // A protected link's form posts through the edge; its preview passes too.
+    h.send(
+        h.http
+            .post(edge("/api/v1/links"))
+            .bearer_auth(&h.key)
+            .json(&json!({"url": "https://example.com/locked", "alias": "edge-locked", "password": "open sesame"})),
+    )
+    .await;
+    let form = h.send(h.http.get(edge("/edge-locked"))).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    let post = |body: String| {
+        h.http
+            .post(edge("/edge-locked"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let opened = h.send(post("password=open+sesame".into())).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.text);
+    assert_eq!(
+        opened.header("location"),
+        Some("https://example.com/locked")
+    );
+    assert!(opened.header("set-cookie").is_some());
+    h.send(post(format!("password={}", "x".repeat(16 * 1024))))
+        .await
+        .assert_problem(413, "body-too-large");
+    let preview = h.send(h.http.get(edge(&format!("/{code}+")))).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.text);
+    assert!(preview.text.contains("https://example.com/through-nginx"));
     // Unknown codes still get the service's own problem.
     h.send(h.http.get(edge("/no-such-alias")))
         .await

@@ -46,7 +46,7 @@ fn assert_form(answer: &Answer, status: u16) {
     assert_eq!(answer.header("cache-control"), Some("no-store"));
     assert_eq!(
         answer.header("content-security-policy"),
-        Some(common::http::PAGE_CONTENT_SECURITY_POLICY)
+        Some(lookup_service::pages::FORM_CONTENT_SECURITY_POLICY)
     );
     assert_eq!(answer.header("location"), None);
     assert!(

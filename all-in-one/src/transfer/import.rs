@@ -361,6 +361,7 @@ fn validate(
         rules: row.rules,
         variants: row.variants,
         password: None,
+        reuse: None,
     };
     // A protected link comes with its hash, never its password.
     let password = match row.password_hash {

@@ -133,6 +133,11 @@ poll_interval = "100ms"
 # How long audit rows are kept; rows of the last day are never purged.
 retention = "400d"
 
+[geoip]
+# A MaxMind-format database (GeoLite2 / GeoIP2 Country or City) giving the country of
+# a client address when the edge sends no country header; empty: none.
+database = ""
+
 [rate_limit]
 enabled = true
 per_key_per_minute = 6000
@@ -181,7 +186,17 @@ pub struct Settings {
     pub stats: StatsSettings,
     pub rate_limit: RateLimitSettings,
     pub audit: AuditSettings,
+    pub geoip: GeoipSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoipSettings {
+    /// The database file read at start (empty: none); a file that cannot be read
+    /// stops the start.
+    #[serde(deserialize_with = "optional_path")]
+    pub database: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -430,6 +445,14 @@ pub struct TelemetrySettings {
 }
 
 /// A header name, parsed once at start; empty means none.
+/// A path, or `None` for the empty string.
+fn optional_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::path::PathBuf>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Ok((!text.trim().is_empty()).then(|| std::path::PathBuf::from(text.trim())))
+}
+
 fn header_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<HeaderName>, D::Error> {
     let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
     if text.is_empty() {

@@ -177,6 +177,31 @@ where
     row.as_ref().map(record_from_row).transpose()
 }
 
+/// The tenant's newest live, enabled links to `url` on `domain` (`None`: the default
+/// domain), at most `limit`: the candidates a create with `reuse` may answer with.
+pub async fn live_to_url(
+    pool: &AnyPool,
+    tenant_id: &TenantId,
+    domain: Option<&DomainName>,
+    url: &str,
+    limit: u32,
+) -> Result<Vec<LinkRecord>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM links WHERE url = $1 AND tenant_id = $2 AND domain = $3 \
+         AND deleted_at IS NULL AND disabled_at IS NULL ORDER BY id DESC LIMIT $4"
+    );
+    let rows = sqlx::query(sql)
+        .bind(url)
+        .bind(tenant_id.as_str())
+        .bind(domain.map(DomainName::as_str).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(record_from_row).collect()
+}
+
 /// Which of a tenant's domains a listing covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainFilter {

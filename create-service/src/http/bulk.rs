@@ -46,7 +46,8 @@ impl<'de> Deserialize<'de> for BulkRequest {
     }
 }
 
-/// The outcome of one item: `status` is what a single create would have answered.
+/// The outcome of one item: `status` is what a single create would have answered
+/// (201 made, 200 an existing link for `reuse`, or a problem's).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BulkItemResult {
     pub index: usize,
@@ -142,6 +143,19 @@ pub async fn create_bulk(
                 }
             }
         };
+        if item.reuse == Some(true)
+            && let Some(existing) =
+                super::create::reusable(&state, &caller, &valid, site.as_ref()).await?
+        {
+            state.metrics.reused.inc();
+            results.push(Some(BulkItemResult {
+                index,
+                status: 200,
+                link: Some(super::view(&state, &existing, site.as_ref())),
+                error: None,
+            }));
+            continue;
+        }
         let record = super::new_record(&state, &caller, valid, site.as_ref()).await?;
         // Two items of one request asking for the same alias on one domain: the first
         // wins.
@@ -200,7 +214,7 @@ pub async fn create_bulk(
         .inc_by(created as u64);
     Ok(HttpResponse::Ok().json(BulkResponse {
         created,
-        failed: results.len() - created,
+        failed: results.iter().filter(|r| r.status >= 400).count(),
         results,
     }))
 }

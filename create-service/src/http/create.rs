@@ -1,7 +1,7 @@
 //! `POST /api/v1/links`: create one link, idempotently when asked to.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{CONTENT_LOCATION, CONTENT_TYPE, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::audit::{self, AuditAction};
 use common::db::{StoreError, idempotency, links};
@@ -12,8 +12,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::metrics::Created;
-use crate::model::{CreateLinkRequest, LinkView};
-use crate::state::CreateState;
+use common::db::domains::DomainRecord;
+
+use crate::model::{CreateLinkRequest, LinkView, ValidLink};
+use crate::state::{Caller, CreateState};
 
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -55,6 +57,56 @@ fn location(record: &links::LinkRecord) -> String {
     }
 }
 
+/// Most live links to one URL a `reuse` looks through for one with the same options.
+const REUSE_CANDIDATES: u32 = 50;
+
+/// The caller's newest live link to the same URL on the same domain with every
+/// option `valid` would give a new one (its defaults filled in as a create would
+/// fill them), and the alias if one is asked for; never a protected link, nor one
+/// for a request with a password (a password is a link of its own).
+pub(crate) async fn reusable(
+    state: &CreateState,
+    caller: &Caller,
+    valid: &ValidLink,
+    site: Option<&DomainRecord>,
+) -> Result<Option<links::LinkRecord>, ApiError> {
+    if valid.password.is_some() {
+        return Ok(None);
+    }
+    let candidates = links::live_to_url(
+        state.deps.db.primary(),
+        caller.tenant_id(),
+        valid.domain.as_ref().filter(|_| site.is_some()),
+        valid.url.as_str(),
+        REUSE_CANDIDATES,
+    )
+    .await?;
+    let now = now_ms();
+    let redirect_status = valid
+        .redirect_status
+        .or(site.map(|s| s.settings.redirect_status))
+        .unwrap_or_default();
+    let forward_query = valid
+        .forward_query
+        .or(site.map(|s| s.settings.forward_query))
+        .unwrap_or(true);
+    Ok(candidates.into_iter().find(|link| {
+        link.state_at(now) == links::LinkState::Active
+            && valid
+                .alias
+                .as_ref()
+                .is_none_or(|alias| link.code.as_str() == alias.as_str())
+            && link.redirect_status == redirect_status
+            && link.tags == valid.tags
+            && link.max_visits == valid.max_visits
+            && link.expires_at == valid.expires_at
+            && link.routing.password_hash.is_none()
+            && link.routing.forward_query == forward_query
+            && link.routing.rules == valid.rules
+            && link.routing.variants == valid.variants
+    }))
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/links",
@@ -63,6 +115,7 @@ fn location(record: &links::LinkRecord) -> String {
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response")),
     responses(
         (status = 201, description = "Created", body = LinkView),
+        (status = 200, description = "`reuse`: the caller's live link with the same URL and options", body = LinkView),
         super::openapi::CallerProblems,
         super::openapi::BodyProblems,
         (status = 404, description = "No such domain of yours", body = Problem, content_type = "application/problem+json"),
@@ -104,6 +157,14 @@ pub async fn create_link(
         .map_err(|e| ApiError::Invalid(e.into_problem()))?;
     let is_alias = valid.alias.is_some();
     let site = super::caller_domain(&state, caller.tenant_id(), valid.domain.as_ref()).await?;
+    if request.reuse == Some(true)
+        && let Some(existing) = reusable(&state, &caller, &valid, site.as_ref()).await?
+    {
+        state.metrics.reused.inc();
+        return Ok(HttpResponse::Ok()
+            .insert_header((CONTENT_LOCATION, location(&existing)))
+            .json(super::view(&state, &existing, site.as_ref())));
+    }
     let record = super::new_record(&state, &caller, valid, site.as_ref()).await?;
     let view = super::view(&state, &record, site.as_ref());
     let body = serde_json::to_string(&view)

@@ -184,6 +184,10 @@
       }
       body.expires_at = at.toISOString();
     }
+    const password = $("link-password").value;
+    if (password) {
+      body.password = password;
+    }
     const button = $("create-button");
     button.disabled = true;
     const answer = await request("/api/v1/links", {
@@ -200,6 +204,7 @@
       return;
     }
     const link = answer.body;
+    $("link-password").value = "";
     remember(link);
     showResult(link);
     renderRecent();
@@ -215,6 +220,9 @@
     $("result-url").textContent = link.url;
     $("result-code").textContent = link.code;
     $("result-expires").textContent = link.expires_at ? formatTime(link.expires_at) : "never";
+    $("result-password").textContent = link.password_protected ? "asked before redirecting" : "none";
+    // The preview (`/{code}+`) shows where the link goes without going there.
+    setLink($("result-preview"), link.short_url + "+", "Preview");
     const domain = branded(link);
     $("result-stats").setAttribute("href", statsHash(link.code, domain));
     $("copy-status").textContent = "";
