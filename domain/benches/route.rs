@@ -54,6 +54,12 @@ fn choose(c: &mut Criterion) {
                 .then(|| plain.choose(42, &visitor))
         })
     });
+    group.bench_function("classify", |b| {
+        b.iter(|| domain::route::classify(black_box(CHROME)))
+    });
+    group.bench_function("preferred_language", |b| {
+        b.iter(|| domain::route::preferred_language(black_box("en-GB,en;q=0.9,de;q=0.5")))
+    });
     group.bench_function("5_rules_3_variants", |b| {
         b.iter(|| black_box(&routing).choose(black_box(42), black_box(&visitor)))
     });

@@ -350,6 +350,11 @@ pub fn preferred_language(header: &str) -> Option<&str> {
         let Some(weight) = weight.filter(|w| *w > 0) else {
             continue;
         };
+        // Nothing weighs more than 1: the first tag of full weight is the answer
+        // (what browsers send first), and the rest need not be read.
+        if weight == 1000 {
+            return Some(tag);
+        }
         if best.is_none_or(|(_, w)| weight > w) {
             best = Some((tag, weight));
         }
@@ -423,62 +428,110 @@ const MARKS: [&str; 27] = [
     "mac os x",
     "linux",
 ];
-const BOTS: usize = 12;
+/// The first marks of [`MARKS`] name bots.
+const BOTS: u32 = (1 << 12) - 1;
 
-/// One automaton for every mark: a user agent is read once, whatever it holds.
-static FINDER: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
-    std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(MARKS)
-            .ok()
-    });
+/// The bit of `mark` in what a [`classify`] pass has seen (its place in [`MARKS`]),
+/// worked out when the crate is compiled.
+const fn bit(mark: &str) -> u32 {
+    let mut i = 0;
+    while i < MARKS.len() {
+        let (a, b) = (MARKS[i].as_bytes(), mark.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return 1 << i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not one of MARKS")
+}
+
+const IPAD: u32 = bit("ipad");
+const TABLET: u32 = bit("tablet") | bit("kindle") | bit("silk/");
+const ANDROID: u32 = bit("android");
+const MOBILE: u32 = bit("mobile");
+const PHONE: u32 = bit("mobi") | bit("iphone") | bit("ipod") | bit("phone");
+const IOS: u32 = bit("iphone") | IPAD | bit("ipod");
+const CHROMEOS: u32 = bit("; cros");
+const WINDOWS: u32 = bit("windows");
+const MACOS: u32 = bit("macintosh") | bit("mac os x");
+const LINUX: u32 = bit("linux");
+
+/// For each byte a mark can start with (in either case), the marks starting with it:
+/// a pass over a user agent compares, at each byte, only the marks that could begin
+/// there, from a table that fits in a few cache lines.
+const STARTS: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < MARKS.len() {
+        let first = MARKS[i].as_bytes()[0];
+        table[first as usize] |= 1 << i;
+        table[first.to_ascii_uppercase() as usize] |= 1 << i;
+        i += 1;
+    }
+    table
+};
+
+/// The marks found in `ua` (ASCII case ignored), as bits of [`MARKS`].
+fn marks_in(ua: &[u8]) -> u32 {
+    let mut seen = 0u32;
+    for (at, &byte) in ua.iter().enumerate() {
+        let mut candidates = STARTS[usize::from(byte)] & !seen;
+        while candidates != 0 {
+            let i = candidates.trailing_zeros();
+            candidates &= candidates - 1;
+            // The second byte settles most candidates before a whole compare.
+            let found = MARKS.get(i as usize).is_some_and(|mark| {
+                let mark = mark.as_bytes();
+                ua.get(at + 1)
+                    .is_some_and(|b| b.to_ascii_lowercase() == mark[1])
+                    && ua
+                        .get(at..at + mark.len())
+                        .is_some_and(|s| s.eq_ignore_ascii_case(mark))
+            });
+            if found {
+                seen |= 1 << i;
+            }
+        }
+    }
+    seen
+}
 
 /// The device and OS a user agent names, by the marks browsers have long sent:
 /// crawlers and HTTP libraries are bots; iPads, Android without `Mobile`, Kindles
 /// are tablets; `Mobi`, iPhones, Android phones are mobile; the rest desktop. An
 /// empty user agent names neither.
 pub fn classify(user_agent: &str) -> (Option<Device>, Option<Os>) {
-    let Some(finder) = FINDER.as_ref().filter(|_| !user_agent.is_empty()) else {
+    if user_agent.is_empty() {
         return (None, None);
-    };
-    let ua = &user_agent.as_bytes()[..user_agent.len().min(MAX_AGENT)];
-    let mut seen = 0u32;
-    for found in finder.find_overlapping_iter(ua) {
-        seen |= 1 << found.pattern().as_u32();
     }
-    let has = |mark: &str| {
-        MARKS
-            .iter()
-            .position(|m| *m == mark)
-            .is_some_and(|i| seen & (1 << i) != 0)
-    };
-    let android = has("android");
-    let device = if seen & ((1 << BOTS) - 1) != 0 {
+    let seen = marks_in(&user_agent.as_bytes()[..user_agent.len().min(MAX_AGENT)]);
+    let has = |marks: u32| seen & marks != 0;
+    let device = if has(BOTS) {
         Device::Bot
-    } else if has("ipad")
-        || has("tablet")
-        || has("kindle")
-        || has("silk/")
-        || (android && !has("mobile"))
-    {
+    } else if has(IPAD | TABLET) || (has(ANDROID) && !has(MOBILE)) {
         Device::Tablet
-    } else if has("mobi") || has("iphone") || has("ipod") || android || has("phone") {
+    } else if has(PHONE | ANDROID) {
         Device::Mobile
     } else {
         Device::Desktop
     };
-    let os = if has("iphone") || has("ipad") || has("ipod") {
+    let os = if has(IOS) {
         Some(Os::Ios)
-    } else if android {
+    } else if has(ANDROID) {
         Some(Os::Android)
-    } else if has("; cros") {
+    } else if has(CHROMEOS) {
         Some(Os::Chromeos)
-    } else if has("windows") {
+    } else if has(WINDOWS) {
         Some(Os::Windows)
-    } else if has("macintosh") || has("mac os x") {
+    } else if has(MACOS) {
         Some(Os::Macos)
-    } else if has("linux") {
+    } else if has(LINUX) {
         Some(Os::Linux)
     } else {
         None

@@ -141,14 +141,22 @@ async fn on_site(
             Err(_) => FollowError::NoSuchPath.error_response(),
         };
     }
+    // The owner's fallback pages are for browsers following links; a form post to a
+    // code that is not a protected link's answers as the service does.
+    let posted = req.method() == Method::POST;
     let answer = if code.is_empty() {
-        settings
-            .root_url
-            .as_deref()
-            .and_then(elsewhere)
-            .ok_or(FollowError::NoSuchPath)
+        if posted {
+            Err(FollowError::MethodNotAllowed)
+        } else {
+            settings
+                .root_url
+                .as_deref()
+                .and_then(elsewhere)
+                .ok_or(FollowError::NoSuchPath)
+        }
     } else {
         match follow_code(req, state, Some(site.name), code, body).await {
+            Err(e) if posted => Err(e),
             Err(FollowError::UnknownCode) if settings.not_found_url.is_some() => {
                 elsewhere_or(settings.not_found_url.as_deref(), FollowError::UnknownCode)
             }

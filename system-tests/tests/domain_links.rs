@@ -342,6 +342,22 @@ async fn a_domain_decides_its_dead_ends(h: &Harness) {
     let unknown = follow_until(h, "go.acme.com", "/nope-nope", 302).await;
     assert_eq!(unknown.header("location"), Some("https://acme.com/404"));
     follow_until(h, "go.acme.com", "/", 404).await;
+    // The fallbacks are for browsers following links, not for a form's post.
+    for (path, status, kind) in [
+        ("/nope-nope", 404, "not-found"),
+        ("/old", 410, "link-gone"),
+        ("/", 405, "method-not-allowed"),
+    ] {
+        let url = format!("http://127.0.0.1:{}{path}", h.lookup_port);
+        h.send(
+            h.http
+                .post(url)
+                .header("host", "go.acme.com")
+                .body("password=x"),
+        )
+        .await
+        .assert_problem(status, kind);
+    }
 
     // HTTPS only: plain http goes to https, and answers carry HSTS.
     let patched = h
