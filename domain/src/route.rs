@@ -194,28 +194,161 @@ impl Routing {
         chosen.unwrap_or(url)
     }
 
+    /// The target for `visitor` of the link with id `link_id` (see [`Chooser::choose`]).
+    pub fn choose(&self, link_id: i64, visitor: &Visitor<'_>) -> Choice {
+        self.chooser().choose(link_id, visitor)
+    }
+
+    /// The rules and variants in the form a redirect tests them: every `when` as bit
+    /// sets and inline codes, in three allocations however many rules there are (a
+    /// cached link's rules are read on every follow, and scattered small vectors
+    /// cost a cache miss each).
+    pub fn chooser(&self) -> Chooser {
+        let mut codes = Vec::new();
+        let mut tags: Vec<Box<str>> = Vec::new();
+        let tests = self
+            .rules
+            .iter()
+            .map(|rule| {
+                let when = &rule.when;
+                let first_code = codes.len();
+                codes.extend(when.country.iter().filter_map(|c| {
+                    let b = c.as_bytes();
+                    Some([
+                        b.first()?.to_ascii_uppercase(),
+                        b.get(1)?.to_ascii_uppercase(),
+                    ])
+                }));
+                let first_tag = tags.len();
+                tags.extend(when.language.iter().map(|t| Box::from(t.as_str())));
+                Test {
+                    devices: when.device.iter().fold(0, |m, d| m | (1 << *d as u8)),
+                    systems: when.os.iter().fold(0, |m, o| m | (1 << *o as u8)),
+                    countries: span(first_code, codes.len()),
+                    languages: span(first_tag, tags.len()),
+                }
+            })
+            .collect();
+        Chooser {
+            tests,
+            codes: codes.into_boxed_slice(),
+            tags: tags.into_boxed_slice(),
+            weights: self.variants.iter().map(|v| v.weight).collect(),
+        }
+    }
+}
+
+fn span(from: usize, to: usize) -> (u16, u16) {
+    (
+        u16::try_from(from).unwrap_or(u16::MAX),
+        u16::try_from(to).unwrap_or(u16::MAX),
+    )
+}
+
+/// One rule's `when`, compiled: a key left out is an empty set, which tests nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Test {
+    /// Bit `1 << Device as u8` per device listed.
+    devices: u8,
+    /// Bit `1 << Os as u8` per system listed.
+    systems: u8,
+    /// The rule's countries in [`Chooser::codes`], uppercase.
+    countries: (u16, u16),
+    /// The rule's language tags in [`Chooser::tags`].
+    languages: (u16, u16),
+}
+
+/// A routing's rules and variants as a redirect tests them ([`Routing::chooser`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Chooser {
+    tests: Box<[Test]>,
+    codes: Box<[[u8; 2]]>,
+    tags: Box<[Box<str>]>,
+    weights: Box<[u8]>,
+}
+
+impl Chooser {
+    /// How many rules come before the variants (a variant's target index follows
+    /// them).
+    pub fn rules(&self) -> usize {
+        self.tests.len()
+    }
+
+    pub fn variants(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Approximate heap footprint, for the byte-bounded local cache.
+    pub fn weight(&self) -> usize {
+        self.tests.len() * std::mem::size_of::<Test>()
+            + self.codes.len() * 2
+            + self.tags.iter().map(|t| 16 + t.len()).sum::<usize>()
+            + self.weights.len()
+    }
+
+    /// Whether some rule tests the visitor's country (worth a GeoIP lookup).
+    pub fn asks_country(&self) -> bool {
+        self.tests.iter().any(|t| t.countries.0 < t.countries.1)
+    }
+
     /// The target for `visitor` of the link with id `link_id`: the first rule that
     /// matches, else a variant (the same one for the same visitor all day, each
     /// link splitting on its own), else the link's URL.
     pub fn choose(&self, link_id: i64, visitor: &Visitor<'_>) -> Choice {
         let seen = Seen::default();
-        for (i, rule) in self.rules.iter().enumerate() {
-            if rule.when.matches(visitor, &seen) {
+        for (i, test) in self.tests.iter().enumerate() {
+            if self.matches(test, visitor, &seen) {
                 return Choice::Rule(i as u8);
             }
         }
-        if self.variants.is_empty() {
+        if self.weights.is_empty() {
             return Choice::Url;
         }
         let bucket = (mix(visitor.sticky ^ link_id as u64) % 100) as u32;
         let mut upto = 0u32;
-        for (i, variant) in self.variants.iter().enumerate() {
-            upto += u32::from(variant.weight);
+        for (i, weight) in self.weights.iter().enumerate() {
+            upto += u32::from(*weight);
             if bucket < upto {
                 return Choice::Variant(i as u8);
             }
         }
         Choice::Url
+    }
+
+    fn matches<'a>(&self, test: &Test, visitor: &Visitor<'a>, seen: &Seen<'a>) -> bool {
+        let agent = || *seen.agent.get_or_init(|| classify(visitor.user_agent));
+        // A set bit per value listed; a visitor the agent names none of misses.
+        let listed = |set: u8, bit: Option<u8>| bit.is_some_and(|b| set & (1 << b) != 0);
+        if test.devices != 0 && !listed(test.devices, agent().0.map(|d| d as u8)) {
+            return false;
+        }
+        if test.systems != 0 && !listed(test.systems, agent().1.map(|o| o as u8)) {
+            return false;
+        }
+        let (from, to) = (usize::from(test.languages.0), usize::from(test.languages.1));
+        if from < to {
+            let preferred = *seen
+                .language
+                .get_or_init(|| preferred_language(visitor.accept_language));
+            let tags = self.tags.get(from..to).unwrap_or_default();
+            if !preferred.is_some_and(|p| tags.iter().any(|tag| language_matches(tag, p))) {
+                return false;
+            }
+        }
+        let (from, to) = (usize::from(test.countries.0), usize::from(test.countries.1));
+        if from < to {
+            let codes = self.codes.get(from..to).unwrap_or_default();
+            let asked = visitor.country.map(str::as_bytes);
+            let matched = asked.is_some_and(|c| {
+                codes
+                    .iter()
+                    .any(|code| c.len() == 2 && code.eq_ignore_ascii_case(c))
+            });
+            if !matched {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -285,42 +418,6 @@ pub struct Visitor<'a> {
 struct Seen<'a> {
     agent: OnceCell<(Option<Device>, Option<Os>)>,
     language: OnceCell<Option<&'a str>>,
-}
-
-impl When {
-    fn matches<'a>(&self, visitor: &Visitor<'a>, seen: &Seen<'a>) -> bool {
-        let agent = || *seen.agent.get_or_init(|| classify(visitor.user_agent));
-        if !self.device.is_empty() && !agent().0.is_some_and(|d| self.device.contains(&d)) {
-            return false;
-        }
-        if !self.os.is_empty() && !agent().1.is_some_and(|os| self.os.contains(&os)) {
-            return false;
-        }
-        if !self.language.is_empty() {
-            let preferred = *seen
-                .language
-                .get_or_init(|| preferred_language(visitor.accept_language));
-            let Some(preferred) = preferred else {
-                return false;
-            };
-            if !self
-                .language
-                .iter()
-                .any(|tag| language_matches(tag, preferred))
-            {
-                return false;
-            }
-        }
-        if !self.country.is_empty() {
-            let Some(country) = visitor.country else {
-                return false;
-            };
-            if !self.country.iter().any(|c| c.eq_ignore_ascii_case(country)) {
-                return false;
-            }
-        }
-        true
-    }
 }
 
 /// `tag` (as a rule holds it) matches the visitor's `preferred` language: the same

@@ -258,12 +258,12 @@ async fn preview(
             main.push_str(&format!(
                 "<p>It goes to <a href=\"{url}\" rel=\"nofollow noopener noreferrer\">{url}</a></p>\n"
             ));
-            if routing.chooses() {
+            if let Some(routes) = resolved.routes() {
                 main.push_str(&format!(
                     "<p>Some visitors are sent elsewhere: it has {} rule(s) and {} \
                      variant(s) that choose by device, system, language or country.</p>\n",
-                    routing.rules.len(),
-                    routing.variants.len()
+                    routes.chooser.rules(),
+                    routes.chooser.variants()
                 ));
             }
         }
@@ -315,23 +315,25 @@ async fn follow_code(
     let counted = is_visit.then_some(state.clicks.as_ref()).flatten();
     // The daily visitor hash, worked out once: it keeps a visitor on one variant
     // and counts them once in stats.
-    let address = (counted.is_some() || routing.chooses())
+    let chooser = resolved.routes().map(|r| &r.chooser);
+    let address = (counted.is_some() || chooser.is_some())
         .then(|| common::http::client_ip(req, state.deps.settings.http.client_ip_header.as_ref()))
         .flatten();
-    let visitor = (counted.is_some() || !routing.variants.is_empty()).then(|| {
+    let splits = chooser.is_some_and(|c| c.variants() > 0);
+    let visitor = (counted.is_some() || splits).then(|| {
         let day = now - now.rem_euclid(common::clicks::DAY_MS);
         visitor_hash(&state.visitor_key, day, address, user_agent.unwrap_or(""))
     });
     // Looked up once, and only when a rule or the click asks (a GeoIP lookup costs).
     let known_country = std::cell::OnceCell::new();
     let country = || *known_country.get_or_init(|| state.countries.of(req, address));
-    let choice = routing.chooses().then(|| {
-        routing.choose(
+    let choice = chooser.map(|chooser| {
+        chooser.choose(
             resolved.entry.id,
             &Visitor {
                 user_agent: user_agent.unwrap_or(""),
                 accept_language: text(&ACCEPT_LANGUAGE).unwrap_or(""),
-                country: if routing.asks_country() {
+                country: if chooser.asks_country() {
                     country()
                 } else {
                     None

@@ -25,7 +25,7 @@ use common::cache::{LinkEntry, decode, encode, l2_key};
 use common::config::LookupSettings;
 use common::db::links;
 use common::db::{Database, StoreError};
-use common::domain::route::Choice;
+use common::domain::route::{Choice, Chooser};
 use common::events::{Event, Subscription};
 use common::links::LongUrl;
 use common::redis::{RedisCluster, redis};
@@ -49,9 +49,17 @@ pub struct Resolved {
     /// Where the target host sits in `location`, for the blocklist check that every
     /// redirect makes (the blocklist changes while the entry is cached).
     host: Range<usize>,
-    /// The targets of the link's rules, then of its variants, in their order; `None`
-    /// for a link with neither.
-    routes: Option<Box<[Target]>>,
+    /// The link's rules and variants, compiled, with their targets; `None` for a
+    /// link with neither (the entry then keeps none either).
+    routes: Option<Box<Routes>>,
+}
+
+/// How a link with rules or variants picks its target.
+#[derive(Debug)]
+pub struct Routes {
+    pub chooser: Chooser,
+    /// The targets of the rules, then of the variants, in their order.
+    targets: Box<[Target]>,
 }
 
 /// The host at `range` of `location`.
@@ -94,20 +102,23 @@ impl Resolved {
         let url = std::mem::take(&mut entry.url);
         let id = entry.id;
         let Target { location, host } = Target::new(&url, id);
+        // The rules and variants move out of the entry into their compiled form: the
+        // entry keeps what else the routing says (forwarding, a password hash).
         let routes = entry
             .routing
             .as_deref_mut()
             .filter(|r| r.chooses())
             .map(|routing| {
-                let rules = routing.rules.iter_mut().map(|r| std::mem::take(&mut r.url));
-                let variants = routing
-                    .variants
-                    .iter_mut()
-                    .map(|v| std::mem::take(&mut v.url));
-                rules
-                    .chain(variants)
-                    .map(|url| Target::new(&url, id))
-                    .collect::<Box<[Target]>>()
+                let chooser = routing.chooser();
+                let rules = std::mem::take(&mut routing.rules);
+                let variants = std::mem::take(&mut routing.variants);
+                let targets = rules
+                    .iter()
+                    .map(|r| r.url.as_str())
+                    .chain(variants.iter().map(|v| v.url.as_str()))
+                    .map(|url| Target::new(url, id))
+                    .collect();
+                Box::new(Routes { chooser, targets })
             });
         Resolved {
             entry,
@@ -122,14 +133,19 @@ impl Resolved {
         host_in(self.location.as_ref(), &self.host)
     }
 
+    /// The link's compiled rules and variants, if it has any.
+    pub fn routes(&self) -> Option<&Routes> {
+        self.routes.as_deref()
+    }
+
     /// The location and host of `choice`: a rule's or a variant's target, or the
     /// link's own URL.
     pub fn target(&self, choice: Choice) -> (Option<&HeaderValue>, Option<&str>) {
         let routed = |i: usize| {
-            let target = self.routes.as_deref()?.get(i)?;
+            let target = self.routes.as_deref()?.targets.get(i)?;
             Some((target.location.as_ref(), target.host()))
         };
-        let rules = self.entry.routing().rules.len();
+        let rules = self.routes.as_deref().map_or(0, |r| r.chooser.rules());
         let chosen = match choice {
             Choice::Url => None,
             Choice::Rule(i) => routed(usize::from(i)),
@@ -142,10 +158,11 @@ impl Resolved {
     fn weight(&self) -> usize {
         self.entry.weight()
             + self.location.as_ref().map_or(0, HeaderValue::len)
-            + self
-                .routes
-                .as_deref()
-                .map_or(0, |r| r.iter().map(Target::weight).sum())
+            + self.routes.as_deref().map_or(0, |r| {
+                std::mem::size_of::<Routes>()
+                    + r.chooser.weight()
+                    + r.targets.iter().map(Target::weight).sum::<usize>()
+            })
     }
 }
 
