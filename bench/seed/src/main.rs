@@ -1,7 +1,7 @@
 //! Seeds the `links` table for `bench/redirect`.
 //!
 //!   seed --db postgres://USER@127.0.0.1:PORT/DB --count N --codes FILE
-//!        [--key KEY] [--hot H] [--worker W]
+//!        [--key KEY] [--hot H] [--ruled R] [--worker W]
 //!
 //! Writes N rows with `COPY ... FROM STDIN` (one transaction), then `ANALYZE`, and
 //! the N codes to FILE, one a line, in insertion order. Ids come from the Snowflake
@@ -12,6 +12,9 @@
 //! The first H rows (default 1000) point at `https://example.com/`, the Location the
 //! reference servers answer with, so the hot-path comparison sends the same bytes;
 //! the rest have an 80-character URL, closer to real links, for the memory figures.
+//! The R rows after the first H (default 0) have redirect rules: five rules no
+//! browser of the benchmark matches (so each is tried) and three variants of
+//! `https://example.com/` plus one letter, for the cost of choosing a target.
 //! Every row is an active 302 link of the anonymous tenant created an hour ago.
 
 use std::fmt::Write as _;
@@ -25,8 +28,11 @@ use common::ids::{CodeCodec, Generator, ManualClock, WorkerId};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-const USAGE: &str =
-    "usage: seed --db URL --count N --codes FILE [--key KEY] [--hot H] [--worker W]";
+const USAGE: &str = "usage: seed --db URL --count N --codes FILE [--key KEY] [--hot H] \
+     [--ruled R] [--worker W]";
+
+/// The routing of the ruled rows, as the `routing` column stores it.
+const RULED: &str = r#"{"rules":[{"when":{"device":["bot"]},"url":"https://example.com/bots"},{"when":{"os":["ios","android"]},"url":"https://example.com/app"},{"when":{"language":["de","fr","it"]},"url":"https://example.com/eu"},{"when":{"country":["JP","KR","TW"]},"url":"https://example.com/asia"},{"when":{"device":["tablet"],"os":["windows"]},"url":"https://example.com/surface"}],"variants":[{"url":"https://example.com/a","weight":50},{"url":"https://example.com/b","weight":30},{"url":"https://example.com/c","weight":20}]}"#;
 
 /// Rows per COPY data message.
 const CHUNK_ROWS: usize = 20_000;
@@ -43,6 +49,7 @@ struct Args {
     count: u64,
     codes: PathBuf,
     hot: u64,
+    ruled: u64,
     worker: u16,
 }
 
@@ -52,6 +59,7 @@ fn parse() -> Result<Args> {
     let mut count = None;
     let mut codes = None;
     let mut hot = 1000;
+    let mut ruled = 0;
     let mut worker = 1000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,6 +70,7 @@ fn parse() -> Result<Args> {
             "--count" => count = Some(value()?.parse().context("--count")?),
             "--codes" => codes = Some(PathBuf::from(value()?)),
             "--hot" => hot = value()?.parse().context("--hot")?,
+            "--ruled" => ruled = value()?.parse().context("--ruled")?,
             "--worker" => worker = value()?.parse().context("--worker")?,
             other => bail!("unknown argument {other:?}"),
         }
@@ -76,6 +85,7 @@ fn parse() -> Result<Args> {
         count: count.context("--count N is required")?,
         codes: codes.context("--codes FILE is required")?,
         hot,
+        ruled,
         worker,
     })
 }
@@ -103,7 +113,7 @@ async fn run(args: Args) -> Result<()> {
     let mut copy = conn
         .copy_in_raw(
             "COPY links (code, id, tenant_id, url, redirect_status, tags, max_visits, \
-             expires_at, created_at, updated_at) FROM STDIN",
+             expires_at, created_at, updated_at, routing) FROM STDIN",
         )
         .await
         .context("starting COPY")?;
@@ -119,12 +129,17 @@ async fn run(args: Args) -> Result<()> {
         if i < args.hot {
             let _ = writeln!(
                 chunk,
-                "{code}\t{id}\t~anonymous\thttps://example.com/\t302\t[]\t\\N\t\\N\t{created_at}\t{created_at}"
+                "{code}\t{id}\t~anonymous\thttps://example.com/\t302\t[]\t\\N\t\\N\t{created_at}\t{created_at}\t\\N"
+            );
+        } else if i < args.hot + args.ruled {
+            let _ = writeln!(
+                chunk,
+                "{code}\t{id}\t~anonymous\thttps://example.com/\t302\t[]\t\\N\t\\N\t{created_at}\t{created_at}\t{RULED}"
             );
         } else {
             let _ = writeln!(
                 chunk,
-                "{code}\t{id}\t~anonymous\thttps://www.example.com/articles/2026/{i:08}/a-fairly-typical-slug?ref=bench\t302\t[]\t\\N\t\\N\t{created_at}\t{created_at}"
+                "{code}\t{id}\t~anonymous\thttps://www.example.com/articles/2026/{i:08}/a-fairly-typical-slug?ref=bench\t302\t[]\t\\N\t\\N\t{created_at}\t{created_at}\t\\N"
             );
         }
         if (i + 1) % CHUNK_ROWS as u64 == 0 {
@@ -143,9 +158,10 @@ async fn run(args: Args) -> Result<()> {
         .context("ANALYZE")?;
     let _ = conn.close().await;
     eprintln!(
-        "seed: {rows} links in {:.1} s (first {} to https://example.com/), codes in {}",
+        "seed: {rows} links in {:.1} s (first {} to https://example.com/, {} more with rules), codes in {}",
         started.elapsed().as_secs_f64(),
         args.hot.min(args.count),
+        args.ruled.min(args.count.saturating_sub(args.hot)),
         args.codes.display()
     );
     Ok(())
