@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 
 use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
+use common::db::domains::DomainRecord;
 use common::db::links::{LinkRecord, LinkState, RedirectStatus};
 use common::domain::route::{ListErrors, Rule, Variant, parse_rules, parse_variants};
 use common::links::{Alias, DomainName, LongUrl, UrlPolicy};
@@ -283,6 +284,23 @@ pub struct ValidLink {
     pub rules: Vec<Rule>,
     pub variants: Vec<Variant>,
     pub password: Option<Password>,
+}
+
+impl ValidLink {
+    /// The redirect status the link gets on `site`: its own, else the domain's.
+    pub fn redirect_status_on(&self, site: Option<&DomainRecord>) -> RedirectStatus {
+        self.redirect_status
+            .or(site.map(|s| s.settings.redirect_status))
+            .unwrap_or_default()
+    }
+
+    /// Whether the link forwards the visitor's query on `site`: its own say, else the
+    /// domain's.
+    pub fn forward_query_on(&self, site: Option<&DomainRecord>) -> bool {
+        self.forward_query
+            .or(site.map(|s| s.settings.forward_query))
+            .unwrap_or(true)
+    }
 }
 
 /// A new link's password: as the API takes it, or already hashed (an import of an

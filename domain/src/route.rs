@@ -178,22 +178,6 @@ impl Routing {
         !self.rules.is_empty() || !self.variants.is_empty()
     }
 
-    /// Whether some rule tests the visitor's country (worth a GeoIP lookup).
-    pub fn asks_country(&self) -> bool {
-        self.rules.iter().any(|r| !r.when.country.is_empty())
-    }
-
-    /// The target of `choice`; the link's `url` for [`Choice::Url`] or an index this
-    /// routing does not have.
-    pub fn target<'a>(&'a self, url: &'a str, choice: Choice) -> &'a str {
-        let chosen = match choice {
-            Choice::Url => None,
-            Choice::Rule(i) => self.rules.get(usize::from(i)).map(|r| r.url.as_str()),
-            Choice::Variant(i) => self.variants.get(usize::from(i)).map(|v| v.url.as_str()),
-        };
-        chosen.unwrap_or(url)
-    }
-
     /// The target for `visitor` of the link with id `link_id` (see [`Chooser::choose`]).
     pub fn choose(&self, link_id: i64, visitor: &Visitor<'_>) -> Choice {
         self.chooser().choose(link_id, visitor)
@@ -741,32 +725,47 @@ fn parse_when(value: &Value, at: &str, errors: &mut ListErrors) -> When {
         when.os = named(v, &format!("{at}.os"), &SYSTEMS, errors);
     }
     if let Some(v) = object.get("language") {
-        let at = format!("{at}.language");
-        for tag in strings(v, &at, errors) {
-            if is_language_tag(tag) {
-                when.language.push(tag.to_string());
-            } else {
-                errors.push((
-                    at.clone(),
-                    format!("`{tag}` is not a language tag like `de` or `pt-BR`"),
-                ));
-            }
-        }
+        when.language = codes(
+            v,
+            &format!("{at}.language"),
+            errors,
+            (is_language_tag, str::to_string),
+            "a language tag like `de` or `pt-BR`",
+        );
     }
     if let Some(v) = object.get("country") {
-        let at = format!("{at}.country");
-        for code in strings(v, &at, errors) {
-            if is_country(code) {
-                when.country.push(code.to_ascii_uppercase());
-            } else {
-                errors.push((
-                    at.clone(),
-                    format!("`{code}` is not an ISO 3166-1 alpha-2 country code"),
-                ));
-            }
-        }
+        when.country = codes(
+            v,
+            &format!("{at}.country"),
+            errors,
+            (is_country, str::to_ascii_uppercase),
+            "an ISO 3166-1 alpha-2 country code",
+        );
     }
     when
+}
+
+/// Whether a `when` value is well formed, and how it is kept when it is.
+type CodeRule = (fn(&str) -> bool, fn(&str) -> String);
+
+/// The values of one `when` key that `rule.0` accepts, spelt by `rule.1`; each other
+/// value is an error saying it is not `what`.
+fn codes(
+    value: &Value,
+    at: &str,
+    errors: &mut ListErrors,
+    rule: CodeRule,
+    what: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for text in strings(value, at, errors) {
+        if rule.0(text) {
+            out.push(rule.1(text));
+        } else {
+            errors.push((at.to_string(), format!("`{text}` is not {what}")));
+        }
+    }
+    out
 }
 
 /// Reads a `rules` list: at most [`MAX_RULES`], each `{"when": {...}, "url": "..."}`
@@ -967,11 +966,8 @@ mod tests {
             Choice::Url
         );
         assert_eq!(routing.choose(1, &visitor("", "", None)), Choice::Url);
-        assert_eq!(
-            routing.target("https://example.com/", Choice::Rule(2)),
-            "https://example.com/app"
-        );
-        assert!(routing.asks_country());
+        assert_eq!(routing.rules[2].url, "https://example.com/app");
+        assert!(routing.chooser().asks_country());
     }
 
     #[test]

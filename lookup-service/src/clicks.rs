@@ -89,15 +89,23 @@ impl std::fmt::Debug for ClickRecorder {
     }
 }
 
-/// The visitor-hash key, derived from the code key so a deployment has one secret
-/// less to manage (domain-separated: it reveals nothing about the code key).
-pub fn visitor_key(code_key: &[u8]) -> [u8; 16] {
+/// A key for `purpose` derived from the code key, so a deployment has one secret
+/// less to manage per purpose (domain-separated: it reveals nothing about the code
+/// key, nor about the key of another purpose).
+pub fn derived_key(purpose: &str, code_key: &[u8]) -> [u8; 32] {
     let digest = Sha256::new()
-        .chain_update(b"shortener visitor key v1\0")
+        .chain_update(format!("shortener {purpose} key v1\0").as_bytes())
         .chain_update(code_key)
         .finalize();
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&digest);
+    key
+}
+
+/// The visitor-hash key (see [`derived_key`]).
+pub fn visitor_key(code_key: &[u8]) -> [u8; 16] {
     let mut key = [0u8; 16];
-    key.copy_from_slice(&digest[..16]);
+    key.copy_from_slice(&derived_key("visitor", code_key)[..16]);
     key
 }
 

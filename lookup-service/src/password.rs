@@ -60,14 +60,8 @@ impl Gate {
     /// `code_key` is the deployment's secret; the grant key is derived from it (so a
     /// deployment has one secret less to manage) and reveals nothing about it.
     pub fn new(code_key: &[u8], grant_ttl: Duration, quota: Quota) -> Gate {
-        let digest = Sha256::new()
-            .chain_update(b"shortener grant key v1\0")
-            .chain_update(code_key)
-            .finalize();
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&digest);
         Gate {
-            key,
+            key: crate::clicks::derived_key("grant", code_key),
             grant_ttl,
             limiter: RateLimiter::new(None),
             quota,

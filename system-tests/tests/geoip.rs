@@ -117,18 +117,9 @@ async fn countries_come_from_the_database(h: &Harness) {
     );
 
     // Stats count the same countries.
-    let path = "/api/v1/links/geo/stats";
-    let mut stats = serde_json::Value::Null;
-    for _ in 0..150 {
-        stats = h
-            .send(h.http.get(h.stats_url(path)).bearer_auth(&h.key))
-            .await
-            .body;
-        if stats["total"] == 5 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let stats = h
+        .stats_when("geo", 5, std::time::Duration::from_secs(15))
+        .await;
     let countries: HashMap<String, i64> = stats["countries"]
         .as_array()
         .unwrap()

@@ -41,22 +41,10 @@ async fn visit(h: &Harness, path: &str, headers: &[(&str, &str)]) -> Answer {
     h.send(request).await
 }
 
-/// The stats of `code` once `total` reaches `expected` (polls; panics after 20 s).
+/// The stats of `code` once `total` reaches `expected` (panics after 20 s).
 async fn stats_when(h: &Harness, code: &str, expected: i64) -> Value {
-    let path = format!("/api/v1/links/{code}/stats");
-    for _ in 0..200 {
-        let answer = h
-            .send(h.http.get(h.stats_url(&path)).bearer_auth(&h.key))
-            .await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        let total = answer.body["total"].as_i64().unwrap();
-        assert!(total <= expected, "overcounted: {}", answer.text);
-        if total == expected {
-            return answer.body;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("total never reached {expected}");
+    h.stats_when(code, expected, std::time::Duration::from_secs(20))
+        .await
 }
 
 fn routes(stats: &Value) -> HashMap<String, i64> {

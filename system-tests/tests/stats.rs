@@ -68,25 +68,9 @@ const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
-/// The stats of `code` once `total` reaches `expected` (polls; panics after 15 s).
+/// The stats of `code` once `total` reaches `expected` (panics after 15 s).
 async fn stats_when(h: &Harness, code: &str, expected: i64) -> Value {
-    let path = format!("/api/v1/links/{code}/stats?granularity=hour");
-    for _ in 0..150 {
-        let answer = h
-            .send(h.http.get(h.stats_url(&path)).bearer_auth(&h.key))
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        if answer.body["total"].as_i64() == Some(expected) {
-            return answer.body;
-        }
-        assert!(
-            answer.body["total"].as_i64().unwrap() < expected,
-            "overcounted: {}",
-            answer.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("total never reached {expected}");
+    h.stats_when(code, expected, Duration::from_secs(15)).await
 }
 
 fn count(stats: &Value, dim: &str, value: &str) -> i64 {

@@ -82,14 +82,8 @@ pub(crate) async fn reusable(
     )
     .await?;
     let now = now_ms();
-    let redirect_status = valid
-        .redirect_status
-        .or(site.map(|s| s.settings.redirect_status))
-        .unwrap_or_default();
-    let forward_query = valid
-        .forward_query
-        .or(site.map(|s| s.settings.forward_query))
-        .unwrap_or(true);
+    let redirect_status = valid.redirect_status_on(site);
+    let forward_query = valid.forward_query_on(site);
     Ok(candidates.into_iter().find(|link| {
         link.state_at(now) == links::LinkState::Active
             && valid

@@ -76,6 +76,8 @@ pub async fn record_for(
     site: Option<&DomainRecord>,
     created_at: Option<i64>,
 ) -> Result<LinkRecord, ApiError> {
+    let (redirect_status, forward_query) =
+        (link.redirect_status_on(site), link.forward_query_on(site));
     let password_hash = match link.password {
         Some(Password::Plain(password)) => Some(hash_password(password).await?),
         Some(Password::Hashed(hash)) => Some(hash),
@@ -93,10 +95,7 @@ pub async fn record_for(
         id: i64::try_from(id.as_u64()).map_err(|_| ApiError::IdsPaused("id overflow".into()))?,
         tenant_id: tenant_id.clone(),
         url: link.url.into_string(),
-        redirect_status: link
-            .redirect_status
-            .or(site.map(|s| s.settings.redirect_status))
-            .unwrap_or_default(),
+        redirect_status,
         tags: link.tags,
         max_visits: link.max_visits,
         expires_at: link.expires_at,
@@ -105,10 +104,7 @@ pub async fn record_for(
         disabled_at: None,
         deleted_at: None,
         routing: Routing {
-            forward_query: link
-                .forward_query
-                .or(site.map(|s| s.settings.forward_query))
-                .unwrap_or(true),
+            forward_query,
             rules: link.rules,
             variants: link.variants,
             password_hash,

@@ -60,6 +60,20 @@ impl Answer {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Asserts one of the HTML pages the redirect may answer instead of a redirect:
+    /// this status, HTML, never cached, under `policy`, no `Location`, no script.
+    pub fn assert_page(&self, status: u16, policy: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(self.header("cache-control"), Some("no-store"));
+        assert_eq!(self.header("content-security-policy"), Some(policy));
+        assert_eq!(self.header("location"), None);
+        assert!(!self.text.contains("<script"), "no script needed");
+    }
+
     /// Asserts an RFC 9457 problem with this status and type.
     pub fn assert_problem(&self, status: u16, kind: &str) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
@@ -412,6 +426,35 @@ impl Harness {
                 .unwrap()
                 .as_ref(),
         )
+    }
+
+    /// The stats of `code` (as `acme`) once `total` reaches `expected`, polling for up
+    /// to `within`; panics on an overcount, or when the total never gets there.
+    pub async fn stats_when(
+        &self,
+        code: &str,
+        expected: i64,
+        within: std::time::Duration,
+    ) -> Value {
+        let path = format!("/api/v1/links/{code}/stats?granularity=hour");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let answer = self
+                .send(self.http.get(self.stats_url(&path)).bearer_auth(&self.key))
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+            let total = answer.body["total"].as_i64().unwrap();
+            assert!(total <= expected, "overcounted: {}", answer.text);
+            if total == expected {
+                return answer.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "total never reached {expected}: {}",
+                answer.text
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn count_links(&self) -> i64 {
