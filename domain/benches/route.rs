@@ -55,7 +55,11 @@ fn choose(c: &mut Criterion) {
         })
     });
     group.bench_function("classify", |b| {
-        b.iter(|| domain::route::classify(black_box(CHROME)))
+        b.iter(|| domain::agent::classify(black_box(CHROME)))
+    });
+    // What a follow pays for an agent this thread has seen before.
+    group.bench_function("agent_remembered", |b| {
+        b.iter(|| domain::agent::agent_of(black_box(CHROME)))
     });
     group.bench_function("preferred_language", |b| {
         b.iter(|| domain::route::preferred_language(black_box("en-GB,en;q=0.9,de;q=0.5")))

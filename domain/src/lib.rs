@@ -51,6 +51,7 @@ macro_rules! text_type {
 pub(crate) use text_type;
 
 pub mod access;
+pub mod agent;
 pub mod audit;
 pub mod cache;
 pub mod clicks;

@@ -332,7 +332,11 @@ async fn follow_code(
             resolved.entry.id,
             &Visitor {
                 user_agent: user_agent.unwrap_or(""),
-                accept_language: text(&ACCEPT_LANGUAGE).unwrap_or(""),
+                accept_language: if chooser.asks_language() {
+                    text(&ACCEPT_LANGUAGE).unwrap_or("")
+                } else {
+                    ""
+                },
                 country: if chooser.asks_country() {
                     country()
                 } else {

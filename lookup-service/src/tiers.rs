@@ -25,7 +25,7 @@ use common::cache::{LinkEntry, decode, encode, l2_key};
 use common::config::LookupSettings;
 use common::db::links;
 use common::db::{Database, StoreError};
-use common::domain::route::{Choice, Chooser};
+use common::domain::route::{Choice, Chooser, Routing};
 use common::events::{Event, Subscription};
 use common::links::LongUrl;
 use common::redis::{RedisCluster, redis};
@@ -120,6 +120,11 @@ impl Resolved {
                     .collect();
                 Box::new(Routes { chooser, targets })
             });
+        // Left with nothing else to say, the routing goes too: one less place in
+        // memory for a follow to read.
+        if entry.routing.as_deref().is_some_and(Routing::is_plain) {
+            entry.routing = None;
+        }
         Resolved {
             entry,
             location,
