@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::db::domains::DomainRecord;
 use crate::db::keys::KeyRecord;
 use crate::db::links::{self, LinkRecord};
+use crate::db::webhooks::EndpointRecord;
 use crate::db::{Database, StoreError};
 use crate::time::from_ms;
 
@@ -43,6 +44,16 @@ pub fn link_state(record: &LinkRecord) -> Value {
 /// `link:<key>`: the code, or `domain/code` on a branded domain.
 pub fn link_target(record: &LinkRecord) -> String {
     target("link", record.key())
+}
+
+/// A webhook endpoint's settings as the log compares them (never its secret).
+pub fn webhook_state(record: &EndpointRecord) -> Value {
+    json!({
+        "url": record.url,
+        "events": record.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "description": record.description,
+        "enabled": record.enabled,
+    })
 }
 
 /// A branded domain's settings as the log compares them.

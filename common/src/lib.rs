@@ -19,6 +19,7 @@
 //!   [`server`]: the one builder every service is served by.
 //! - [`background`]: the tasks a process owns and stops in order; [`backoff`]: the
 //!   retry schedule of every reconnect loop.
+//! - [`webhooks`]: which endpoint URLs are taken, and the messages every writer queues.
 
 pub use domain::{self, cache, clicks, ids, link, links, site};
 
@@ -47,3 +48,4 @@ pub mod redis;
 pub mod server;
 pub mod telemetry;
 pub mod time;
+pub mod webhooks;

@@ -79,6 +79,23 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
                 .route(web::delete().to(http::members::remove_member)),
         )
         .service(web::resource("/api/v1/audit").route(web::get().to(http::audit::read_audit)))
+        .service(
+            web::resource("/api/v1/webhooks")
+                .app_data(common::http::json_config(json_limit))
+                .route(web::post().to(http::webhooks::create_webhook))
+                .route(web::get().to(http::webhooks::list_webhooks)),
+        )
+        .service(
+            web::resource("/api/v1/webhooks/{id}")
+                .app_data(common::http::json_config(json_limit))
+                .route(web::get().to(http::webhooks::get_webhook))
+                .route(web::patch().to(http::webhooks::update_webhook))
+                .route(web::delete().to(http::webhooks::delete_webhook)),
+        )
+        .service(
+            web::resource("/api/v1/webhooks/{id}/test")
+                .route(web::post().to(http::webhooks::test_webhook)),
+        )
         .configure(crate::web::routes);
     }
 }

@@ -29,6 +29,12 @@ pub enum ApiError {
     KeyNotFound,
     #[error("no such member")]
     MemberNotFound,
+    #[error("no such webhook endpoint")]
+    WebhookNotFound,
+    #[error("webhook endpoint turned off")]
+    WebhookDisabled,
+    #[error("as many webhook endpoints as allowed ({0})")]
+    TooManyWebhooks(u32),
     #[error("key revoked or expired")]
     KeyInactive,
     #[error("domain `{0}` still has links")]
@@ -75,6 +81,23 @@ impl ApiError {
             ApiError::DomainNotFound => Problem::not_found().detail("no such domain of yours"),
             ApiError::KeyNotFound => Problem::not_found().detail("no such key of yours"),
             ApiError::MemberNotFound => Problem::not_found().detail("no such member of yours"),
+            ApiError::WebhookNotFound => {
+                Problem::not_found().detail("no such webhook endpoint of yours")
+            }
+            ApiError::WebhookDisabled => Problem::new(
+                StatusCode::CONFLICT,
+                "webhook-disabled",
+                "Webhook endpoint turned off",
+            )
+            .detail("turn the endpoint on (`PATCH` with `\"enabled\": true`) first"),
+            ApiError::TooManyWebhooks(max) => Problem::new(
+                StatusCode::CONFLICT,
+                "too-many-webhooks",
+                "Too many webhook endpoints",
+            )
+            .detail(format!(
+                "a tenant has at most {max} endpoints: remove one, or subscribe one to more events"
+            )),
             ApiError::KeyInactive => {
                 Problem::new(StatusCode::CONFLICT, "key-inactive", "Key no longer in use")
                     .detail("the key is revoked or expired: make a new one instead")

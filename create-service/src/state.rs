@@ -99,6 +99,8 @@ pub struct CreateState {
     /// The configured URL rules plus the runtime host blocklist, which is kept
     /// current here (new links to a freshly blocked host are refused too).
     pub url_policy: UrlPolicy,
+    /// Which webhook endpoint URLs are taken.
+    pub webhook_policy: common::webhooks::EndpointPolicy,
     /// `public_base_url` without a trailing slash.
     pub base_url: String,
     pub default_domain: DefaultDomain,
@@ -168,6 +170,7 @@ impl CreateState {
             limiter: RateLimiter::new(deps.redis.clone()),
             relay: Relay::new(deps),
             url_policy,
+            webhook_policy: common::webhooks::EndpointPolicy::from_settings(&settings.webhooks),
             base_url: settings.http.base_url().to_string(),
             default_domain: DefaultDomain::from_settings(&settings),
             generator,

@@ -53,16 +53,18 @@ pub enum Scope {
     DomainsManage,
     KeysManage,
     AuditRead,
+    WebhooksManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::LinksRead,
         Scope::LinksWrite,
         Scope::StatsRead,
         Scope::DomainsManage,
         Scope::KeysManage,
         Scope::AuditRead,
+        Scope::WebhooksManage,
     ];
 
     /// The scope's name as keys carry it and as a 403 names it.
@@ -74,6 +76,7 @@ impl Scope {
             Scope::DomainsManage => "domains:manage",
             Scope::KeysManage => "keys:manage",
             Scope::AuditRead => "audit:read",
+            Scope::WebhooksManage => "webhooks:manage",
         }
     }
 
@@ -117,10 +120,11 @@ pub enum Action {
     ReadMembers,
     ManageMembers,
     ReadAudit,
+    ManageWebhooks,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::ReadLinks,
         Action::CreateLink,
         Action::EditLink,
@@ -132,6 +136,7 @@ impl Action {
         Action::ReadMembers,
         Action::ManageMembers,
         Action::ReadAudit,
+        Action::ManageWebhooks,
     ];
 
     /// The permission a 403 names: the scope a service key would need, or `members`
@@ -154,6 +159,9 @@ impl Action {
             // Keys are made for members, so who manages keys sees them.
             Action::ManageKeys | Action::ReadMembers => Some(Scope::KeysManage),
             Action::ReadAudit => Some(Scope::AuditRead),
+            // Seeing an endpoint shows where a tenant's events go: managed and read
+            // alike.
+            Action::ManageWebhooks => Some(Scope::WebhooksManage),
             Action::ManageMembers => None,
         }
     }
@@ -166,7 +174,8 @@ impl Action {
             Action::ManageDomains
             | Action::ManageKeys
             | Action::ReadMembers
-            | Action::ReadAudit => Role::Admin,
+            | Action::ReadAudit
+            | Action::ManageWebhooks => Role::Admin,
             Action::ManageMembers => Role::Owner,
         }
     }
@@ -256,7 +265,7 @@ mod tests {
     use super::*;
 
     /// The matrix of the README, row by row: (action, owner, admin, editor, viewer).
-    const ROLES: [(Action, [bool; 4]); 11] = [
+    const ROLES: [(Action, [bool; 4]); 12] = [
         (Action::ReadLinks, [true, true, true, true]),
         (Action::CreateLink, [true, true, true, false]),
         (Action::EditLink, [true, true, true, false]),
@@ -268,6 +277,7 @@ mod tests {
         (Action::ReadMembers, [true, true, false, false]),
         (Action::ManageMembers, [true, false, false, false]),
         (Action::ReadAudit, [true, true, false, false]),
+        (Action::ManageWebhooks, [true, true, false, false]),
     ];
 
     #[test]
@@ -287,7 +297,7 @@ mod tests {
     #[test]
     fn every_scope_against_every_action() {
         // (scope, the actions it grants alone)
-        let grants: [(Scope, &[Action]); 6] = [
+        let grants: [(Scope, &[Action]); 7] = [
             (Scope::LinksRead, &[Action::ReadLinks, Action::ReadDomains]),
             (
                 Scope::LinksWrite,
@@ -303,6 +313,7 @@ mod tests {
                 &[Action::ManageKeys, Action::ReadMembers],
             ),
             (Scope::AuditRead, &[Action::ReadAudit]),
+            (Scope::WebhooksManage, &[Action::ManageWebhooks]),
         ];
         assert_eq!(grants.len(), Scope::ALL.len(), "every scope has a row");
         for (scope, granted) in grants {

@@ -100,6 +100,9 @@ actions! {
     MemberRemoved => "member.removed",
     HostBlocked => "host.blocked",
     HostUnblocked => "host.unblocked",
+    WebhookAdded => "webhook.added",
+    WebhookUpdated => "webhook.updated",
+    WebhookRemoved => "webhook.removed",
 }
 
 impl AuditAction {
@@ -119,7 +122,7 @@ impl fmt::Display for AuditAction {
 }
 
 /// What a target is called in the log: `link:<key>` (its code, or `domain/code`),
-/// `domain:<name>`, `key:<id>`, `member:<id>`, `host:<host>`.
+/// `domain:<name>`, `key:<id>`, `member:<id>`, `host:<host>`, `webhook:<id>`.
 pub fn target(kind: &str, name: impl fmt::Display) -> String {
     format!("{kind}:{name}")
 }

@@ -61,3 +61,4 @@ pub mod link;
 pub mod links;
 pub mod route;
 pub mod site;
+pub mod webhooks;

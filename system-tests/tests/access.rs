@@ -74,6 +74,7 @@ async fn take(h: &Harness, key: &str, action: Action, n: usize) -> Option<(Answe
         ),
         Action::ManageKeys => (h.get_as(key, "/api/v1/keys").await, 200),
         Action::ReadAudit => (h.get_as(key, "/api/v1/audit").await, 200),
+        Action::ManageWebhooks => (h.get_as(key, "/api/v1/webhooks").await, 200),
         Action::ReadMembers => (h.get_as(key, "/api/v1/members").await, 200),
         Action::ManageMembers => (
             h.post_as(

@@ -138,6 +138,30 @@ retention = "400d"
 # a client address when the edge sends no country header; empty: none.
 database = ""
 
+[webhooks]
+# Deliver queued webhook messages from this process (stats-service and the
+# all-in-one); off, they wait for a process that does.
+deliver = true
+# Plain-http endpoint URLs; off: https only.
+allow_http = false
+# Networks endpoints may be on besides the public internet (CIDR, e.g.
+# "10.8.0.0/16"); loopback, private, link-local and reserved addresses are refused
+# otherwise, at registration and again at every delivery.
+allowed_networks = []
+# Longest wait for an endpoint's answer.
+timeout = "10s"
+# How long a message is retried (waits from 5 s, doubling to an hour, with jitter)
+# before it becomes a dead letter.
+retry_for = "24h"
+# An endpoint with no 2xx answer for this long is turned off.
+disable_after = "5d"
+# Endpoints per tenant.
+max_endpoints = 20
+# Deliveries in flight at once (one at a time per link and endpoint).
+concurrency = 32
+# How long delivered and dead messages, and the delivery log, are kept.
+retention = "30d"
+
 [rate_limit]
 enabled = true
 per_key_per_minute = 6000
@@ -187,7 +211,44 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub audit: AuditSettings,
     pub geoip: GeoipSettings,
+    pub webhooks: WebhookSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Whether this process delivers queued messages.
+    pub deliver: bool,
+    /// Plain-http endpoints are taken.
+    pub allow_http: bool,
+    /// Networks reachable besides the public internet.
+    #[serde(deserialize_with = "networks")]
+    pub allowed_networks: Vec<domain::webhooks::Network>,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub retry_for: Duration,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub disable_after: Duration,
+    pub max_endpoints: u32,
+    pub concurrency: u32,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub retention: Duration,
+}
+
+/// Networks written `10.8.0.0/16` (or one address each).
+fn networks<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<domain::webhooks::Network>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| {
+            domain::webhooks::Network::parse(text.trim()).ok_or_else(|| {
+                de::Error::custom(format!("`{text}` is not a network like `10.8.0.0/16`"))
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -603,11 +664,12 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: [&str; 4] = [
+const LIST_KEYS: [&str; 5] = [
     "database.replica_urls",
     "redis.urls",
     "links.own_hosts",
     "links.blocked_hosts",
+    "webhooks.allowed_networks",
 ];
 
 impl Settings {
@@ -721,6 +783,31 @@ impl Settings {
         }
         if self.audit.retention < Duration::from_secs(24 * 3600) {
             return Err(invalid("audit.retention", "must be at least 1d"));
+        }
+        let hooks = &self.webhooks;
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&hooks.timeout) {
+            return Err(invalid("webhooks.timeout", "must be within 1s..=60s"));
+        }
+        if hooks.retry_for < Duration::from_secs(1) {
+            return Err(invalid("webhooks.retry_for", "must be at least 1s"));
+        }
+        if hooks.disable_after < hooks.retry_for {
+            return Err(invalid(
+                "webhooks.disable_after",
+                "must be at least webhooks.retry_for",
+            ));
+        }
+        if hooks.retention < hooks.retry_for {
+            return Err(invalid(
+                "webhooks.retention",
+                "must be at least webhooks.retry_for",
+            ));
+        }
+        if !(1..=1000).contains(&hooks.max_endpoints) {
+            return Err(invalid("webhooks.max_endpoints", "must be within 1..=1000"));
+        }
+        if !(1..=1024).contains(&hooks.concurrency) {
+            return Err(invalid("webhooks.concurrency", "must be within 1..=1024"));
         }
         if self.http.json_body_limit_bytes < self.links.max_url_bytes {
             return Err(invalid(

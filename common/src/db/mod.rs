@@ -20,6 +20,7 @@ pub mod links;
 pub mod members;
 pub mod replicas;
 pub mod transfer;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,6 +12,7 @@ pub mod members;
 pub mod openapi;
 pub mod qr;
 pub mod update;
+pub mod webhooks;
 
 use std::collections::HashMap;
 

@@ -98,6 +98,12 @@ pub enum BodyProblems {
         super::members::list_members,
         super::members::update_member,
         super::members::remove_member,
+        super::webhooks::create_webhook,
+        super::webhooks::list_webhooks,
+        super::webhooks::get_webhook,
+        super::webhooks::update_webhook,
+        super::webhooks::delete_webhook,
+        super::webhooks::test_webhook,
     ),
     components(schemas(common::problem::FieldError)),
     modifiers(&ApiKeyAuth),
@@ -106,7 +112,8 @@ pub enum BodyProblems {
         (name = "domains", description = "Branded domains links are served on"),
         (name = "keys", description = "API keys: roles, scopes, expiry, rotation"),
         (name = "audit", description = "Who changed what, and when"),
-        (name = "members", description = "The people of a tenant and their roles")
+        (name = "members", description = "The people of a tenant and their roles"),
+        (name = "webhooks", description = "Where a tenant's events are delivered, signed")
     )
 )]
 pub struct ApiDoc;
@@ -146,7 +153,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 21);
+        assert_eq!(operations, 27);
     }
 
     #[test]

@@ -1,0 +1,404 @@
+//! `/api/v1/webhooks`: the endpoints a tenant's events are delivered to, their
+//! secrets (shown once), and a test event on request. Delivery itself is
+//! stats-service's (`stats_service::webhooks`).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use common::audit::{self, AuditAction};
+use common::db::StoreError;
+use common::db::webhooks::{self, EndpointRecord};
+use common::domain::access::Action;
+use common::domain::webhooks::{ENDPOINT_PREFIX, EventType, is_id};
+use common::problem::Problem;
+use common::time::{from_ms, now_ms};
+use serde::de::MapAccess;
+use serde::de::value::MapAccessDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::model::{FieldErrors, Fields, object_only};
+use crate::state::{Caller, CreateState};
+
+/// An endpoint's settings: in `POST` (`url` and `events` required) and `PATCH`
+/// (absent fields stay) alike.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct WebhookFields {
+    /// Where events are posted: `https` (plain `http` only where the deployment
+    /// allows it), no user or password; an address on a private, loopback or
+    /// link-local network is refused unless the deployment allows that network.
+    #[serde(default)]
+    #[schema(example = "https://hooks.acme.com/shortener", max_length = 2048)]
+    pub url: Option<String>,
+    /// The event types delivered: `link.created`, `link.updated`, `link.deleted`,
+    /// `link.clicked` (one message per link per click flush, with its counts).
+    #[serde(default)]
+    #[schema(example = json!(["link.created", "link.clicked"]))]
+    pub events: Option<Vec<String>>,
+    /// A note of the owner's: what the endpoint is for.
+    #[serde(default)]
+    #[schema(max_length = 512)]
+    pub description: Option<String>,
+    /// Whether events are delivered (default `true`). Turning an endpoint back on
+    /// clears the reason it was turned off.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+impl<'de> Fields<'de> for WebhookFields {
+    fn from_fields<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        WebhookFields::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_only(deserializer)
+    }
+}
+
+/// Longest description taken.
+const MAX_DESCRIPTION: usize = 512;
+
+impl WebhookFields {
+    /// `current` with these fields applied; every bad field is named.
+    fn apply(
+        &self,
+        current: EndpointRecord,
+        policy: &common::webhooks::EndpointPolicy,
+    ) -> Result<EndpointRecord, Problem> {
+        let mut errors = FieldErrors::default();
+        let mut next = current;
+        if let Some(url) = &self.url {
+            match policy.check_url(url) {
+                Ok(url) => next.url = url,
+                Err(why) => errors.push("url", why),
+            }
+        }
+        if let Some(events) = &self.events {
+            match EventType::parse_subscription(events.iter().map(String::as_str)) {
+                Ok(events) => next.events = events,
+                Err(why) => errors.push("events", why),
+            }
+        }
+        if let Some(description) = &self.description {
+            if description.chars().count() > MAX_DESCRIPTION
+                || description.chars().any(char::is_control)
+            {
+                errors.push(
+                    "description",
+                    format!("at most {MAX_DESCRIPTION} characters, no control characters"),
+                );
+            } else {
+                next.description = description.clone();
+            }
+        }
+        if let Some(enabled) = self.enabled {
+            if enabled && !next.enabled {
+                next.disabled_reason = None;
+                next.failing_since = None;
+            }
+            next.enabled = enabled;
+        }
+        if errors.is_empty() {
+            Ok(next)
+        } else {
+            Err(errors.into_problem_titled("Invalid webhook"))
+        }
+    }
+}
+
+/// An endpoint as its tenant sees it; `secret` only in the answer that made it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookView {
+    /// `ep_` and 22 letters and digits.
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub enabled: bool,
+    /// Why deliveries stopped, when the shortener turned the endpoint off after it
+    /// failed for days.
+    pub disabled_reason: Option<String>,
+    /// The first failed attempt since the endpoint last answered with a 2xx.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The signing secret (`whsec_…`, as Standard Webhooks libraries take it): shown
+    /// once, in the answer that made the endpoint, and never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl WebhookView {
+    fn of(record: &EndpointRecord, secret: bool) -> WebhookView {
+        WebhookView {
+            id: record.id.clone(),
+            url: record.url.clone(),
+            events: record.events.iter().map(|e| e.to_string()).collect(),
+            description: record.description.clone(),
+            enabled: record.enabled,
+            disabled_reason: record.disabled_reason.clone(),
+            failing_since: record.failing_since.map(from_ms),
+            secret: secret.then(|| record.secret.clone()),
+            created_at: from_ms(record.created_at),
+            updated_at: from_ms(record.updated_at),
+        }
+    }
+}
+
+/// `GET /api/v1/webhooks`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookList {
+    /// The tenant's endpoints, oldest first.
+    pub items: Vec<WebhookView>,
+}
+
+/// `POST /api/v1/webhooks/{id}/test`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TestSent {
+    /// The message's id: its `webhook-id` header, and its entry in the delivery log.
+    pub message_id: String,
+}
+
+/// The caller's endpoint `id`: text that is no endpoint id names none, and another
+/// tenant's endpoint is "not found".
+async fn owned(state: &CreateState, caller: &Caller, id: &str) -> Result<EndpointRecord, ApiError> {
+    if !is_id(id, ENDPOINT_PREFIX) {
+        return Err(ApiError::WebhookNotFound);
+    }
+    webhooks::get_endpoint(state.deps.db.primary(), caller.tenant_id(), id)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    request_body = WebhookFields,
+    responses(
+        (status = 201, description = "Registered; the answer holds its secret, shown this once", body = WebhookView),
+        super::openapi::CallerProblems,
+        super::openapi::BodyProblems,
+        (status = 409, description = "The tenant has as many endpoints as it may", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_webhook(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    body: web::Json<WebhookFields>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let mut missing = FieldErrors::default();
+    if body.url.is_none() {
+        missing.push("url", "an endpoint needs a `url`");
+    }
+    if body.events.is_none() {
+        missing.push("events", "name the event types to deliver");
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::Invalid(
+            missing.into_problem_titled("Invalid webhook"),
+        ));
+    }
+    let now = now_ms();
+    let blank = EndpointRecord {
+        id: common::webhooks::new_endpoint_id(),
+        tenant_id: caller.tenant_id().clone(),
+        url: String::new(),
+        events: Vec::new(),
+        secret: common::webhooks::new_secret(),
+        description: String::new(),
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let record = body
+        .apply(blank, &state.webhook_policy)
+        .map_err(ApiError::Invalid)?;
+    let entry = caller.audit(
+        AuditAction::WebhookAdded,
+        audit::target("webhook", &record.id),
+        audit::changes(None, Some(audit::webhook_state(&record))),
+    );
+    let mut tx = state.deps.db.begin_write().await?;
+    let max = state.deps.settings.webhooks.max_endpoints;
+    if webhooks::count_endpoints(&mut tx, caller.tenant_id()).await? >= i64::from(max) {
+        return Err(ApiError::TooManyWebhooks(max));
+    }
+    webhooks::insert_endpoint(&mut tx, &record).await?;
+    common::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, format!("/api/v1/webhooks/{}", record.id)))
+        .json(WebhookView::of(&record, true)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    responses(
+        (status = 200, description = "The caller's endpoints, oldest first", body = WebhookList),
+        super::openapi::CallerProblems,
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_webhooks(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let records = webhooks::list_endpoints(state.deps.db.primary(), caller.tenant_id()).await?;
+    Ok(HttpResponse::Ok().json(WebhookList {
+        items: records.iter().map(|r| WebhookView::of(r, false)).collect(),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The endpoint (without its secret)", body = WebhookView),
+        super::openapi::CallerProblems,
+        (status = 404, description = "No such endpoint of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_webhook(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let record = owned(&state, &caller, &id).await?;
+    Ok(HttpResponse::Ok().json(WebhookView::of(&record, false)))
+}
+
+/// Optimistic updates retried this many times before answering 409.
+const ATTEMPTS: usize = 3;
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body = WebhookFields,
+    responses(
+        (status = 200, description = "The endpoint as it now is", body = WebhookView),
+        super::openapi::CallerProblems,
+        super::openapi::BodyProblems,
+        (status = 404, description = "No such endpoint of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Edited concurrently", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update_webhook(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: web::Path<String>,
+    body: web::Json<WebhookFields>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    for _ in 0..ATTEMPTS {
+        let current = owned(&state, &caller, &id).await?;
+        let mut next = body
+            .apply(current.clone(), &state.webhook_policy)
+            .map_err(ApiError::Invalid)?;
+        let (before, after) = (audit::webhook_state(&current), audit::webhook_state(&next));
+        if before == after {
+            return Ok(HttpResponse::Ok().json(WebhookView::of(&current, false)));
+        }
+        // Strictly later, even within one millisecond, so versions differ.
+        next.updated_at = now_ms().max(current.updated_at + 1);
+        let entry = caller.audit(
+            AuditAction::WebhookUpdated,
+            audit::target("webhook", &current.id),
+            audit::changes(Some(before), Some(after)),
+        );
+        let mut tx = state.deps.db.begin_write().await?;
+        if webhooks::update_endpoint(&mut tx, &next, current.updated_at).await? {
+            common::db::audit::insert(&mut *tx, &entry).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            return Ok(HttpResponse::Ok().json(WebhookView::of(&next, false)));
+        }
+    }
+    Err(ApiError::Conflict)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 204, description = "Removed, with the messages it was still owed and its delivery log"),
+        super::openapi::CallerProblems,
+        (status = 404, description = "No such endpoint of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_webhook(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let current = owned(&state, &caller, &id).await?;
+    let entry = caller.audit(
+        AuditAction::WebhookRemoved,
+        audit::target("webhook", &current.id),
+        audit::changes(Some(audit::webhook_state(&current)), None),
+    );
+    let mut tx = state.deps.db.begin_write().await?;
+    if !webhooks::delete_endpoint(&mut tx, caller.tenant_id(), &current.id).await? {
+        return Err(ApiError::WebhookNotFound);
+    }
+    common::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 202, description = "A `webhook.test` message is queued for the endpoint, whatever it subscribes to; its attempts show in the delivery log", body = TestSent),
+        super::openapi::CallerProblems,
+        (status = 404, description = "No such endpoint of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint is turned off", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn test_webhook(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let endpoint = owned(&state, &caller, &id).await?;
+    if !endpoint.enabled {
+        return Err(ApiError::WebhookDisabled);
+    }
+    let now = now_ms();
+    let message = common::webhooks::test_message(&endpoint, now);
+    let mut tx = state.deps.db.begin_write().await?;
+    webhooks::insert_messages(&mut tx, std::slice::from_ref(&message)).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(TestSent {
+        message_id: message.id,
+    }))
+}
