@@ -94,7 +94,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     deps.bus = Bus::local();
     let create = CreateService::start(&deps).await?;
     let lookup = LookupService::start(&deps, create.state.codec.clone()).await?;
-    let stats = StatsService::start(&deps);
+    let stats = StatsService::start(&deps)?;
     let builder = ServiceBuilder::new(&deps, create.readiness(&deps));
     let builder = lookup.mount(stats.mount(create.mount(builder, &deps.settings)));
     let (db, stats_settings) = (deps.db.clone(), deps.settings.stats.clone());

@@ -48,4 +48,5 @@ pub mod redis;
 pub mod server;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod webhooks;

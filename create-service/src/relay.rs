@@ -18,6 +18,11 @@
 //!    the masters alone, and `link_changes_unreplicated_total` says so,
 //! 4. marks the rows published.
 //!
+//! Before step 1, a change not yet dispatched has its webhook messages queued: for
+//! every endpoint of the link's tenant subscribed to its kind, in one transaction
+//! with marking it dispatched, so each change is told once, and webhooks do not
+//! wait for Redis.
+//!
 //! A failure anywhere leaves the rows pending, and the whole batch is retried with
 //! backoff: writes are idempotent, and events only make lookups reload.
 //!
@@ -34,9 +39,14 @@ use common::background::CancellationToken;
 use common::backoff::Backoff;
 use common::cache::{LinkEntry, encode, l2_key};
 use common::db::changes::{self, ChangeKind, PendingChange};
+use common::db::domains::{self, DomainRecord};
+use common::db::webhooks::{self, EndpointRecord};
 use common::db::{Database, Engine, StoreError};
 use common::deps::Deps;
+use common::domain::webhooks::EventType;
 use common::events::{Bus, Event};
+use common::link::TenantId;
+use common::links::DomainName;
 use common::metrics::register;
 use common::redis::{RedisCluster, RedisError, redis};
 use prometheus::{IntCounter, IntGauge};
@@ -131,6 +141,9 @@ impl RelayMetrics {
 /// The relay of one create-service (or all-in-one) process.
 pub struct Relay {
     db: Database,
+    /// The default domain's host and short-URL base, for the links webhooks show.
+    default_domain: String,
+    base_url: String,
     redis: Option<RedisCluster>,
     bus: Bus,
     l2_ttl_secs: u64,
@@ -160,6 +173,10 @@ impl Relay {
         let redis = &deps.settings.redis;
         Arc::new(Relay {
             db: deps.db.clone(),
+            default_domain: common::domains::DefaultDomain::from_settings(&deps.settings)
+                .name()
+                .to_string(),
+            base_url: deps.settings.http.base_url().to_string(),
             redis: deps.redis.clone(),
             bus: deps.bus.clone(),
             l2_ttl_secs: deps.settings.lookup.l2_ttl.as_secs().max(1),
@@ -328,11 +345,106 @@ impl Relay {
         if pending.is_empty() {
             return Ok(0);
         }
+        self.dispatch(conn, &pending).await?;
         self.publish(&pending).await?;
         let seqs: Vec<i64> = pending.iter().map(|c| c.seq).collect();
         changes::mark_published(conn, &seqs, common::time::now_ms()).await?;
         self.metrics.published.inc_by(pending.len() as u64);
         Ok(pending.len())
+    }
+
+    /// Queues the webhook messages of the changes in `pending` not dispatched yet,
+    /// and marks them dispatched, in one transaction.
+    async fn dispatch(
+        &self,
+        conn: &mut AnyConnection,
+        pending: &[PendingChange],
+    ) -> Result<(), RelayError> {
+        let todo: Vec<&PendingChange> = pending.iter().filter(|c| !c.dispatched).collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let now = common::time::now_ms();
+        match self.db.engine() {
+            // On the relay's own session: its lock orders the fan-out too.
+            Engine::Postgres => {
+                let mut tx = sqlx::Connection::begin(conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                self.queue_messages(&mut tx, &todo, now).await?;
+                tx.commit().await.map_err(StoreError::from)?;
+            }
+            Engine::Sqlite => {
+                let mut tx = self.db.begin_write().await?;
+                self.queue_messages(&mut tx, &todo, now).await?;
+                tx.commit().await.map_err(StoreError::from)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn queue_messages(
+        &self,
+        conn: &mut AnyConnection,
+        todo: &[&PendingChange],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut subscribers: HashMap<(TenantId, EventType), Vec<EndpointRecord>> = HashMap::new();
+        let mut sites: HashMap<DomainName, Option<DomainRecord>> = HashMap::new();
+        let mut messages = Vec::new();
+        for change in todo {
+            let event = match change.kind {
+                ChangeKind::Created => EventType::LinkCreated,
+                ChangeKind::Updated => EventType::LinkUpdated,
+                ChangeKind::Deleted => EventType::LinkDeleted,
+            };
+            let key = (change.link.tenant_id.clone(), event);
+            if !subscribers.contains_key(&key) {
+                let found = webhooks::subscribed(conn, &key.0, event).await?;
+                subscribers.insert(key.clone(), found);
+            }
+            let Some(endpoints) = subscribers.get(&key).filter(|e| !e.is_empty()) else {
+                continue;
+            };
+            let link = &change.link;
+            let (domain, short_url) = match &link.domain {
+                None => (
+                    self.default_domain.clone(),
+                    format!("{}/{}", self.base_url, link.code),
+                ),
+                Some(name) => {
+                    if !sites.contains_key(name) {
+                        let site = domains::get(self.db.primary(), name).await?;
+                        sites.insert(name.clone(), site);
+                    }
+                    let settings = sites
+                        .get(name)
+                        .and_then(Option::as_ref)
+                        .map(|site| site.settings.clone())
+                        .unwrap_or_default();
+                    (
+                        name.to_string(),
+                        settings.short_url(name.as_str(), link.code.as_str()),
+                    )
+                }
+            };
+            let view = crate::model::LinkView::from_record(link, domain, short_url, now);
+            let data = serde_json::to_value(&view)
+                .map_err(|e| StoreError::Corrupt(format!("link view: {e}")))?;
+            for endpoint in endpoints {
+                messages.push(common::webhooks::message(
+                    endpoint,
+                    event,
+                    &link.key(),
+                    change.created_at,
+                    data.clone(),
+                ));
+            }
+        }
+        webhooks::insert_messages(conn, &messages).await?;
+        let seqs: Vec<i64> = todo.iter().map(|c| c.seq).collect();
+        changes::mark_dispatched(conn, &seqs, now).await?;
+        Ok(())
     }
 
     async fn publish(&self, pending: &[PendingChange]) -> Result<(), RelayError> {

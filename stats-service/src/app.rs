@@ -36,8 +36,9 @@ pub struct StatsService {
 }
 
 impl StatsService {
-    /// Builds the state and starts the appliers on `deps.background`.
-    pub fn start(deps: &Deps) -> StatsService {
+    /// Builds the state and starts the appliers (and, when `webhooks.deliver` is on,
+    /// the webhook deliveries) on `deps.background`.
+    pub fn start(deps: &Deps) -> anyhow::Result<StatsService> {
         let metrics = crate::consumer::ConsumerMetrics::new(&deps.metrics);
         let appliers = deps.background.group();
         crate::consumer::start(
@@ -47,6 +48,15 @@ impl StatsService {
             &appliers,
             &deps.background,
         );
+        if deps.settings.webhooks.deliver {
+            let deliverer = crate::webhooks::Deliverer::new(
+                deps.db.clone(),
+                deps.settings.webhooks.clone(),
+                &deps.metrics,
+                crate::webhooks::system_clock(),
+            )?;
+            appliers.spawn_graceful(|stop| deliverer.run(stop));
+        }
         let replicas = Replicas::new(&deps.db);
         for probe in replicas.probes() {
             deps.background.spawn(probe);
@@ -62,7 +72,7 @@ impl StatsService {
             reads: crate::api::Reads::new(&deps.metrics),
             default_domain: common::domains::DefaultDomain::from_settings(&deps.settings),
         });
-        StatsService { state, appliers }
+        Ok(StatsService { state, appliers })
     }
 
     /// Adds the stats API's data and routes.
@@ -70,7 +80,8 @@ impl StatsService {
         builder.data(self.state.clone()).routes(routes)
     }
 
-    /// Shutdown step: no new round starts; the ones under way commit first.
+    /// Shutdown step: no new round starts; the ones under way commit first, and
+    /// webhook deliveries under way are recorded.
     pub fn stop_appliers(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let appliers = self.appliers.clone();
         async move {
@@ -83,7 +94,7 @@ impl StatsService {
 
 /// Serves stats-service on `deps` (port 0 picks a free one).
 pub fn start(deps: Deps) -> anyhow::Result<Running> {
-    serve(&deps, &StatsService::start(&deps))
+    serve(&deps, &StatsService::start(&deps)?)
 }
 
 /// Serves `service` (tests keep it, to stop and restart its appliers).

@@ -8,6 +8,7 @@
 //! - [`error`]: the stats API's error enum and its problem+json.
 //! - [`app`]: the server, and the routes the all-in-one mounts.
 //! - [`openapi`]: the OpenAPI document of the stats API.
+//! - [`webhooks`]: delivers queued webhook messages, signed, with retries.
 
 pub mod agents;
 pub mod api;
@@ -16,5 +17,6 @@ pub mod consumer;
 pub mod deltas;
 pub mod error;
 pub mod openapi;
+pub mod webhooks;
 
 pub use app::{StatsService, routes, run, start};

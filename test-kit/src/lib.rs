@@ -112,6 +112,11 @@ pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
 /// not to follow, and a proxy in the environment must never see loopback traffic.
 #[cfg(feature = "http")]
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    // The services turn rustls on for every reqwest client in the workspace, and a
+    // client is only built with a provider installed (`common::tls`, which this
+    // crate sits below).
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

@@ -37,6 +37,8 @@ pub struct PendingChange {
     pub kind: ChangeKind,
     /// When the change committed (Unix ms).
     pub created_at: i64,
+    /// Its webhook messages are queued (`dispatched_at` is set).
+    pub dispatched: bool,
     pub link: LinkRecord,
 }
 
@@ -57,7 +59,7 @@ pub async fn pending(
     let sql = concat!(
         "SELECT ",
         link_columns!(),
-        ", c.seq, c.kind, c.created_at FROM link_changes c JOIN links l ON l.code = c.code \
+        ", c.seq, c.kind, c.created_at, c.dispatched_at FROM link_changes c JOIN links l ON l.code = c.code \
          WHERE c.published_at IS NULL ORDER BY c.seq LIMIT $1"
     );
     let rows = sqlx::query(sql).bind(limit).fetch_all(conn).await?;
@@ -69,6 +71,7 @@ pub async fn pending(
                 seq: row.try_get(14)?,
                 kind: ChangeKind::parse(&kind)?,
                 created_at: row.try_get(16)?,
+                dispatched: row.try_get::<Option<i64>, _>(17)?.is_some(),
             })
         })
         .collect()
@@ -82,6 +85,26 @@ pub async fn mark_published(
     seqs: &[i64],
     now: i64,
 ) -> Result<(), StoreError> {
+    mark(conn, "published_at", seqs, now).await
+}
+
+/// Marks the changes `seqs` dispatched (their webhook messages queued) at `now`, in
+/// the transaction that queued them.
+pub async fn mark_dispatched(
+    conn: &mut AnyConnection,
+    seqs: &[i64],
+    now: i64,
+) -> Result<(), StoreError> {
+    mark(conn, "dispatched_at", seqs, now).await
+}
+
+/// Sets `column` (a name from this module, never input) to `now` on `seqs`.
+async fn mark(
+    conn: &mut AnyConnection,
+    column: &'static str,
+    seqs: &[i64],
+    now: i64,
+) -> Result<(), StoreError> {
     // Few shapes of statement: chunks of a fixed size, the last padded by repeating.
     const CHUNK: usize = 256;
     for chunk in seqs.chunks(CHUNK) {
@@ -90,9 +113,9 @@ pub async fn mark_published(
         let list: Vec<String> = (2..width + 2).map(|n| format!("${n}")).collect();
         let list = list.join(", ");
         let sql = format!(
-            "UPDATE link_changes SET published_at = $1 WHERE published_at IS NULL AND seq IN ({list})"
+            "UPDATE link_changes SET {column} = $1 WHERE {column} IS NULL AND seq IN ({list})"
         );
-        // Only placeholders were spliced in.
+        // Only placeholders and a column name of this module were spliced in.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
         for i in 0..width {
             query = query.bind(chunk[i.min(chunk.len() - 1)]);
@@ -102,13 +125,15 @@ pub async fn mark_published(
     Ok(())
 }
 
-/// Forgets changes published before `before` (Unix ms); returns how many.
+/// Forgets changes published before `before` (Unix ms) whose webhook messages are
+/// queued; returns how many.
 pub async fn purge_published<'c, E>(executor: E, before: i64) -> Result<u64, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
     let result = sqlx::query(
-        "DELETE FROM link_changes WHERE published_at IS NOT NULL AND published_at < $1",
+        "DELETE FROM link_changes WHERE published_at IS NOT NULL AND published_at < $1 \
+         AND dispatched_at IS NOT NULL",
     )
     .bind(before)
     .execute(executor)

@@ -213,3 +213,308 @@ pub async fn insert_messages(
     }
     Ok(())
 }
+
+/// A message a worker may deliver, with where and how it is signed.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub seq: i64,
+    pub id: String,
+    pub endpoint_id: String,
+    pub payload: String,
+    pub created_at: i64,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Where the retry budget runs from: the message's creation, or its replay.
+    pub retry_from: i64,
+    pub url: String,
+    pub secret: String,
+}
+
+/// Due messages at the head of their link's line (no older message of the same link
+/// is still owed to the same endpoint), of endpoints that are on, and held by no
+/// worker: the longest due first, up to `limit`.
+pub async fn due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.seq, m.id, m.endpoint_id, m.payload, m.created_at, m.attempts, \
+         COALESCE(m.retry_from, m.created_at), e.url, e.secret \
+         FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id \
+         WHERE m.state = 'pending' AND m.next_attempt_at <= $1 \
+         AND (m.locked_until IS NULL OR m.locked_until < $1) AND e.enabled = 1 \
+         AND NOT EXISTS (SELECT 1 FROM webhook_messages o WHERE o.endpoint_id = m.endpoint_id \
+         AND o.link_key = m.link_key AND o.state = 'pending' AND o.seq < m.seq) \
+         ORDER BY m.next_attempt_at, m.seq LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Delivery {
+                seq: row.try_get(0)?,
+                id: row.try_get(1)?,
+                endpoint_id: row.try_get(2)?,
+                payload: row.try_get(3)?,
+                created_at: row.try_get(4)?,
+                attempts: row.try_get(5)?,
+                retry_from: row.try_get(6)?,
+                url: row.try_get(7)?,
+                secret: row.try_get(8)?,
+            })
+        })
+        .collect()
+}
+
+/// Holds message `seq` for this worker until `until`; false when another worker
+/// holds it, or it is no longer pending.
+pub async fn claim(pool: &AnyPool, seq: i64, now: i64, until: i64) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE webhook_messages SET locked_until = $1 WHERE seq = $2 AND state = 'pending' \
+         AND (locked_until IS NULL OR locked_until < $3)",
+    )
+    .bind(until)
+    .bind(seq)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// What one attempt met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: i64,
+    /// The answer's status; `None` when none came.
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    /// Why it failed, when no status says it.
+    pub error: Option<String>,
+    /// The first bytes of the answer's body.
+    pub response: Option<String>,
+}
+
+/// What becomes of a message after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    /// Tried again at this time (Unix ms).
+    RetryAt(i64),
+    /// Out of retries: a dead letter until someone replays it.
+    Dead,
+}
+
+/// Records an attempt at `delivery` and what follows it, in one transaction: the
+/// delivery log's row, the message's state, and whether its endpoint is failing.
+pub async fn record(
+    conn: &mut AnyConnection,
+    delivery: &Delivery,
+    attempt: &Attempt,
+    next: Next,
+) -> Result<(), StoreError> {
+    // A second worker that took the message after a lost lease logs its attempt
+    // under the same number at worst: the first row stands.
+    sqlx::query(
+        "INSERT INTO webhook_attempts (message_seq, attempt, endpoint_id, at, status, \
+         latency_ms, error, response) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (message_seq, attempt) DO NOTHING",
+    )
+    .bind(delivery.seq)
+    .bind(delivery.attempts + 1)
+    .bind(delivery.endpoint_id.clone())
+    .bind(attempt.at)
+    .bind(attempt.status.map(i64::from))
+    .bind(attempt.latency_ms)
+    .bind(attempt.error.clone())
+    .bind(attempt.response.clone())
+    .execute(&mut *conn)
+    .await?;
+    let (state, next_at, finished) = match next {
+        Next::Delivered => ("delivered", attempt.at, Some(attempt.at)),
+        Next::RetryAt(at) => ("pending", at, None),
+        Next::Dead => ("dead", attempt.at, Some(attempt.at)),
+    };
+    sqlx::query(
+        "UPDATE webhook_messages SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
+         finished_at = $3, locked_until = NULL WHERE seq = $4",
+    )
+    .bind(state)
+    .bind(next_at)
+    .bind(finished)
+    .bind(delivery.seq)
+    .execute(&mut *conn)
+    .await?;
+    let failing = if next == Next::Delivered {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET failing_since = NULL \
+             WHERE id = $1 AND failing_since IS NOT NULL",
+        )
+        .bind(delivery.endpoint_id.clone())
+    } else {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL",
+        )
+        .bind(delivery.endpoint_id.clone())
+        .bind(attempt.at)
+    };
+    failing.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// A message as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub seq: i64,
+    pub id: String,
+    pub event_type: String,
+    pub link_key: String,
+    pub payload: String,
+    pub created_at: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// The endpoint's messages in `state` (any when `None`), newest first, older than
+/// `before` (a `seq`) when given.
+pub async fn messages(
+    pool: &AnyPool,
+    endpoint_id: &str,
+    state: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, id, event_type, link_key, payload, created_at, state, attempts, \
+         next_attempt_at, finished_at FROM webhook_messages \
+         WHERE endpoint_id = $1 AND ($2 = '' OR state = $2) AND seq < $3 \
+         ORDER BY seq DESC LIMIT $4",
+    )
+    .bind(endpoint_id)
+    .bind(state.unwrap_or_default())
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(MessageRecord {
+                seq: row.try_get(0)?,
+                id: row.try_get(1)?,
+                event_type: row.try_get(2)?,
+                link_key: row.try_get(3)?,
+                payload: row.try_get(4)?,
+                created_at: row.try_get(5)?,
+                state: row.try_get(6)?,
+                attempts: row.try_get(7)?,
+                next_attempt_at: row.try_get(8)?,
+                finished_at: row.try_get(9)?,
+            })
+        })
+        .collect()
+}
+
+/// Puts the endpoint's dead letters (only `message_id`, when given) back in line,
+/// due at `now` with a fresh retry budget; returns how many.
+pub async fn replay(
+    conn: &mut AnyConnection,
+    endpoint_id: &str,
+    message_id: Option<&str>,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "UPDATE webhook_messages SET state = 'pending', next_attempt_at = $1, retry_from = $1, \
+         finished_at = NULL, locked_until = NULL \
+         WHERE endpoint_id = $2 AND state = 'dead' AND ($3 = '' OR id = $3)",
+    )
+    .bind(now)
+    .bind(endpoint_id)
+    .bind(message_id.unwrap_or_default())
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// One row of an endpoint's delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub message_id: String,
+    pub event_type: String,
+    pub attempt: i64,
+    pub at: i64,
+    pub status: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response: Option<String>,
+}
+
+/// The endpoint's delivery log, newest first, before `before` (Unix ms) when given.
+pub async fn attempts(
+    pool: &AnyPool,
+    endpoint_id: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.event_type, a.attempt, a.at, a.status, a.latency_ms, a.error, a.response \
+         FROM webhook_attempts a JOIN webhook_messages m ON m.seq = a.message_seq \
+         WHERE a.endpoint_id = $1 AND a.at < $2 ORDER BY a.at DESC, a.message_seq DESC LIMIT $3",
+    )
+    .bind(endpoint_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AttemptRecord {
+                message_id: row.try_get(0)?,
+                event_type: row.try_get(1)?,
+                attempt: row.try_get(2)?,
+                at: row.try_get(3)?,
+                status: row.try_get(4)?,
+                latency_ms: row.try_get(5)?,
+                error: row.try_get(6)?,
+                response: row.try_get(7)?,
+            })
+        })
+        .collect()
+}
+
+/// Pending messages and the due time of the oldest due one (0 when none is due), for
+/// the delivery lag.
+pub async fn backlog(pool: &AnyPool, now: i64) -> Result<(i64, i64), StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*), CAST(COALESCE(MIN(CASE WHEN next_attempt_at <= $1 \
+         THEN next_attempt_at END), 0) AS BIGINT) FROM webhook_messages WHERE state = 'pending'",
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// Enabled endpoints of `tenant_id` subscribed to `event`.
+pub async fn subscribed(
+    conn: &mut AnyConnection,
+    tenant_id: &TenantId,
+    event: EventType,
+) -> Result<Vec<EndpointRecord>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        endpoint_columns!(),
+        " FROM webhook_endpoints WHERE tenant_id = $1 AND enabled = 1 ORDER BY created_at, id"
+    );
+    let rows = sqlx::query(sql)
+        .bind(tenant_id.as_str())
+        .fetch_all(conn)
+        .await?;
+    let mut endpoints = Vec::new();
+    for row in &rows {
+        let endpoint = endpoint_from_row(row)?;
+        if endpoint.events.contains(&event) {
+            endpoints.push(endpoint);
+        }
+    }
+    Ok(endpoints)
+}

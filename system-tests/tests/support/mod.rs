@@ -225,7 +225,7 @@ impl Harness {
         let stats_deps = Deps::connect(ServiceKind::Stats, stats_settings)
             .await
             .unwrap();
-        let stats_service = stats_service::StatsService::start(&stats_deps);
+        let stats_service = stats_service::StatsService::start(&stats_deps).unwrap();
         let stats = stats_service::app::serve(&stats_deps, &stats_service).unwrap();
 
         let key = common::auth::create_key(&db, "acme", "tests", Grant::Role(Role::Owner))
