@@ -214,3 +214,109 @@ pub async fn list_blocked_hosts(settings: Settings) -> anyhow::Result<Vec<String
         })
         .collect())
 }
+
+/// `webhooks dead-letters --tenant T [--endpoint ID]`: the tenant's dead letters,
+/// newest first, one a line (message, endpoint, type, link, when given up, attempts).
+pub async fn dead_letters(
+    settings: Settings,
+    tenant: &str,
+    endpoint: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let deps = connect_admin(settings).await?;
+    let tenant = common::link::TenantId::from_stored(tenant.to_string());
+    let endpoints = common::db::webhooks::list_endpoints(deps.db.primary(), &tenant).await;
+    let mut lines = Vec::new();
+    let mut failure = None;
+    match endpoints {
+        Ok(endpoints) => {
+            for e in endpoints
+                .iter()
+                .filter(|e| endpoint.is_none_or(|id| id == e.id))
+            {
+                match common::db::webhooks::messages(
+                    deps.db.primary(),
+                    &e.id,
+                    Some("dead"),
+                    None,
+                    10_000,
+                )
+                .await
+                {
+                    Ok(dead) => lines.extend(dead.iter().map(|m| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}\t{}",
+                            m.id,
+                            e.id,
+                            m.event_type,
+                            if m.link_key.is_empty() {
+                                "-"
+                            } else {
+                                &m.link_key
+                            },
+                            m.finished_at
+                                .map(|at| common::time::from_ms(at)
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                                .unwrap_or_default(),
+                            m.attempts
+                        )
+                    })),
+                    Err(e) => failure = Some(e),
+                }
+            }
+        }
+        Err(e) => failure = Some(e),
+    }
+    deps.db.close().await;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(lines),
+    }
+}
+
+/// `webhooks replay --tenant T --endpoint ID [--message MSG]`: puts the endpoint's
+/// dead letters (one, when named) back in line, with an audit row for the operator;
+/// returns how many.
+pub async fn replay_dead_letters(
+    settings: Settings,
+    tenant: &str,
+    endpoint: &str,
+    message: Option<&str>,
+) -> anyhow::Result<u64> {
+    let deps = connect_admin(settings).await?;
+    let outcome = replay_on(&deps, tenant, endpoint, message).await;
+    deps.db.close().await;
+    outcome
+}
+
+async fn replay_on(
+    deps: &Deps,
+    tenant: &str,
+    endpoint: &str,
+    message: Option<&str>,
+) -> anyhow::Result<u64> {
+    let tenant_id = common::link::TenantId::from_stored(tenant.to_string());
+    let Some(found) =
+        common::db::webhooks::get_endpoint(deps.db.primary(), &tenant_id, endpoint).await?
+    else {
+        anyhow::bail!("tenant `{tenant}` has no webhook endpoint `{endpoint}`");
+    };
+    let mut tx = deps.db.begin_write().await?;
+    let replayed =
+        common::db::webhooks::replay(&mut tx, &found.id, message, common::time::now_ms()).await?;
+    if replayed == 0 && message.is_some() {
+        anyhow::bail!(
+            "`{}` is no dead letter of `{endpoint}`",
+            message.unwrap_or_default()
+        );
+    }
+    let entry = common::audit::outside_request(
+        &common::audit::operator(),
+        tenant,
+        common::audit::AuditAction::WebhookReplayed,
+        common::audit::target("webhook", &found.id),
+        serde_json::json!({"replayed": {"from": null, "to": replayed}}),
+    );
+    common::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await?;
+    Ok(replayed)
+}

@@ -46,6 +46,35 @@ enum Command {
         #[command(subcommand)]
         command: HostsCommand,
     },
+    /// Webhook messages that ran out of retries: list them, send them again.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// A tenant's dead letters, newest first: message, endpoint, type, link, when it
+    /// was given up on, attempts (tab-separated).
+    DeadLetters {
+        #[arg(long)]
+        tenant: String,
+        /// Only this endpoint's (`ep_…`).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Put an endpoint's dead letters back in line, due at once with a fresh retry
+    /// budget (a running server delivers them at its next poll).
+    Replay {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        endpoint: String,
+        /// Only this message (`msg_…`).
+        #[arg(long)]
+        message: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +216,29 @@ async fn main() -> anyhow::Result<ExitCode> {
         },
         Command::Links { command } => links(settings, command).await,
         Command::Hosts { command } => hosts(settings, command).await,
+        Command::Webhooks { command } => match command {
+            WebhooksCommand::DeadLetters { tenant, endpoint } => {
+                for line in shortener::dead_letters(settings, &tenant, endpoint.as_deref()).await? {
+                    println!("{line}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            WebhooksCommand::Replay {
+                tenant,
+                endpoint,
+                message,
+            } => {
+                let replayed = shortener::replay_dead_letters(
+                    settings,
+                    &tenant,
+                    &endpoint,
+                    message.as_deref(),
+                )
+                .await?;
+                println!("{replayed} dead letter(s) of {endpoint} back in line");
+                Ok(ExitCode::SUCCESS)
+            }
+        },
     }
 }
 

@@ -96,6 +96,22 @@ pub fn routes(settings: &Settings) -> impl Fn(&mut web::ServiceConfig) + Send + 
             web::resource("/api/v1/webhooks/{id}/test")
                 .route(web::post().to(http::webhooks::test_webhook)),
         )
+        .service(
+            web::resource("/api/v1/webhooks/{id}/messages")
+                .route(web::get().to(http::webhooks::list_messages)),
+        )
+        .service(
+            web::resource("/api/v1/webhooks/{id}/attempts")
+                .route(web::get().to(http::webhooks::list_attempts)),
+        )
+        .service(
+            web::resource("/api/v1/webhooks/{id}/replay")
+                .route(web::post().to(http::webhooks::replay_all)),
+        )
+        .service(
+            web::resource("/api/v1/webhooks/{id}/messages/{message_id}/replay")
+                .route(web::post().to(http::webhooks::replay_one)),
+        )
         .configure(crate::web::routes);
     }
 }

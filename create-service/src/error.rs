@@ -31,6 +31,8 @@ pub enum ApiError {
     MemberNotFound,
     #[error("no such webhook endpoint")]
     WebhookNotFound,
+    #[error("no such dead letter")]
+    DeadLetterNotFound,
     #[error("webhook endpoint turned off")]
     WebhookDisabled,
     #[error("as many webhook endpoints as allowed ({0})")]
@@ -83,6 +85,9 @@ impl ApiError {
             ApiError::MemberNotFound => Problem::not_found().detail("no such member of yours"),
             ApiError::WebhookNotFound => {
                 Problem::not_found().detail("no such webhook endpoint of yours")
+            }
+            ApiError::DeadLetterNotFound => {
+                Problem::not_found().detail("no such dead letter of this endpoint")
             }
             ApiError::WebhookDisabled => Problem::new(
                 StatusCode::CONFLICT,

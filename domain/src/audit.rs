@@ -103,6 +103,7 @@ actions! {
     WebhookAdded => "webhook.added",
     WebhookUpdated => "webhook.updated",
     WebhookRemoved => "webhook.removed",
+    WebhookReplayed => "webhook.replayed",
 }
 
 impl AuditAction {

@@ -23,7 +23,7 @@ on_both_engines!(
 );
 
 /// The operations the walk knows, as `METHOD path` of the OpenAPI document.
-const MUTATIONS: [&str; 16] = [
+const MUTATIONS: [&str; 18] = [
     "POST /api/v1/links",
     "POST /api/v1/links/bulk",
     "PATCH /api/v1/links/{code}",
@@ -40,6 +40,8 @@ const MUTATIONS: [&str; 16] = [
     "POST /api/v1/webhooks",
     "PATCH /api/v1/webhooks/{id}",
     "DELETE /api/v1/webhooks/{id}",
+    "POST /api/v1/webhooks/{id}/replay",
+    "POST /api/v1/webhooks/{id}/messages/{message_id}/replay",
 ];
 
 /// Operations that change no setting of a tenant's, so leave no audit row: a test
@@ -173,6 +175,52 @@ async fn prepare(h: &Harness, op: &str) -> (Method, String, Option<Value>, Expec
                     action: "webhook.updated",
                     target: format!("webhook:{id}"),
                     changes: json!({"enabled": {"from": true, "to": false}}),
+                },
+            )
+        }
+        "POST /api/v1/webhooks/{id}/replay" => {
+            let id = add_webhook().await;
+            (
+                Method::POST,
+                format!("/api/v1/webhooks/{id}/replay"),
+                None,
+                Expected {
+                    action: "webhook.replayed",
+                    target: format!("webhook:{id}"),
+                    changes: json!({"replayed": {"from": null, "to": 0}}),
+                },
+            )
+        }
+        "POST /api/v1/webhooks/{id}/messages/{message_id}/replay" => {
+            let id = add_webhook().await;
+            // A dead letter, as the worker leaves one.
+            let endpoint = common::db::webhooks::get_endpoint(
+                h.db.primary(),
+                &common::link::TenantId::from_stored("acme".into()),
+                &id,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            let message = common::webhooks::test_message(&endpoint, common::time::now_ms());
+            let mut tx = h.db.begin_write().await.unwrap();
+            common::db::webhooks::insert_messages(&mut tx, std::slice::from_ref(&message))
+                .await
+                .unwrap();
+            sqlx::query("UPDATE webhook_messages SET state = 'dead' WHERE id = $1")
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            (
+                Method::POST,
+                format!("/api/v1/webhooks/{id}/messages/{}/replay", message.id),
+                None,
+                Expected {
+                    action: "webhook.replayed",
+                    target: format!("webhook:{id}"),
+                    changes: json!({"replayed": {"from": null, "to": 1}}),
                 },
             )
         }

@@ -2,7 +2,8 @@
 //! receiver on 127.0.0.1 signed as Standard Webhooks define (each checked with the
 //! specification's own library, not this project's code), in order per link; a
 //! failing endpoint is retried, then dead-lettered after the retry budget (on a clock
-//! the test moves), and a replayed dead letter is delivered.
+//! the test moves), its attempts are in the delivery log, and a dead letter replayed
+//! over the API is delivered.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -362,22 +363,71 @@ async fn retried_then_dead_lettered(h: &Harness) {
     for received in receiver.received() {
         verify(&secret, &received);
     }
-    let log = common::db::webhooks::attempts(h.db.primary(), &id, None, 100)
-        .await
-        .unwrap();
-    assert_eq!(log.len(), attempts as usize);
-    assert!(log.iter().all(|a| a.status == Some(500)));
-    assert_eq!(log[0].response.as_deref(), Some("received"));
+    // The dead letter and the delivery log, over the API.
+    let dead = h
+        .get_as(
+            &h.key,
+            &format!("/api/v1/webhooks/{id}/messages?state=dead"),
+        )
+        .await;
+    assert_eq!(dead.status, 200, "{}", dead.text);
+    let items = dead.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", dead.text);
+    assert_eq!(items[0]["type"], "link.created");
+    assert_eq!(items[0]["link"], "doomed");
+    assert_eq!(items[0]["state"], "dead");
+    assert_eq!(items[0]["attempts"], attempts);
+    let message_id = items[0]["id"].as_str().unwrap().to_string();
+    let mut logged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/webhooks/{id}/attempts?limit=7&cursor={c}"),
+            None => format!("/api/v1/webhooks/{id}/attempts?limit=7"),
+        };
+        let page = h.get_as(&h.key, &path).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        logged.extend(page.body["items"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(logged.len(), attempts as usize);
+    let numbers: Vec<i64> = logged
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=attempts).rev().collect::<Vec<_>>(),
+        "newest first, each once"
+    );
+    assert!(
+        logged
+            .iter()
+            .all(|a| a["status"] == 500 && a["message_id"] == message_id.as_str())
+    );
+    assert_eq!(logged[0]["response"], "received");
 
     // Replayed once the receiver is back: delivered, with the same id.
+    h.post_as(
+        &h.key,
+        &format!("/api/v1/webhooks/{id}/messages/msg_0000000000000000000000/replay"),
+        json!({}),
+    )
+    .await
+    .assert_problem(404, "not-found");
     receiver.answer(204);
-    let mut tx = h.db.begin_write().await.unwrap();
-    let at = *now.lock().unwrap();
-    let replayed = common::db::webhooks::replay(&mut tx, &id, None, at)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(replayed, 1);
+    let replayed = h
+        .post_as(
+            &h.key,
+            &format!("/api/v1/webhooks/{id}/messages/{message_id}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(replayed.status, 202, "{}", replayed.text);
+    assert_eq!(replayed.body["replayed"], 1);
     assert_eq!(worker.clone().round().await.unwrap(), 1);
     worker.settle().await;
     assert_eq!(state(h).await.unwrap().0, "delivered");
@@ -385,4 +435,21 @@ async fn retried_then_dead_lettered(h: &Harness) {
     let last = got.last().unwrap();
     verify(&secret, last);
     assert_eq!(last.header("webhook-id"), got[0].header("webhook-id"));
+    // Nothing is dead any more; replaying all of them puts none back.
+    let again = h
+        .post_as(&h.key, &format!("/api/v1/webhooks/{id}/replay"), json!({}))
+        .await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    assert_eq!(again.body["replayed"], 0);
+    for bad in ["state=lost", "cursor=x", "limit=0"] {
+        h.get_as(&h.key, &format!("/api/v1/webhooks/{id}/messages?{bad}"))
+            .await
+            .assert_problem(400, "invalid-query");
+    }
+    h.get_as(
+        &h.key,
+        &format!("/api/v1/webhooks/{id}/attempts?cursor=1.2"),
+    )
+    .await
+    .assert_problem(400, "invalid-query");
 }

@@ -438,6 +438,7 @@ pub async fn replay(
 /// One row of an endpoint's delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
+    pub message_seq: i64,
     pub message_id: String,
     pub event_type: String,
     pub attempt: i64,
@@ -448,34 +449,83 @@ pub struct AttemptRecord {
     pub response: Option<String>,
 }
 
-/// The endpoint's delivery log, newest first, before `before` (Unix ms) when given.
+impl AttemptRecord {
+    /// Where the page after this row starts (see [`AttemptCursor`]).
+    pub fn cursor(&self) -> AttemptCursor {
+        AttemptCursor {
+            at: self.at,
+            message_seq: self.message_seq,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// A place in a delivery log, which is ordered by time, then message, then attempt
+/// (several attempts may share a millisecond). Written `at.seq.attempt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptCursor {
+    pub at: i64,
+    pub message_seq: i64,
+    pub attempt: i64,
+}
+
+impl AttemptCursor {
+    pub fn parse(text: &str) -> Option<AttemptCursor> {
+        let mut parts = text.split('.').map(|p| p.parse::<i64>().ok());
+        let cursor = AttemptCursor {
+            at: parts.next()??,
+            message_seq: parts.next()??,
+            attempt: parts.next()??,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+impl std::fmt::Display for AttemptCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.at, self.message_seq, self.attempt)
+    }
+}
+
+/// The endpoint's delivery log, newest first, after `after` when given.
 pub async fn attempts(
     pool: &AnyPool,
     endpoint_id: &str,
-    before: Option<i64>,
+    after: Option<AttemptCursor>,
     limit: i64,
 ) -> Result<Vec<AttemptRecord>, StoreError> {
+    let after = after.unwrap_or(AttemptCursor {
+        at: i64::MAX,
+        message_seq: i64::MAX,
+        attempt: i64::MAX,
+    });
     let rows = sqlx::query(
-        "SELECT m.id, m.event_type, a.attempt, a.at, a.status, a.latency_ms, a.error, a.response \
+        "SELECT a.message_seq, m.id, m.event_type, a.attempt, a.at, a.status, a.latency_ms, \
+         a.error, a.response \
          FROM webhook_attempts a JOIN webhook_messages m ON m.seq = a.message_seq \
-         WHERE a.endpoint_id = $1 AND a.at < $2 ORDER BY a.at DESC, a.message_seq DESC LIMIT $3",
+         WHERE a.endpoint_id = $1 AND (a.at < $2 OR (a.at = $2 AND (a.message_seq < $3 \
+         OR (a.message_seq = $3 AND a.attempt < $4)))) \
+         ORDER BY a.at DESC, a.message_seq DESC, a.attempt DESC LIMIT $5",
     )
     .bind(endpoint_id)
-    .bind(before.unwrap_or(i64::MAX))
+    .bind(after.at)
+    .bind(after.message_seq)
+    .bind(after.attempt)
     .bind(limit)
     .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|row| {
             Ok(AttemptRecord {
-                message_id: row.try_get(0)?,
-                event_type: row.try_get(1)?,
-                attempt: row.try_get(2)?,
-                at: row.try_get(3)?,
-                status: row.try_get(4)?,
-                latency_ms: row.try_get(5)?,
-                error: row.try_get(6)?,
-                response: row.try_get(7)?,
+                message_seq: row.try_get(0)?,
+                message_id: row.try_get(1)?,
+                event_type: row.try_get(2)?,
+                attempt: row.try_get(3)?,
+                at: row.try_get(4)?,
+                status: row.try_get(5)?,
+                latency_ms: row.try_get(6)?,
+                error: row.try_get(7)?,
+                response: row.try_get(8)?,
             })
         })
         .collect()

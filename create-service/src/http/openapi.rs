@@ -104,6 +104,10 @@ pub enum BodyProblems {
         super::webhooks::update_webhook,
         super::webhooks::delete_webhook,
         super::webhooks::test_webhook,
+        super::webhooks::list_messages,
+        super::webhooks::list_attempts,
+        super::webhooks::replay_all,
+        super::webhooks::replay_one,
     ),
     components(schemas(common::problem::FieldError)),
     modifiers(&ApiKeyAuth),
@@ -153,7 +157,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 27);
+        assert_eq!(operations, 31);
     }
 
     #[test]

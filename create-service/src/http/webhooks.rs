@@ -1,5 +1,6 @@
 //! `/api/v1/webhooks`: the endpoints a tenant's events are delivered to, their
-//! secrets (shown once), and a test event on request. Delivery itself is
+//! secrets (shown once), a test event on request, the messages owed to each and its
+//! delivery log, and the replay of dead letters. Delivery itself is
 //! stats-service's (`stats_service::webhooks`).
 
 use actix_web::http::StatusCode;
@@ -8,16 +9,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use common::audit::{self, AuditAction};
 use common::db::StoreError;
-use common::db::webhooks::{self, EndpointRecord};
+use common::db::webhooks::{self, AttemptCursor, EndpointRecord};
 use common::domain::access::Action;
-use common::domain::webhooks::{ENDPOINT_PREFIX, EventType, is_id};
+use common::domain::webhooks::{ENDPOINT_PREFIX, EventType, MESSAGE_PREFIX, is_id};
 use common::problem::Problem;
 use common::time::{from_ms, now_ms};
 use serde::de::MapAccess;
 use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use super::list::{DEFAULT_PAGE, bad_query, page_bounds};
 use crate::error::ApiError;
 use crate::model::{FieldErrors, Fields, object_only};
 use crate::state::{Caller, CreateState};
@@ -401,4 +403,284 @@ pub async fn test_webhook(
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(TestSent {
         message_id: message.id,
     }))
+}
+
+/// `GET /api/v1/webhooks/{id}/messages`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MessageQuery {
+    /// `pending`, `delivered` or `dead` (the dead letters); absent: all.
+    pub state: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000, default = 50)]
+    pub limit: Option<u32>,
+}
+
+/// A message owed to, delivered to, or given up on for an endpoint.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    /// `msg_…`: its `webhook-id` header on every attempt.
+    pub id: String,
+    /// `link.created`, `link.updated`, `link.deleted`, `link.clicked`, `webhook.test`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The link it is about (`code`, or `domain/code`); absent for a test event.
+    pub link: Option<String>,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    /// When it is tried next (pending messages only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was delivered or given up on.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One page of an endpoint's messages.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessagePage {
+    /// Newest first.
+    pub items: Vec<MessageView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/webhooks/{id}/attempts`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000, default = 50)]
+    pub limit: Option<u32>,
+}
+
+/// One attempt at delivering a message: the delivery log's row.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// 1 for the first attempt at the message.
+    pub attempt: i64,
+    pub at: DateTime<Utc>,
+    /// The endpoint's answer; absent when none came.
+    pub status: Option<i64>,
+    pub latency_ms: i64,
+    /// Why no answer came (timed out, refused, an address not delivered to).
+    pub error: Option<String>,
+    /// The first kilobyte of the answer's body.
+    pub response: Option<String>,
+}
+
+/// One page of an endpoint's delivery log.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttemptPage {
+    /// Newest first.
+    pub items: Vec<AttemptView>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/v1/webhooks/{id}/replay` and `…/messages/{message_id}/replay`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Replayed {
+    /// Dead letters put back in line, due at once with a fresh retry budget.
+    pub replayed: u64,
+}
+
+const MESSAGE_STATES: [&str; 3] = ["pending", "delivered", "dead"];
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/messages",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id"), MessageQuery),
+    responses(
+        (status = 200, description = "One page of the endpoint's messages, newest first", body = MessagePage),
+        (status = 400, description = "Bad state, cursor or limit", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
+        (status = 404, description = "No such endpoint of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_messages(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: web::Path<String>,
+    query: web::Query<MessageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let endpoint = owned(&state, &caller, &id).await?;
+    let (limit, before) = page_bounds(query.limit, DEFAULT_PAGE, query.cursor.as_deref())?;
+    if let Some(wanted) = query.state.as_deref()
+        && !MESSAGE_STATES.contains(&wanted)
+    {
+        return Err(bad_query("state must be `pending`, `delivered` or `dead`"));
+    }
+    let mut rows = webhooks::messages(
+        state.deps.db.primary(),
+        &endpoint.id,
+        query.state.as_deref(),
+        before,
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let next_cursor = (rows.len() > limit as usize).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|m| m.seq.to_string())
+    });
+    let items = rows
+        .iter()
+        .map(|m| MessageView {
+            id: m.id.clone(),
+            event_type: m.event_type.clone(),
+            link: (!m.link_key.is_empty()).then(|| m.link_key.clone()),
+            state: m.state.clone(),
+            attempts: m.attempts,
+            created_at: from_ms(m.created_at),
+            next_attempt_at: (m.state == "pending").then(|| from_ms(m.next_attempt_at)),
+            finished_at: m.finished_at.map(from_ms),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(MessagePage {
+        items,
+        next_cursor: next_cursor.flatten(),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/attempts",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id"), AttemptQuery),
+    responses(
+        (status = 200, description = "One page of the endpoint's delivery log, newest first", body = AttemptPage),
+        (status = 400, description = "Bad cursor or limit", body = Problem, content_type = "application/problem+json"),
+        super::openapi::CallerProblems,
+        (status = 404, description = "No such endpoint of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_attempts(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: web::Path<String>,
+    query: web::Query<AttemptQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let endpoint = owned(&state, &caller, &id).await?;
+    let (limit, _) = page_bounds(query.limit, DEFAULT_PAGE, None)?;
+    let after = match query.cursor.as_deref() {
+        Some(text) => Some(
+            AttemptCursor::parse(text)
+                .ok_or_else(|| bad_query("cursor is not one this API handed out"))?,
+        ),
+        None => None,
+    };
+    let mut rows = webhooks::attempts(
+        state.deps.db.primary(),
+        &endpoint.id,
+        after,
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let next_cursor = (rows.len() > limit as usize).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|a| a.cursor().to_string())
+    });
+    let items = rows
+        .into_iter()
+        .map(|a| AttemptView {
+            message_id: a.message_id,
+            event_type: a.event_type,
+            attempt: a.attempt,
+            at: from_ms(a.at),
+            status: a.status,
+            latency_ms: a.latency_ms,
+            error: a.error,
+            response: a.response,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AttemptPage {
+        items,
+        next_cursor: next_cursor.flatten(),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/replay",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 202, description = "Every dead letter of the endpoint is back in line", body = Replayed),
+        super::openapi::CallerProblems,
+        (status = 404, description = "No such endpoint of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn replay_all(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    replay(req, state, &id, None).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/messages/{message_id}/replay",
+    tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "The endpoint's id"),
+        ("message_id" = String, Path, description = "The dead letter's id (`msg_…`)"),
+    ),
+    responses(
+        (status = 202, description = "The dead letter is back in line", body = Replayed),
+        super::openapi::CallerProblems,
+        (status = 404, description = "No such endpoint of yours, or no such dead letter of it", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn replay_one(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, message) = path.into_inner();
+    if !is_id(&message, MESSAGE_PREFIX) {
+        return Err(ApiError::DeadLetterNotFound);
+    }
+    replay(req, state, &id, Some(&message)).await
+}
+
+/// Puts the endpoint's dead letters (one, when `message` names it) back in line,
+/// with the audit row that says who did.
+async fn replay(
+    req: HttpRequest,
+    state: web::Data<CreateState>,
+    id: &str,
+    message: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.caller(&req, Action::ManageWebhooks).await?;
+    let endpoint = owned(&state, &caller, id).await?;
+    let mut tx = state.deps.db.begin_write().await?;
+    let replayed = webhooks::replay(&mut tx, &endpoint.id, message, now_ms()).await?;
+    if replayed == 0 && message.is_some() {
+        return Err(ApiError::DeadLetterNotFound);
+    }
+    // Recorded even when nothing was dead: who asked is what the log tells.
+    let entry = caller.audit(
+        AuditAction::WebhookReplayed,
+        audit::target("webhook", &endpoint.id),
+        serde_json::json!({"replayed": {"from": null, "to": replayed}}),
+    );
+    common::db::audit::insert(&mut *tx, &entry).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(Replayed { replayed }))
 }
