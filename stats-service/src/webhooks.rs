@@ -258,11 +258,18 @@ impl Deliverer {
             return Ok(0);
         }
         let now = (self.clock)();
-        // More than there is room for: some belong to endpoints at their share.
-        let due = webhooks::due(self.db.primary(), now, (room * 4) as i64).await?;
-        // A lease beyond any attempt: connect and answer within the timeout, and
-        // the recording after it.
-        let until = now + 2 * self.settings.timeout.as_millis() as i64 + 30_000;
+        // More than there is room for: some belong to endpoints at their share in
+        // flight here already.
+        let due = webhooks::due(
+            self.db.primary(),
+            now,
+            (room * 2) as i64,
+            self.per_endpoint() as i64,
+        )
+        .await?;
+        // A lease beyond any attempt (connecting and the answer each within the
+        // timeout) and its recording.
+        let until = now + 2 * self.settings.timeout.as_millis() as i64 + 5_000;
         let mut started = 0;
         for delivery in due {
             if started == room {

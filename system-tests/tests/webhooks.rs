@@ -40,12 +40,15 @@ impl Received {
     }
 }
 
-/// A webhook receiver on 127.0.0.1: records every request and answers `status`.
+/// A webhook receiver on 127.0.0.1: records every request and answers `status`
+/// after `delay`; it can go down (its port refuses connections) and come back.
 #[derive(Clone)]
 struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<Mutex<u16>>,
+    delay: Arc<Mutex<Duration>>,
+    serving: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Receiver {
@@ -55,9 +58,16 @@ impl Receiver {
             port: listener.local_addr().unwrap().port(),
             got: Arc::default(),
             status: Arc::new(Mutex::new(200)),
+            delay: Arc::default(),
+            serving: Arc::default(),
         };
-        let me = receiver.clone();
-        tokio::spawn(async move {
+        receiver.serve(listener);
+        receiver
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let me = self.clone();
+        let task = tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     return;
@@ -67,6 +77,8 @@ impl Receiver {
                     let Some(received) = read_request(&mut socket).await else {
                         return;
                     };
+                    let delay = *me.delay.lock().unwrap();
+                    tokio::time::sleep(delay).await;
                     me.got.lock().unwrap().push(received);
                     let status = *me.status.lock().unwrap();
                     let answer = format!(
@@ -76,7 +88,24 @@ impl Receiver {
                 });
             }
         });
-        receiver
+        *self.serving.lock().unwrap() = Some(task);
+    }
+
+    /// Stops listening: connections to the port are refused.
+    fn down(&self) {
+        if let Some(task) = self.serving.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    async fn up(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.serve(listener);
+    }
+
+    fn slow(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     fn url(&self) -> String {
@@ -93,7 +122,12 @@ impl Receiver {
 
     /// Waits until `n` requests came (at most 20 s).
     async fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..400 {
+        self.wait_within(n, Duration::from_secs(20)).await
+    }
+
+    async fn wait_within(&self, n: usize, within: Duration) -> Vec<Received> {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
             let got = self.received();
             if got.len() >= n {
                 return got;
@@ -452,4 +486,124 @@ async fn retried_then_dead_lettered(h: &Harness) {
     )
     .await
     .assert_problem(400, "invalid-query");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_does_not_delay_another_tenant_sqlite() {
+    let h = Harness::sqlite(&LOCAL).await;
+    a_slow_endpoint_does_not_delay_another_tenant(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_does_not_delay_another_tenant_postgres() {
+    let h = Harness::postgres(&LOCAL).await;
+    a_slow_endpoint_does_not_delay_another_tenant(&h).await;
+    h.stop().await;
+}
+
+async fn a_slow_endpoint_does_not_delay_another_tenant(h: &Harness) {
+    // One tenant's endpoint answers after 9 s (inside the 10 s timeout), and is owed
+    // more messages than there are delivery slots in all (`webhooks.concurrency`,
+    // 32): without a share per endpoint, they would take every slot.
+    let slow = Receiver::start().await;
+    slow.slow(Duration::from_secs(9));
+    register(h, &slow.url(), &["link.created"]).await;
+    for n in 0..40 {
+        h.create_link(json!({"url": format!("https://example.com/slow/{n}")}))
+            .await;
+    }
+    let fast = Receiver::start().await;
+    let made = h
+        .post_as(
+            &h.other_key,
+            "/api/v1/webhooks",
+            json!({"url": fast.url(), "events": ["link.created"]}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    // Once the slow endpoint holds its share of the slots, the other tenant's link.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    let link = h
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/links",
+            Some(&h.other_key),
+            Some(json!({"url": "https://example.com/fast"})),
+        )
+        .await;
+    assert_eq!(link.status, 201, "{}", link.text);
+    let got = fast.wait_within(1, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the other tenant waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(got[0].json()["data"]["url"], "https://example.com/fast");
+    assert!(
+        slow.received().is_empty(),
+        "nothing answered yet at the slow endpoint"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_a_minute_loses_nothing_and_keeps_order() {
+    let h = Harness::postgres(&LOCAL).await;
+    let receiver = Receiver::start().await;
+    let (_, secret) = register(&h, &receiver.url(), &["link.created", "link.updated"]).await;
+    receiver.down();
+    let down_at = std::time::Instant::now();
+    // Events under load while it is down: 10 links, each made and changed 4 times.
+    let links = 10;
+    for n in 0..links {
+        h.create_link(json!({"url": "https://example.com/v0", "alias": format!("down-{n}")}))
+            .await;
+    }
+    for version in 1..=4 {
+        for n in 0..links {
+            let changed = h
+                .patch_as(
+                    &h.key,
+                    &format!("/api/v1/links/down-{n}"),
+                    json!({"url": format!("https://example.com/v{version}")}),
+                )
+                .await;
+            assert_eq!(changed.status, 200, "{}", changed.text);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(down_at.elapsed())).await;
+    assert!(receiver.received().is_empty());
+    receiver.up().await;
+    // Retries back off 5, 10, 20, 40 s: the next comes within about 40 s of coming up.
+    let got = receiver
+        .wait_within(links * 5, Duration::from_secs(90))
+        .await;
+    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut ids = std::collections::HashSet::new();
+    for received in &got {
+        verify(&secret, received);
+        // At least once: a repeat carries the id already seen, and is not counted.
+        if !ids.insert(received.header("webhook-id").to_string()) {
+            continue;
+        }
+        let body = received.json();
+        seen.entry(body["data"]["code"].as_str().unwrap().to_string())
+            .or_default()
+            .push(format!(
+                "{} {}",
+                body["type"].as_str().unwrap(),
+                body["data"]["url"]
+            ));
+    }
+    assert_eq!(seen.len(), links);
+    for (code, events) in &seen {
+        assert_eq!(events.len(), 5, "{code}: {events:?}");
+        assert!(events[0].starts_with("link.created"), "{code}: {events:?}");
+        assert!(
+            events[1..].iter().all(|e| e.starts_with("link.updated")),
+            "{code}: {events:?}"
+        );
+    }
+    h.stop().await;
 }

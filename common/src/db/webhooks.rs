@@ -232,20 +232,30 @@ pub struct Delivery {
 
 /// Due messages at the head of their link's line (no older message of the same link
 /// is still owed to the same endpoint), of endpoints that are on, and held by no
-/// worker: the longest due first, up to `limit`.
-pub async fn due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+/// worker: the longest due first, up to `limit`, and at most `per_endpoint` of any
+/// one endpoint, so an endpoint with a backlog cannot fill the page.
+pub async fn due(
+    pool: &AnyPool,
+    now: i64,
+    limit: i64,
+    per_endpoint: i64,
+) -> Result<Vec<Delivery>, StoreError> {
     let rows = sqlx::query(
-        "SELECT m.seq, m.id, m.endpoint_id, m.payload, m.created_at, m.attempts, \
-         COALESCE(m.retry_from, m.created_at), e.url, e.secret \
+        "SELECT seq, id, endpoint_id, payload, created_at, attempts, retry_from, url, secret \
+         FROM (SELECT m.seq, m.id, m.endpoint_id, m.payload, m.created_at, m.attempts, \
+         COALESCE(m.retry_from, m.created_at) AS retry_from, e.url, e.secret, \
+         m.next_attempt_at, ROW_NUMBER() OVER (PARTITION BY m.endpoint_id \
+         ORDER BY m.next_attempt_at, m.seq) AS place \
          FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id \
          WHERE m.state = 'pending' AND m.next_attempt_at <= $1 \
          AND (m.locked_until IS NULL OR m.locked_until < $1) AND e.enabled = 1 \
          AND NOT EXISTS (SELECT 1 FROM webhook_messages o WHERE o.endpoint_id = m.endpoint_id \
-         AND o.link_key = m.link_key AND o.state = 'pending' AND o.seq < m.seq) \
-         ORDER BY m.next_attempt_at, m.seq LIMIT $2",
+         AND o.link_key = m.link_key AND o.state = 'pending' AND o.seq < m.seq)) due \
+         WHERE place <= $3 ORDER BY next_attempt_at, seq LIMIT $2",
     )
     .bind(now)
     .bind(limit)
+    .bind(per_endpoint)
     .fetch_all(pool)
     .await?;
     rows.iter()
