@@ -41,6 +41,8 @@ pub fn system_clock() -> Clock {
 const POLL: Duration = Duration::from_millis(200);
 /// Bytes of an answer's body kept in the delivery log.
 const RESPONSE_BYTES: usize = 1024;
+/// How often finished messages past `webhooks.retention` are forgotten.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// At shutdown, how long deliveries under way may take to finish and be recorded.
 const DRAIN: Duration = Duration::from_secs(8);
 
@@ -193,6 +195,7 @@ impl Deliverer {
         let mut backoff =
             common::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut reported: Option<Instant> = None;
+        let mut purged: Option<Instant> = None;
         while !stop.is_cancelled() {
             match self.clone().round().await {
                 Ok(started) => {
@@ -211,6 +214,14 @@ impl Deliverer {
                         _ = backoff.wait() => {}
                         _ = stop.cancelled() => {}
                     }
+                }
+            }
+            if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                purged = Some(Instant::now());
+                match self.purge().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(messages = n, "finished webhook messages purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging webhook messages failed"),
                 }
             }
             if reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
@@ -233,6 +244,13 @@ impl Deliverer {
             let _ =
                 tokio::time::timeout(Duration::from_millis(100), self.finished.notified()).await;
         }
+    }
+
+    /// Forgets messages delivered or dead for longer than `webhooks.retention`, with
+    /// their delivery log (several processes doing it at once is harmless).
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        let retention = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
+        webhooks::purge_finished(self.db.primary(), (self.clock)().saturating_sub(retention)).await
     }
 
     /// Waits until no delivery is in flight (at most the timeout and a margin): a

@@ -475,6 +475,15 @@ async fn retried_then_dead_lettered(h: &Harness) {
         .await;
     assert_eq!(again.status, 202, "{}", again.text);
     assert_eq!(again.body["replayed"], 0);
+    // Kept for `webhooks.retention` (30 d), then forgotten with the log.
+    assert_eq!(worker.purge().await.unwrap(), 0);
+    *now.lock().unwrap() += 31 * 86_400_000;
+    assert_eq!(worker.purge().await.unwrap(), 1);
+    assert!(state(h).await.is_none());
+    let log = h
+        .get_as(&h.key, &format!("/api/v1/webhooks/{id}/attempts"))
+        .await;
+    assert_eq!(log.body["items"], json!([]), "{}", log.text);
     for bad in ["state=lost", "cursor=x", "limit=0"] {
         h.get_as(&h.key, &format!("/api/v1/webhooks/{id}/messages?{bad}"))
             .await

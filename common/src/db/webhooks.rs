@@ -541,6 +541,25 @@ pub async fn attempts(
         .collect()
 }
 
+/// Forgets messages delivered or given up on before `before` (Unix ms), with their
+/// delivery log; returns how many messages.
+pub async fn purge_finished(pool: &AnyPool, before: i64) -> Result<u64, StoreError> {
+    sqlx::query(
+        "DELETE FROM webhook_attempts WHERE message_seq IN (SELECT seq FROM webhook_messages \
+         WHERE finished_at IS NOT NULL AND finished_at < $1)",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
+    let result = sqlx::query(
+        "DELETE FROM webhook_messages WHERE finished_at IS NOT NULL AND finished_at < $1",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// Pending messages and the due time of the oldest due one (0 when none is due), for
 /// the delivery lag.
 pub async fn backlog(pool: &AnyPool, now: i64) -> Result<(i64, i64), StoreError> {
