@@ -5,19 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod command;
+
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use command::{db_url, shortener, stderr, stdout};
 use common::config::{ServiceKind, Settings};
 use serde_json::{Value, json};
 
 /// `links.blocklist_reload` of the server under test, in seconds.
 const RELOAD_SECS: u64 = 1;
-
-fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}/shortener.db?mode=rwc", dir.display())
-}
 
 fn settings(dir: &Path) -> Settings {
     let env = vec![
@@ -32,23 +30,6 @@ fn settings(dir: &Path) -> Settings {
         ),
     ];
     Settings::load_from(ServiceKind::AllInOne, None, env).unwrap()
-}
-
-fn shortener(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shortener"))
-        .args(args)
-        .env("SHORTENER__DATABASE__URL", db_url(dir))
-        .env("SHORTENER__TELEMETRY__FILTER", "error")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
 }
 
 struct Server {

@@ -4,30 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod command;
 
+use command::{db_url, shortener, stderr, stdout};
 use common::config::{ServiceKind, Settings};
 use common::db::webhooks::{EndpointRecord, insert_endpoint, insert_messages};
 use common::domain::webhooks::EventType;
 use common::link::TenantId;
-
-fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}/shortener.db?mode=rwc", dir.display())
-}
-
-fn shortener(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shortener"))
-        .args(args)
-        .env("SHORTENER__DATABASE__URL", db_url(dir))
-        .env("SHORTENER__TELEMETRY__FILTER", "error")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_and_replayed() {
@@ -39,17 +22,9 @@ async fn dead_letters_are_listed_and_replayed() {
         .unwrap();
     let now = common::time::now_ms();
     let endpoint = EndpointRecord {
-        id: common::webhooks::new_endpoint_id(),
-        tenant_id: TenantId::from_stored("acme".into()),
         url: "https://hooks.example.com/in".into(),
         events: vec![EventType::LinkCreated],
-        secret: common::webhooks::new_secret(),
-        description: String::new(),
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
+        ..common::webhooks::new_endpoint(TenantId::from_stored("acme".into()), now)
     };
     let message = common::webhooks::test_message(&endpoint, now);
     let mut tx = deps.db.begin_write().await.unwrap();
@@ -85,43 +60,26 @@ async fn dead_letters_are_listed_and_replayed() {
         "{theirs:?}"
     );
 
-    let replayed = shortener(
-        dir.path(),
-        &[
-            "webhooks",
-            "replay",
-            "--tenant",
-            "acme",
-            "--endpoint",
-            &endpoint.id,
-            "--message",
-            &message.id,
-        ],
-    );
+    let replay = [
+        "webhooks",
+        "replay",
+        "--tenant",
+        "acme",
+        "--endpoint",
+        &endpoint.id,
+        "--message",
+        &message.id,
+    ];
+    let replayed = shortener(dir.path(), &replay);
     assert!(replayed.status.success(), "{replayed:?}");
     assert!(
         stdout(&replayed).starts_with("1 dead letter(s)"),
         "{replayed:?}"
     );
     // Not dead any more: a second replay of it is refused, and nothing is listed.
-    let again = shortener(
-        dir.path(),
-        &[
-            "webhooks",
-            "replay",
-            "--tenant",
-            "acme",
-            "--endpoint",
-            &endpoint.id,
-            "--message",
-            &message.id,
-        ],
-    );
+    let again = shortener(dir.path(), &replay);
     assert!(!again.status.success());
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains("no dead letter"),
-        "{again:?}"
-    );
+    assert!(stderr(&again).contains("no dead letter"), "{again:?}");
     let listed = shortener(
         dir.path(),
         &["webhooks", "dead-letters", "--tenant", "acme"],

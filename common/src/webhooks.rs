@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::config::WebhookSettings;
 use crate::db::webhooks::{EndpointRecord, NewMessage};
+use crate::link::TenantId;
 use crate::time::from_ms;
 use domain::webhooks::{
     ENDPOINT_PREFIX, EventType, MESSAGE_PREFIX, Network, SECRET_BYTES, id_from, may_reach,
@@ -83,6 +84,24 @@ fn random_u128() -> u128 {
 
 pub fn new_endpoint_id() -> String {
     id_from(ENDPOINT_PREFIX, random_u128())
+}
+
+/// A new endpoint of `tenant_id`, made at `now`: on, with a fresh id and secret, and
+/// no URL or events yet (its maker sets them).
+pub fn new_endpoint(tenant_id: TenantId, now: i64) -> EndpointRecord {
+    EndpointRecord {
+        id: new_endpoint_id(),
+        tenant_id,
+        url: String::new(),
+        events: Vec::new(),
+        secret: new_secret(),
+        description: String::new(),
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 pub fn new_message_id() -> String {

@@ -230,7 +230,33 @@ pub struct LinkView {
     pub password_protected: bool,
 }
 
+/// The short URL of `code` on `site`, or (`None`) on the default domain served at
+/// `base_url`.
+pub fn short_url(base_url: &str, site: Option<&DomainRecord>, code: &str) -> String {
+    match site {
+        None => format!("{base_url}/{code}"),
+        Some(site) => site.settings.short_url(site.name.as_str(), code),
+    }
+}
+
 impl LinkView {
+    /// The owner's view of `record`, which is on `site`; links without a branded
+    /// domain are on `default_domain`, served at `base_url`.
+    pub fn on(
+        record: &LinkRecord,
+        site: Option<&DomainRecord>,
+        default_domain: &str,
+        base_url: &str,
+        now_ms: i64,
+    ) -> LinkView {
+        let domain = match &record.domain {
+            Some(name) => name.to_string(),
+            None => default_domain.to_string(),
+        };
+        let short_url = short_url(base_url, site, record.code.as_str());
+        LinkView::from_record(record, domain, short_url, now_ms)
+    }
+
     pub fn from_record(
         record: &LinkRecord,
         domain: String,

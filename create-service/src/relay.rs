@@ -389,7 +389,8 @@ impl Relay {
         todo: &[&PendingChange],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut subscribers: HashMap<(TenantId, EventType), Vec<EndpointRecord>> = HashMap::new();
+        // Each tenant's endpoints read once a round, whatever kinds of change it has.
+        let mut tenants: HashMap<TenantId, Vec<EndpointRecord>> = HashMap::new();
         let mut sites: HashMap<DomainName, Option<DomainRecord>> = HashMap::new();
         let mut messages = Vec::new();
         for change in todo {
@@ -398,37 +399,34 @@ impl Relay {
                 ChangeKind::Updated => EventType::LinkUpdated,
                 ChangeKind::Deleted => EventType::LinkDeleted,
             };
-            let key = (change.link.tenant_id.clone(), event);
-            if !subscribers.contains_key(&key) {
-                let found = webhooks::subscribed(conn, &key.0, event).await?;
-                subscribers.insert(key.clone(), found);
+            let tenant = &change.link.tenant_id;
+            if !tenants.contains_key(tenant) {
+                let found = webhooks::enabled_endpoints(conn, tenant).await?;
+                tenants.insert(tenant.clone(), found);
             }
-            let Some(endpoints) = subscribers.get(&key).filter(|e| !e.is_empty()) else {
+            let endpoints: Vec<&EndpointRecord> = tenants
+                .get(tenant)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.events.contains(&event))
+                .collect();
+            if endpoints.is_empty() {
                 continue;
-            };
+            }
             let link = &change.link;
-            let (domain, short_url) = match &link.domain {
-                None => (
-                    self.default_domain.clone(),
-                    format!("{}/{}", self.base_url, link.code),
-                ),
-                Some(name) => {
-                    if !sites.contains_key(name) {
-                        let site = domains::get(self.db.primary(), name).await?;
-                        sites.insert(name.clone(), site);
-                    }
-                    let settings = sites
-                        .get(name)
-                        .and_then(Option::as_ref)
-                        .map(|site| site.settings.clone())
-                        .unwrap_or_default();
-                    (
-                        name.to_string(),
-                        settings.short_url(name.as_str(), link.code.as_str()),
-                    )
-                }
-            };
-            let view = crate::model::LinkView::from_record(link, domain, short_url, now);
+            if let Some(name) = &link.domain
+                && !sites.contains_key(name)
+            {
+                let site = domains::get(self.db.primary(), name).await?;
+                sites.insert(name.clone(), site);
+            }
+            let site = link
+                .domain
+                .as_ref()
+                .and_then(|name| sites.get(name))
+                .and_then(Option::as_ref);
+            let view =
+                crate::model::LinkView::on(link, site, &self.default_domain, &self.base_url, now);
             let data = serde_json::to_value(&view)
                 .map_err(|e| StoreError::Corrupt(format!("link view: {e}")))?;
             for endpoint in endpoints {

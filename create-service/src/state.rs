@@ -339,10 +339,7 @@ impl CreateState {
 
     /// The short URL of `code` on `site` (`None`: the default domain).
     pub fn short_url(&self, site: Option<&DomainRecord>, code: &str) -> String {
-        match site {
-            None => format!("{}/{code}", self.base_url),
-            Some(site) => site.settings.short_url(site.name.as_str(), code),
-        }
+        crate::model::short_url(&self.base_url, site, code)
     }
 }
 

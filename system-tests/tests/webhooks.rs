@@ -23,6 +23,23 @@ const LOCAL: [(&str, &str); 2] = [
     ("SHORTENER__WEBHOOKS__ALLOWED_NETWORKS", "127.0.0.1/32"),
 ];
 
+/// [`LOCAL`], with no delivering in the services: the test runs its own worker.
+const LOCAL_UNDELIVERED: [(&str, &str); 3] = [
+    LOCAL[0],
+    LOCAL[1],
+    ("SHORTENER__WEBHOOKS__DELIVER", "false"),
+];
+
+on_both_engines!(
+    settings = super::LOCAL;
+    link_changes_arrive_signed_and_in_order,
+    a_slow_endpoint_does_not_delay_another_tenant
+);
+on_both_engines!(
+    settings = super::LOCAL_UNDELIVERED;
+    a_failing_endpoint_is_retried_then_dead_lettered
+);
+
 /// One request a receiver got.
 #[derive(Debug, Clone)]
 struct Received {
@@ -208,20 +225,6 @@ async fn register(h: &Harness, url: &str, events: &[&str]) -> (String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn link_changes_arrive_signed_and_in_order_sqlite() {
-    let h = Harness::sqlite(&LOCAL).await;
-    link_changes_arrive_signed_and_in_order(&h).await;
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn link_changes_arrive_signed_and_in_order_postgres() {
-    let h = Harness::postgres(&LOCAL).await;
-    link_changes_arrive_signed_and_in_order(&h).await;
-    h.stop().await;
-}
-
 async fn link_changes_arrive_signed_and_in_order(h: &Harness) {
     let receiver = Receiver::start().await;
     let (id, secret) = register(
@@ -303,31 +306,7 @@ async fn link_changes_arrive_signed_and_in_order(h: &Harness) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_endpoint_is_retried_then_dead_lettered_sqlite() {
-    let h = Harness::sqlite(&[
-        LOCAL[0],
-        LOCAL[1],
-        ("SHORTENER__WEBHOOKS__DELIVER", "false"),
-    ])
-    .await;
-    retried_then_dead_lettered(&h).await;
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_endpoint_is_retried_then_dead_lettered_postgres() {
-    let h = Harness::postgres(&[
-        LOCAL[0],
-        LOCAL[1],
-        ("SHORTENER__WEBHOOKS__DELIVER", "false"),
-    ])
-    .await;
-    retried_then_dead_lettered(&h).await;
-    h.stop().await;
-}
-
-async fn retried_then_dead_lettered(h: &Harness) {
+async fn a_failing_endpoint_is_retried_then_dead_lettered(h: &Harness) {
     let receiver = Receiver::start().await;
     receiver.answer(500);
     let (id, secret) = register(h, &receiver.url(), &["link.created"]).await;
@@ -495,20 +474,6 @@ async fn retried_then_dead_lettered(h: &Harness) {
     )
     .await
     .assert_problem(400, "invalid-query");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_endpoint_does_not_delay_another_tenant_sqlite() {
-    let h = Harness::sqlite(&LOCAL).await;
-    a_slow_endpoint_does_not_delay_another_tenant(&h).await;
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_endpoint_does_not_delay_another_tenant_postgres() {
-    let h = Harness::postgres(&LOCAL).await;
-    a_slow_endpoint_does_not_delay_another_tenant(&h).await;
-    h.stop().await;
 }
 
 async fn a_slow_endpoint_does_not_delay_another_tenant(h: &Harness) {

@@ -573,11 +573,10 @@ pub async fn backlog(pool: &AnyPool, now: i64) -> Result<(i64, i64), StoreError>
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
-/// Enabled endpoints of `tenant_id` subscribed to `event`.
-pub async fn subscribed(
+/// The endpoints of `tenant_id` that are on, oldest first.
+pub async fn enabled_endpoints(
     conn: &mut AnyConnection,
     tenant_id: &TenantId,
-    event: EventType,
 ) -> Result<Vec<EndpointRecord>, StoreError> {
     let sql = concat!(
         "SELECT ",
@@ -588,12 +587,5 @@ pub async fn subscribed(
         .bind(tenant_id.as_str())
         .fetch_all(conn)
         .await?;
-    let mut endpoints = Vec::new();
-    for row in &rows {
-        let endpoint = endpoint_from_row(row)?;
-        if endpoint.events.contains(&event) {
-            endpoints.push(endpoint);
-        }
-    }
-    Ok(endpoints)
+    rows.iter().map(endpoint_from_row).collect()
 }

@@ -128,12 +128,13 @@ pub(crate) fn view(
     record: &LinkRecord,
     site: Option<&DomainRecord>,
 ) -> LinkView {
-    let domain = match &record.domain {
-        Some(name) => name.to_string(),
-        None => state.default_domain.name().to_string(),
-    };
-    let short_url = state.short_url(site, record.code.as_str());
-    LinkView::from_record(record, domain, short_url, now_ms())
+    LinkView::on(
+        record,
+        site,
+        state.default_domain.name(),
+        &state.base_url,
+        now_ms(),
+    )
 }
 
 /// Views of `records`, each with its domain's short URL (the tenant's domains are

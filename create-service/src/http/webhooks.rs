@@ -209,20 +209,7 @@ pub async fn create_webhook(
             missing.into_problem_titled("Invalid webhook"),
         ));
     }
-    let now = now_ms();
-    let blank = EndpointRecord {
-        id: common::webhooks::new_endpoint_id(),
-        tenant_id: caller.tenant_id().clone(),
-        url: String::new(),
-        events: Vec::new(),
-        secret: common::webhooks::new_secret(),
-        description: String::new(),
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let blank = common::webhooks::new_endpoint(caller.tenant_id().clone(), now_ms());
     let record = body
         .apply(blank, &state.webhook_policy)
         .map_err(ApiError::Invalid)?;
@@ -495,6 +482,16 @@ pub struct Replayed {
 
 const MESSAGE_STATES: [&str; 3] = ["pending", "delivered", "dead"];
 
+/// Keeps the first `limit` of `rows` (read one beyond it), and says where the next
+/// page starts when there is one: the last kept row's `cursor`.
+fn cut_page<T>(rows: &mut Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Option<String> {
+    if rows.len() <= limit as usize {
+        return None;
+    }
+    rows.truncate(limit as usize);
+    rows.last().map(cursor)
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/webhooks/{id}/messages",
@@ -530,10 +527,7 @@ pub async fn list_messages(
         i64::from(limit) + 1,
     )
     .await?;
-    let next_cursor = (rows.len() > limit as usize).then(|| {
-        rows.truncate(limit as usize);
-        rows.last().map(|m| m.seq.to_string())
-    });
+    let next_cursor = cut_page(&mut rows, limit, |m| m.seq.to_string());
     let items = rows
         .iter()
         .map(|m| MessageView {
@@ -547,10 +541,7 @@ pub async fn list_messages(
             finished_at: m.finished_at.map(from_ms),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(MessagePage {
-        items,
-        next_cursor: next_cursor.flatten(),
-    }))
+    Ok(HttpResponse::Ok().json(MessagePage { items, next_cursor }))
 }
 
 #[utoipa::path(
@@ -589,10 +580,7 @@ pub async fn list_attempts(
         i64::from(limit) + 1,
     )
     .await?;
-    let next_cursor = (rows.len() > limit as usize).then(|| {
-        rows.truncate(limit as usize);
-        rows.last().map(|a| a.cursor().to_string())
-    });
+    let next_cursor = cut_page(&mut rows, limit, |a| a.cursor().to_string());
     let items = rows
         .into_iter()
         .map(|a| AttemptView {
@@ -606,10 +594,7 @@ pub async fn list_attempts(
             response: a.response,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(AttemptPage {
-        items,
-        next_cursor: next_cursor.flatten(),
-    }))
+    Ok(HttpResponse::Ok().json(AttemptPage { items, next_cursor }))
 }
 
 #[utoipa::path(

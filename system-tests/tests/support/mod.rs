@@ -462,26 +462,31 @@ impl Harness {
     }
 }
 
-/// Runs a scenario `async fn NAME(h: &Harness)` once on SQLite and once on PostgreSQL.
+/// Runs a scenario `async fn NAME(h: &Harness)` once on SQLite and once on PostgreSQL;
+/// `settings = OVERRIDES;` first starts both harnesses with those `(key, value)` pairs
+/// (an expression read inside the scenario's module: `super::NAME` for a constant).
 #[macro_export]
 macro_rules! on_both_engines {
-    ($($name:ident),+ $(,)?) => {
+    (settings = $overrides:expr; $($name:ident),+ $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    let h = $crate::support::Harness::sqlite(&[]).await;
+                    let h = $crate::support::Harness::sqlite(&$overrides).await;
                     super::$name(&h).await;
                     h.stop().await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    let h = $crate::support::Harness::postgres(&[]).await;
+                    let h = $crate::support::Harness::postgres(&$overrides).await;
                     super::$name(&h).await;
                     h.stop().await;
                 }
             }
         )+
+    };
+    ($($name:ident),+ $(,)?) => {
+        $crate::on_both_engines!(settings = []; $($name),+);
     };
 }
